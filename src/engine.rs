@@ -1,0 +1,308 @@
+//! The decision engine: one pure function from (policy, ledger, current,
+//! requested, actor, now) to a [`Decision`]. The webhook, the recommender,
+//! `explain` and `simulate` all call [`decide`].
+//!
+//! Order, as in the HPA: stabilization, then rate limits over the ledger of
+//! every actor's changes, then hard bounds (static ∩ active windows ∩ a fresh
+//! recommendation). Bounds win.
+
+mod bounds;
+pub mod ledger;
+mod rate;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub use bounds::Bounds;
+pub use ledger::{Change, Ledger, LedgerError};
+
+use crate::policy::{Direction, Mode, Policy, ScalingRules};
+
+/// The rule behind a reason; its `as_str` is the metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    /// `scale-up` stabilization window.
+    ScaleUpStabilization,
+    /// `scale-down` stabilization window.
+    ScaleDownStabilization,
+    /// `scale-up` rate policies.
+    ScaleUp,
+    /// `scale-down` rate policies.
+    ScaleDown,
+    /// Static `min-replicas`.
+    MinReplicas,
+    /// Static `max-replicas`.
+    MaxReplicas,
+    /// An active time window.
+    Window,
+    /// A fresh recommendation.
+    Recommendation,
+}
+
+impl Rule {
+    /// Stable label for metrics and Event reasons.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::ScaleUpStabilization => "scale-up-stabilization",
+            Rule::ScaleDownStabilization => "scale-down-stabilization",
+            Rule::ScaleUp => "scale-up",
+            Rule::ScaleDown => "scale-down",
+            Rule::MinReplicas => "min-replicas",
+            Rule::MaxReplicas => "max-replicas",
+            Rule::Window => "window",
+            Rule::Recommendation => "recommendation",
+        }
+    }
+}
+
+/// Why a request was changed: the rule and the numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reason {
+    /// Which rule.
+    pub rule: Rule,
+    /// E.g. `scale-up 4 pods/60s: asked 40, allowed 24 (20 at period start)`.
+    pub message: String,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// What happened to a request, for Events and metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// No rule changed the request.
+    Unchanged,
+    /// Enforce mode lowered or raised the request.
+    Clamped,
+    /// Deny mode refused the request.
+    Denied,
+    /// Audit mode let a request through that rules would have changed.
+    Audited,
+    /// Mode `off` or `suspend-until`: no rule was applied.
+    Paused,
+}
+
+impl Outcome {
+    /// Stable label for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Unchanged => "unchanged",
+            Outcome::Clamped => "clamped",
+            Outcome::Denied => "denied",
+            Outcome::Audited => "audited",
+            Outcome::Paused => "paused",
+        }
+    }
+
+    /// The Kubernetes Event reason, for outcomes worth an Event.
+    pub fn event_reason(self) -> Option<&'static str> {
+        match self {
+            Outcome::Clamped => Some("ScaleClamped"),
+            Outcome::Denied => Some("ScaleDenied"),
+            Outcome::Audited => Some("ScaleAudited"),
+            Outcome::Unchanged | Outcome::Paused => None,
+        }
+    }
+}
+
+/// The engine's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// Whether the request is admitted (false only when `deny` refuses it).
+    pub allowed: bool,
+    /// Replicas the workload ends up with after admission.
+    pub replicas: u32,
+    /// What the rules allow, whatever the mode does with it.
+    pub governed: u32,
+    /// Replicas before the request.
+    pub current: u32,
+    /// Replicas asked for.
+    pub requested: u32,
+    /// The policy mode that applied.
+    pub mode: Mode,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Every rule that changed the request, in the order applied.
+    pub reasons: Vec<Reason>,
+    /// Things the user should know that did not change the result.
+    pub warnings: Vec<String>,
+}
+
+impl Decision {
+    /// All reasons joined by `; `, for messages and Events.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        for (i, reason) in self.reasons.iter().enumerate() {
+            if i > 0 {
+                out.push_str("; ");
+            }
+            out.push_str(&reason.message);
+        }
+        out
+    }
+
+    /// The ledger entry this decision adds, if it changes or refuses anything.
+    pub fn change(&self, actor: &str, now: DateTime<Utc>) -> Option<Change> {
+        (self.requested != self.current || self.replicas != self.current).then(|| Change {
+            at: now,
+            from: self.current,
+            to: self.replicas,
+            requested: self.requested,
+            actor: actor.to_owned(),
+        })
+    }
+}
+
+/// One replica-change request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// Replicas before the request.
+    pub current: u32,
+    /// Replicas asked for.
+    pub requested: u32,
+    /// Who asks; recorded in the ledger, named in reasons.
+    pub actor: &'a str,
+}
+
+/// Decides one request. Pure: same inputs, same decision.
+pub fn decide(
+    policy: &Policy,
+    ledger: &Ledger,
+    request: Request<'_>,
+    now: DateTime<Utc>,
+) -> Decision {
+    let Request {
+        current, requested, ..
+    } = request;
+    let mut decision = Decision {
+        allowed: true,
+        replicas: requested,
+        governed: requested,
+        current,
+        requested,
+        mode: policy.mode,
+        outcome: Outcome::Unchanged,
+        reasons: Vec::new(),
+        warnings: Vec::new(),
+    };
+    if policy.is_paused(now) {
+        decision.outcome = Outcome::Paused;
+        if policy.mode != Mode::Off
+            && let Some(until) = policy.suspend_until
+        {
+            decision.warnings.push(format!(
+                "policy suspended until {}; request passes unchanged",
+                until.to_rfc3339()
+            ));
+        }
+        return decision;
+    }
+
+    let mut target = requested;
+    let rules = match requested.cmp(&current) {
+        std::cmp::Ordering::Greater => policy.scale_up.as_ref(),
+        std::cmp::Ordering::Less => policy.scale_down.as_ref(),
+        std::cmp::Ordering::Equal => None,
+    };
+    if let Some(rules) = rules {
+        target = apply_rate_rules(
+            rules,
+            ledger,
+            current,
+            requested,
+            now,
+            &mut decision.reasons,
+        );
+    }
+    let bounds = Bounds::at(policy, now, &mut decision.warnings);
+    target = bounds.apply(target, requested, &mut decision.reasons);
+
+    decision.governed = target;
+    decision.outcome = match (target == requested, policy.mode) {
+        (true, _) => Outcome::Unchanged,
+        (false, Mode::Enforce) => Outcome::Clamped,
+        (false, Mode::Deny) => Outcome::Denied,
+        (false, Mode::Audit | Mode::Off) => Outcome::Audited,
+    };
+    match decision.outcome {
+        Outcome::Clamped => decision.replicas = target,
+        Outcome::Denied => {
+            decision.allowed = false;
+            decision.replicas = current;
+        }
+        _ => {}
+    }
+    decision
+}
+
+fn apply_rate_rules(
+    rules: &ScalingRules,
+    ledger: &Ledger,
+    current: u32,
+    requested: u32,
+    now: DateTime<Utc>,
+    reasons: &mut Vec<Reason>,
+) -> u32 {
+    let (name, stabilization_rule, rate_rule, verb) = match rules.direction {
+        Direction::Up => (
+            "scale-up",
+            Rule::ScaleUpStabilization,
+            Rule::ScaleUp,
+            "lowest",
+        ),
+        Direction::Down => (
+            "scale-down",
+            Rule::ScaleDownStabilization,
+            Rule::ScaleDown,
+            "highest",
+        ),
+    };
+    let mut target = requested;
+    if let Some(stabilized) = rate::stabilize(rules, ledger, current, requested, now) {
+        target = stabilized;
+        reasons.push(Reason {
+            rule: stabilization_rule,
+            message: format!(
+                "{name} stabilization {}s: asked {requested}, allowed {target} ({verb} recommendation in the window)",
+                rules.stabilization_seconds
+            ),
+        });
+    }
+    let Some(limit) = rate::limit(rules, ledger, current, now) else {
+        return target;
+    };
+    let exceeds = match rules.direction {
+        Direction::Up => target > limit.replicas,
+        Direction::Down => target < limit.replicas,
+    };
+    if exceeds {
+        target = limit.replicas;
+        let message = match limit.policy {
+            Some(policy) if target == current => format!(
+                "{name} {policy}: asked {requested}, allowed {target} (budget spent: {} at period start)",
+                limit.period_start
+            ),
+            Some(policy) => format!(
+                "{name} {policy}: asked {requested}, allowed {target} ({} at period start)",
+                limit.period_start
+            ),
+            None => format!(
+                "{name} disabled (selectPolicy Disabled): asked {requested}, allowed {target}"
+            ),
+        };
+        reasons.push(Reason {
+            rule: rate_rule,
+            message,
+        });
+    }
+    target
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

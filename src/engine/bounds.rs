@@ -1,0 +1,160 @@
+//! Hard bounds at an instant: static min/max ∩ active windows ∩ a fresh
+//! recommendation. Each bound remembers the rule that set it, so a clamp can
+//! name that rule.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+use super::{Reason, Rule};
+use crate::policy::{MAX_REPLICA_COUNT, Policy, Recommendation, RecommendationKind, Window};
+
+/// Which rule set a bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source<'p> {
+    Unbounded,
+    MinReplicas,
+    MaxReplicas,
+    Window(&'p Window),
+    Recommendation(&'p Recommendation),
+}
+
+/// The bounds in force at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds<'p> {
+    lower: u32,
+    lower_by: Source<'p>,
+    upper: u32,
+    upper_by: Source<'p>,
+}
+
+impl<'p> Bounds<'p> {
+    /// Folds every bound that applies at `now`. A contradiction between
+    /// bounds (a floor above a ceiling) is resolved for the ceiling, with a
+    /// warning: ceilings usually protect something that cannot take more.
+    pub fn at(policy: &'p Policy, now: DateTime<Utc>, warnings: &mut Vec<String>) -> Bounds<'p> {
+        let mut b = Bounds {
+            lower: 0,
+            lower_by: Source::Unbounded,
+            upper: MAX_REPLICA_COUNT,
+            upper_by: Source::Unbounded,
+        };
+        if let Some(min) = policy.min_replicas {
+            b.raise(min, Source::MinReplicas);
+        }
+        if let Some(max) = policy.max_replicas {
+            b.lower_ceiling(max, Source::MaxReplicas);
+        }
+        for window in policy.windows.active(now) {
+            if let Some(min) = window.bounds.min {
+                b.raise(min, Source::Window(window));
+            }
+            if let Some(max) = window.bounds.max {
+                b.lower_ceiling(max, Source::Window(window));
+            }
+        }
+        if let Some(rec) = &policy.recommendation {
+            if rec.is_fresh(now) {
+                b.raise(rec.replicas, Source::Recommendation(rec));
+                if rec.kind == RecommendationKind::Target {
+                    b.lower_ceiling(rec.replicas, Source::Recommendation(rec));
+                }
+            } else {
+                warnings.push(format!(
+                    "recommendation of {} replicas expired at {}; ignored",
+                    rec.replicas,
+                    rec.expires_at.to_rfc3339()
+                ));
+            }
+        }
+        if b.lower > b.upper {
+            warnings.push(format!(
+                "bounds contradict: floor {} from {} is above ceiling {} from {}; the ceiling wins",
+                b.lower, b.lower_by, b.upper, b.upper_by
+            ));
+            b.lower = b.upper;
+            b.lower_by = b.upper_by;
+        }
+        b
+    }
+
+    /// The lowest replica count allowed.
+    pub fn lower(&self) -> u32 {
+        self.lower
+    }
+
+    /// The highest replica count allowed.
+    pub fn upper(&self) -> u32 {
+        self.upper
+    }
+
+    /// Clamps `target` into the bounds, adding a reason when it moves.
+    pub(crate) fn apply(&self, target: u32, requested: u32, reasons: &mut Vec<Reason>) -> u32 {
+        let (allowed, by) = if target < self.lower {
+            (self.lower, self.lower_by)
+        } else if target > self.upper {
+            (self.upper, self.upper_by)
+        } else {
+            return target;
+        };
+        let rule = match by {
+            Source::MinReplicas | Source::Unbounded => Rule::MinReplicas,
+            Source::MaxReplicas => Rule::MaxReplicas,
+            Source::Window(_) => Rule::Window,
+            Source::Recommendation(_) => Rule::Recommendation,
+        };
+        let named = match by {
+            Source::Recommendation(rec) => {
+                let kind = match rec.kind {
+                    RecommendationKind::Floor => "floor",
+                    RecommendationKind::Target => "target",
+                };
+                match rec.reason.as_str() {
+                    "" => format!("recommendation {kind} {}", rec.replicas),
+                    why => format!("recommendation {kind} {} ({why})", rec.replicas),
+                }
+            }
+            Source::Window(_) => by.to_string(),
+            Source::MinReplicas | Source::MaxReplicas | Source::Unbounded => {
+                format!("{by} {allowed}")
+            }
+        };
+        reasons.push(Reason {
+            rule,
+            message: format!("{named}: asked {requested}, allowed {allowed}"),
+        });
+        allowed
+    }
+
+    fn raise(&mut self, min: u32, by: Source<'p>) {
+        if min > self.lower {
+            self.lower = min;
+            self.lower_by = by;
+        }
+    }
+
+    fn lower_ceiling(&mut self, max: u32, by: Source<'p>) {
+        if max < self.upper {
+            self.upper = max;
+            self.upper_by = by;
+        }
+    }
+}
+
+impl fmt::Display for Bounds<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}, {}]", self.lower, self.upper)
+    }
+}
+
+impl fmt::Display for Source<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Unbounded => f.write_str("no rule"),
+            Source::MinReplicas => f.write_str("min-replicas"),
+            Source::MaxReplicas => f.write_str("max-replicas"),
+            Source::Window(w) => write!(f, "window \"{}\"", w.text),
+            Source::Recommendation(r) => write!(f, "recommendation {}", r.replicas),
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! The policy language: `scale-governor.io/*` annotations parsed into a typed
+//! [`Policy`]. Pure: no I/O, no clock. `docs/policy.md` is the reference.
+
+mod behavior;
+mod error;
+mod recommendation;
+mod windows;
+
+use chrono::{DateTime, Utc};
+
+pub use behavior::{Direction, PolicyKind, RatePolicy, ScalingRules, SelectPolicy};
+pub use error::PolicyError;
+pub use recommendation::{Recommendation, RecommendationKind};
+pub use windows::{DaySet, Span, TimeOfDay, Window, WindowBounds, Windows};
+
+/// The prefix every policy annotation and the opt-in label share.
+pub const PREFIX: &str = "scale-governor.io/";
+/// Opt-in label: only workloads carrying `scale-governor.io/governed: "true"` are governed.
+pub const GOVERNED_LABEL: &str = "scale-governor.io/governed";
+/// Annotation keys, full names.
+pub mod keys {
+    /// `enforce` | `deny` | `audit` | `off`.
+    pub const MODE: &str = "scale-governor.io/mode";
+    /// Static lower bound, like the HPA's `minReplicas`.
+    pub const MIN_REPLICAS: &str = "scale-governor.io/min-replicas";
+    /// Static upper bound, like the HPA's `maxReplicas`.
+    pub const MAX_REPLICAS: &str = "scale-governor.io/max-replicas";
+    /// Weekly and absolute time windows with their own bounds.
+    pub const WINDOWS: &str = "scale-governor.io/windows";
+    /// HPA-style `behavior.scaleUp` rules.
+    pub const SCALE_UP: &str = "scale-governor.io/scale-up";
+    /// HPA-style `behavior.scaleDown` rules.
+    pub const SCALE_DOWN: &str = "scale-governor.io/scale-down";
+    /// RFC 3339 time before which enforcement is paused (break glass).
+    pub const SUSPEND_UNTIL: &str = "scale-governor.io/suspend-until";
+    /// Written by the recommender: JSON replicas/reason/computedAt/expiresAt.
+    pub const RECOMMENDATION: &str = "scale-governor.io/recommendation";
+    /// Written by the governor: the persisted ledger of replica changes.
+    pub const HISTORY: &str = "scale-governor.io/history";
+    /// Every key the governor understands, for "did you mean" hints.
+    pub const ALL: [&str; 9] = [
+        MODE,
+        MIN_REPLICAS,
+        MAX_REPLICAS,
+        WINDOWS,
+        SCALE_UP,
+        SCALE_DOWN,
+        SUSPEND_UNTIL,
+        RECOMMENDATION,
+        HISTORY,
+    ];
+}
+
+/// Largest replica count Kubernetes accepts (`spec.replicas` is an int32).
+pub const MAX_REPLICA_COUNT: u32 = i32::MAX as u32;
+
+/// How a decision that changes a request is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Clamp the request through the mutating webhook (the default).
+    #[default]
+    Enforce,
+    /// Refuse the request through the validating webhook.
+    Deny,
+    /// Allow, but warn, emit an Event and count a metric.
+    Audit,
+    /// The policy is disabled.
+    Off,
+}
+
+impl Mode {
+    /// The annotation spelling of the mode, also used as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Deny => "deny",
+            Mode::Audit => "audit",
+            Mode::Off => "off",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Mode, PolicyError> {
+        match value.trim() {
+            "enforce" => Ok(Mode::Enforce),
+            "deny" => Ok(Mode::Deny),
+            "audit" => Ok(Mode::Audit),
+            "off" => Ok(Mode::Off),
+            other => Err(PolicyError::at(
+                keys::MODE,
+                value,
+                other,
+                format!("unknown mode \"{other}\", expected enforce, deny, audit or off"),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A workload's scaling policy, parsed from its annotations.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Policy {
+    /// How decisions are applied.
+    pub mode: Mode,
+    /// Static `minReplicas`.
+    pub min_replicas: Option<u32>,
+    /// Static `maxReplicas`.
+    pub max_replicas: Option<u32>,
+    /// Time windows; absolute ones override weekly ones while active.
+    pub windows: Windows,
+    /// Scale-up rules; `None` means no rate limit and no stabilization upward.
+    pub scale_up: Option<ScalingRules>,
+    /// Scale-down rules; `None` means no rate limit and no stabilization downward.
+    pub scale_down: Option<ScalingRules>,
+    /// Enforcement is paused before this instant.
+    pub suspend_until: Option<DateTime<Utc>>,
+    /// The recommender's latest output, if any.
+    pub recommendation: Option<Recommendation>,
+    /// Non-fatal findings, such as unknown `scale-governor.io/*` keys.
+    pub warnings: Vec<String>,
+}
+
+impl Policy {
+    /// Parses every `scale-governor.io/*` annotation; other keys are ignored.
+    /// The `history` annotation belongs to the ledger and is skipped here.
+    pub fn from_annotations<'a, I>(annotations: I) -> Result<Policy, PolicyError>
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        let mut policy = Policy::default();
+        for (key, value) in annotations {
+            if !key.starts_with(PREFIX) {
+                continue;
+            }
+            match key {
+                keys::MODE => policy.mode = Mode::parse(value)?,
+                keys::MIN_REPLICAS => policy.min_replicas = Some(parse_count(key, value)?),
+                keys::MAX_REPLICAS => policy.max_replicas = Some(parse_count(key, value)?),
+                keys::WINDOWS => policy.windows = Windows::parse(value)?,
+                keys::SCALE_UP => {
+                    policy.scale_up = Some(ScalingRules::parse(key, value, Direction::Up)?)
+                }
+                keys::SCALE_DOWN => {
+                    policy.scale_down = Some(ScalingRules::parse(key, value, Direction::Down)?)
+                }
+                keys::SUSPEND_UNTIL => policy.suspend_until = Some(parse_time(key, value)?),
+                keys::RECOMMENDATION => policy.recommendation = Some(Recommendation::parse(value)?),
+                keys::HISTORY => {}
+                unknown => policy.warnings.push(unknown_key_warning(unknown)),
+            }
+        }
+        policy.check_contradictions()?;
+        Ok(policy)
+    }
+
+    /// Whether enforcement is paused at `now` (mode `off` or `suspend-until`).
+    pub fn is_paused(&self, now: DateTime<Utc>) -> bool {
+        self.mode == Mode::Off || self.suspend_until.is_some_and(|until| now < until)
+    }
+
+    /// The longest period or window any rule looks back over; older ledger
+    /// entries can never matter again.
+    pub fn lookback_seconds(&self) -> u32 {
+        [&self.scale_up, &self.scale_down]
+            .into_iter()
+            .flatten()
+            .map(ScalingRules::lookback_seconds)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn check_contradictions(&self) -> Result<(), PolicyError> {
+        if let (Some(min), Some(max)) = (self.min_replicas, self.max_replicas)
+            && min > max
+        {
+            return Err(PolicyError::whole(
+                keys::MIN_REPLICAS,
+                &min.to_string(),
+                format!("min-replicas {min} is greater than max-replicas {max}"),
+            ));
+        }
+        self.windows
+            .check_against_static(self.min_replicas, self.max_replicas)
+    }
+}
+
+fn parse_count(key: &str, value: &str) -> Result<u32, PolicyError> {
+    let token = value.trim();
+    match token.parse::<u32>() {
+        Ok(n) if n <= MAX_REPLICA_COUNT => Ok(n),
+        _ => Err(PolicyError::at(
+            key,
+            value,
+            token,
+            format!(
+                "\"{token}\" is not a replica count, expected an integer from 0 to {MAX_REPLICA_COUNT}"
+            ),
+        )),
+    }
+}
+
+fn parse_time(key: &str, value: &str) -> Result<DateTime<Utc>, PolicyError> {
+    let token = value.trim();
+    DateTime::parse_from_rfc3339(token)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            PolicyError::at(
+                key,
+                value,
+                token,
+                format!(
+                    "\"{token}\" is not a time ({e}), expected RFC 3339 like 2026-11-21T18:00:00Z"
+                ),
+            )
+        })
+}
+
+fn unknown_key_warning(key: &str) -> String {
+    let closest = keys::ALL
+        .iter()
+        .map(|known| (strsim::levenshtein(key, known), *known))
+        .min()
+        .filter(|(distance, _)| *distance <= 3);
+    match closest {
+        Some((_, known)) => format!("unknown annotation {key} is ignored; did you mean {known}?"),
+        None => format!("unknown annotation {key} is ignored"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Policy, PolicyError> {
+        Policy::from_annotations(pairs.iter().copied())
+    }
+
+    #[test]
+    fn empty_policy_is_enforce_without_bounds() {
+        let policy = parse(&[("app", "web")]).unwrap();
+        assert_eq!(policy.mode, Mode::Enforce);
+        assert_eq!(policy.min_replicas, None);
+        assert!(policy.warnings.is_empty());
+    }
+
+    #[test]
+    fn parses_static_bounds_and_mode() {
+        let policy = parse(&[
+            (keys::MODE, "deny"),
+            (keys::MIN_REPLICAS, "2"),
+            (keys::MAX_REPLICAS, " 20 "),
+        ])
+        .unwrap();
+        assert_eq!(policy.mode, Mode::Deny);
+        assert_eq!(
+            (policy.min_replicas, policy.max_replicas),
+            (Some(2), Some(20))
+        );
+    }
+
+    #[test]
+    fn min_above_max_is_a_contradiction() {
+        let err = parse(&[(keys::MIN_REPLICAS, "30"), (keys::MAX_REPLICAS, "20")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "scale-governor.io/min-replicas: at \"30\" (column 1): min-replicas 30 is greater than max-replicas 20"
+        );
+    }
+
+    #[test]
+    fn bad_count_names_annotation_and_token() {
+        let err = parse(&[(keys::MAX_REPLICAS, "twenty")]).unwrap_err();
+        assert_eq!(err.annotation, keys::MAX_REPLICAS);
+        assert_eq!(err.token, "twenty");
+        assert!(err.to_string().contains("expected an integer"), "{err}");
+        assert!(parse(&[(keys::MIN_REPLICAS, "-1")]).is_err());
+        assert!(parse(&[(keys::MIN_REPLICAS, "2147483648")]).is_err());
+    }
+
+    #[test]
+    fn bad_mode_lists_the_choices() {
+        let err = parse(&[(keys::MODE, "strict")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expected enforce, deny, audit or off")
+        );
+    }
+
+    #[test]
+    fn suspend_until_must_be_rfc3339() {
+        let err = parse(&[(keys::SUSPEND_UNTIL, "tomorrow")]).unwrap_err();
+        assert!(err.to_string().contains("expected RFC 3339"), "{err}");
+        let policy = parse(&[(keys::SUSPEND_UNTIL, "2026-11-21T18:00:00+01:00")]).unwrap();
+        let until = policy.suspend_until.unwrap();
+        assert_eq!(until.to_rfc3339(), "2026-11-21T17:00:00+00:00");
+        assert!(policy.is_paused(until - chrono::Duration::seconds(1)));
+        assert!(!policy.is_paused(until));
+    }
+
+    #[test]
+    fn unknown_key_is_a_warning_with_a_hint() {
+        let policy = parse(&[("scale-governor.io/max-replica", "3")]).unwrap();
+        assert_eq!(
+            policy.warnings,
+            vec![
+                "unknown annotation scale-governor.io/max-replica is ignored; did you mean scale-governor.io/max-replicas?"
+            ]
+        );
+    }
+}

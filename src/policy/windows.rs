@@ -1,0 +1,362 @@
+//! `windows`: weekly windows (`Mon-Fri 08:00-20:00 Europe/Berlin min=10`)
+//! and absolute ranges for holidays (`2026-12-24/2026-12-26 Europe/Berlin
+//! max=2`), each with its own bounds. Windows are matched on the local wall
+//! clock of their zone, so DST needs no special case: an instant maps to one
+//! local time, and a wall-clock range simply covers fewer or more real
+//! minutes on the days the clock jumps.
+
+use std::fmt;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc, Weekday};
+use chrono_tz::Tz;
+
+use super::{PolicyError, keys};
+
+const KEY: &str = keys::WINDOWS;
+const DAY_NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/// A set of weekdays, bit 0 = Monday.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct DaySet(u8);
+
+impl DaySet {
+    /// Whether `day` is in the set.
+    pub fn contains(self, day: Weekday) -> bool {
+        self.0 & (1 << day.num_days_from_monday()) != 0
+    }
+
+    fn insert(&mut self, day: u32) {
+        self.0 |= 1 << day;
+    }
+}
+
+/// Minutes after local midnight, 0..=1440 (1440 only as an end: `24:00`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimeOfDay(pub u16);
+
+impl fmt::Display for TimeOfDay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02}:{:02}", self.0 / 60, self.0 % 60)
+    }
+}
+
+/// When a window applies, on its zone's wall clock.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Span {
+    /// Every listed weekday from `start` to `end`; `end <= start` crosses
+    /// midnight into the next day.
+    Weekly {
+        /// Days on which the window opens.
+        days: DaySet,
+        /// Opening time.
+        start: TimeOfDay,
+        /// Closing time, exclusive.
+        end: TimeOfDay,
+    },
+    /// From `start` (inclusive) to `end` (exclusive); overrides weekly windows.
+    Absolute {
+        /// First local instant covered.
+        start: NaiveDateTime,
+        /// First local instant no longer covered.
+        end: NaiveDateTime,
+    },
+}
+
+/// The bounds a window imposes while active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct WindowBounds {
+    /// Floor while active.
+    pub min: Option<u32>,
+    /// Ceiling while active.
+    pub max: Option<u32>,
+}
+
+/// One window entry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Window {
+    /// When it applies.
+    pub span: Span,
+    /// The IANA zone its wall clock is read in (UTC when omitted).
+    pub tz: Tz,
+    /// What it imposes.
+    pub bounds: WindowBounds,
+    /// The entry as written, whitespace normalized; reasons quote it.
+    pub text: String,
+}
+
+impl Window {
+    /// Whether the window covers the instant `now`.
+    pub fn contains(&self, now: DateTime<Utc>) -> bool {
+        self.contains_local(now.with_timezone(&self.tz).naive_local())
+    }
+
+    fn contains_local(&self, local: NaiveDateTime) -> bool {
+        match self.span {
+            Span::Weekly { days, start, end } => {
+                let minute = (local.hour() * 60 + local.minute()) as u16;
+                let today = local.weekday();
+                if start < end {
+                    days.contains(today) && start.0 <= minute && minute < end.0
+                } else {
+                    (days.contains(today) && minute >= start.0)
+                        || (days.contains(today.pred()) && minute < end.0)
+                }
+            }
+            Span::Absolute { start, end } => start <= local && local < end,
+        }
+    }
+
+    fn is_absolute(&self) -> bool {
+        matches!(self.span, Span::Absolute { .. })
+    }
+}
+
+/// All windows of a policy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Windows {
+    /// Entries in the order written.
+    pub entries: Vec<Window>,
+}
+
+impl Windows {
+    /// The windows in force at `now`: the active absolute windows if any is
+    /// active (holidays override the week), otherwise the active weekly ones.
+    /// Overlapping windows intersect; the engine folds their bounds.
+    pub fn active(&self, now: DateTime<Utc>) -> impl Iterator<Item = &Window> {
+        let holiday = self
+            .entries
+            .iter()
+            .any(|w| w.is_absolute() && w.contains(now));
+        self.entries
+            .iter()
+            .filter(move |w| w.is_absolute() == holiday && w.contains(now))
+    }
+
+    /// Parses entries separated by `;` or newlines; blank entries are skipped.
+    pub fn parse(value: &str) -> Result<Windows, PolicyError> {
+        let entries = value
+            .split([';', '\n'])
+            .filter(|entry| !entry.trim().is_empty())
+            .map(|entry| parse_entry(value, entry))
+            .collect::<Result<_, _>>()?;
+        Ok(Windows { entries })
+    }
+
+    /// A window whose bounds cannot meet the static ones is a contradiction.
+    pub(crate) fn check_against_static(
+        &self,
+        min: Option<u32>,
+        max: Option<u32>,
+    ) -> Result<(), PolicyError> {
+        for w in &self.entries {
+            if let (Some(wmin), Some(max)) = (w.bounds.min, max)
+                && wmin > max
+            {
+                return Err(PolicyError::whole(
+                    KEY,
+                    &w.text,
+                    format!("window min={wmin} is greater than max-replicas {max}"),
+                ));
+            }
+            if let (Some(wmax), Some(min)) = (w.bounds.max, min)
+                && wmax < min
+            {
+                return Err(PolicyError::whole(
+                    KEY,
+                    &w.text,
+                    format!("window max={wmax} is less than min-replicas {min}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_entry(value: &str, entry: &str) -> Result<Window, PolicyError> {
+    let err = |token: &str, message: String| PolicyError::at(KEY, value, token, message);
+    let mut tokens = entry.split_whitespace();
+    let first = tokens.next().unwrap_or_default();
+    let span = if first.starts_with(|c: char| c.is_ascii_digit()) {
+        parse_absolute(first).map_err(|m| err(first, m))?
+    } else {
+        let days = parse_days(value, first)?;
+        let range = tokens.next().ok_or_else(|| {
+            err(
+                first,
+                "missing time range, expected HH:MM-HH:MM after the days".into(),
+            )
+        })?;
+        let (start, end) = parse_time_range(range).map_err(|m| err(range, m))?;
+        Span::Weekly { days, start, end }
+    };
+    let mut tz = None;
+    let mut bounds = WindowBounds::default();
+    for token in tokens {
+        if let Some((name, number)) = token.split_once('=') {
+            let slot = match name {
+                "min" => &mut bounds.min,
+                "max" => &mut bounds.max,
+                _ => {
+                    return Err(err(
+                        token,
+                        format!("unknown setting \"{name}\", expected min=N or max=N"),
+                    ));
+                }
+            };
+            if slot.is_some() {
+                return Err(err(token, format!("{name} is given twice in one window")));
+            }
+            let n = number
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n <= super::MAX_REPLICA_COUNT)
+                .ok_or_else(|| {
+                    err(
+                        number,
+                        format!("\"{number}\" is not a replica count, expected {name}=N"),
+                    )
+                })?;
+            *slot = Some(n);
+        } else if tz.is_some() {
+            return Err(err(
+                token,
+                format!("unexpected \"{token}\", expected min=N or max=N"),
+            ));
+        } else {
+            tz = Some(token.parse::<Tz>().map_err(|_| {
+                err(
+                    token,
+                    format!(
+                        "unknown time zone \"{token}\", expected an IANA name like Europe/Berlin"
+                    ),
+                )
+            })?);
+        }
+    }
+    let text = entry.split_whitespace().collect::<Vec<_>>().join(" ");
+    match bounds {
+        WindowBounds {
+            min: None,
+            max: None,
+        } => Err(err(
+            entry.trim(),
+            "window sets no bound, expected min=N and/or max=N".into(),
+        )),
+        WindowBounds {
+            min: Some(min),
+            max: Some(max),
+        } if min > max => Err(err(
+            entry.trim(),
+            format!("window min={min} is greater than its max={max}"),
+        )),
+        _ => Ok(Window {
+            span,
+            tz: tz.unwrap_or(Tz::UTC),
+            bounds,
+            text,
+        }),
+    }
+}
+
+fn parse_days(value: &str, token: &str) -> Result<DaySet, PolicyError> {
+    let mut set = DaySet::default();
+    for part in token.split(',') {
+        let (from, to) = part.split_once('-').unwrap_or((part, part));
+        let from = day_index(value, from)?;
+        let to = day_index(value, to)?;
+        // Ranges may wrap the week: Fri-Mon is Fri, Sat, Sun, Mon.
+        let len = (to + 7 - from) % 7;
+        for offset in 0..=len {
+            set.insert((from + offset) % 7);
+        }
+    }
+    Ok(set)
+}
+
+fn day_index(value: &str, name: &str) -> Result<u32, PolicyError> {
+    DAY_NAMES
+        .iter()
+        .position(|d| d.eq_ignore_ascii_case(name))
+        .map(|i| i as u32)
+        .ok_or_else(|| {
+            PolicyError::at(
+                KEY,
+                value,
+                name,
+                format!("unknown weekday \"{name}\", expected Mon..Sun"),
+            )
+        })
+}
+
+fn parse_time_range(token: &str) -> Result<(TimeOfDay, TimeOfDay), String> {
+    let expected = "expected HH:MM-HH:MM like 08:00-20:00 (22:00-06:00 crosses midnight)";
+    let (start, end) = token
+        .split_once('-')
+        .ok_or_else(|| format!("\"{token}\" is not a time range, {expected}"))?;
+    let start = parse_time(start, false)
+        .ok_or_else(|| format!("bad start time \"{start}\", {expected}"))?;
+    let end = parse_time(end, true).ok_or_else(|| format!("bad end time \"{end}\", {expected}"))?;
+    if start == end {
+        return Err(format!(
+            "\"{token}\" is empty, use 00:00-24:00 for a whole day"
+        ));
+    }
+    Ok((start, end))
+}
+
+fn parse_time(text: &str, end: bool) -> Option<TimeOfDay> {
+    let (h, m) = text.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m) = (h.parse::<u16>().ok()?, m.parse::<u16>().ok()?);
+    match (h, m) {
+        (24, 0) if end => Some(TimeOfDay(1440)),
+        (0..=23, 0..=59) => Some(TimeOfDay(h * 60 + m)),
+        _ => None,
+    }
+}
+
+fn parse_absolute(token: &str) -> Result<Span, String> {
+    let (start, end) = match token.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (token, None),
+    };
+    let start_at = parse_instant(start, false)?;
+    let end_at = match end {
+        Some(end) => parse_instant(end, true)?,
+        None if !start.contains('T') => parse_instant(start, true)?,
+        None => {
+            return Err(format!(
+                "\"{token}\" has no end, expected START/END like 2026-12-24T18:00/2026-12-27T06:00"
+            ));
+        }
+    };
+    if end_at <= start_at {
+        return Err(format!("\"{token}\" ends before it starts"));
+    }
+    Ok(Span::Absolute {
+        start: start_at,
+        end: end_at,
+    })
+}
+
+/// A date alone means the start of that day; as an end, the end of that day
+/// (so `2026-12-24/2026-12-26` covers three whole days).
+fn parse_instant(text: &str, is_end: bool) -> Result<NaiveDateTime, String> {
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let day = if is_end {
+            date.succ_opt().unwrap_or(date)
+        } else {
+            date
+        };
+        return Ok(day.and_time(NaiveTime::MIN));
+    }
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M")
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S"))
+        .map_err(|_| format!("bad date \"{text}\", expected YYYY-MM-DD or YYYY-MM-DDTHH:MM"))
+}
+
+#[cfg(test)]
+#[path = "windows_tests.rs"]
+mod tests;
