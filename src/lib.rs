@@ -7,5 +7,7 @@
 //! - the CLI, the webhook and the cluster cache are adapters around that core.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod engine;
 pub mod policy;
+pub mod workload;

@@ -1,0 +1,41 @@
+//! The command line: `explain` (and later `serve`, `certs`, `simulate`).
+//! Each subcommand lives in its own module and calls the same core.
+
+pub mod explain;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Keeps every replica change inside the bounds a workload's annotations declare.
+#[derive(Debug, Parser)]
+#[command(name = "scale-governor", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decide one replica change for a manifest, offline, and say why.
+    Explain(explain::Args),
+}
+
+/// Output format shared by the reporting commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Output {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Explain(args) => explain::run(&args),
+    }
+}

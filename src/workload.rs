@@ -1,0 +1,176 @@
+//! A governed workload as the core sees it: kind, metadata and replicas,
+//! read from a manifest (YAML or JSON) or from an admission object. Pure.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize;
+
+use crate::policy::{GOVERNED_LABEL, Policy, PolicyError};
+
+/// Kinds the governor understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkloadKind {
+    /// `apps/v1` Deployment.
+    Deployment,
+    /// `apps/v1` StatefulSet.
+    StatefulSet,
+}
+
+impl WorkloadKind {
+    /// The Kubernetes kind name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+        }
+    }
+
+    /// The kind for an `apps` resource name (`deployments`, `statefulsets`).
+    pub fn from_resource(resource: &str) -> Option<WorkloadKind> {
+        match resource {
+            "deployments" => Some(WorkloadKind::Deployment),
+            "statefulsets" => Some(WorkloadKind::StatefulSet),
+            _ => None,
+        }
+    }
+}
+
+/// Errors reading a workload manifest.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkloadError {
+    /// Neither YAML nor JSON of an object.
+    #[error("manifest does not parse: {0}")]
+    Syntax(String),
+    /// A kind the governor does not govern.
+    #[error("kind {0:?} is not governed; expected Deployment or StatefulSet")]
+    UnsupportedKind(String),
+}
+
+/// The parts of a Deployment or StatefulSet the governor reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    /// Deployment or StatefulSet.
+    pub kind: WorkloadKind,
+    /// Name, namespace, labels, annotations.
+    pub metadata: ObjectMeta,
+    /// `spec.replicas`; Kubernetes defaults an absent value to 1.
+    pub replicas: u32,
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    kind: Option<String>,
+    #[serde(default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: RawSpec,
+}
+
+#[derive(Deserialize, Default)]
+struct RawSpec {
+    replicas: Option<i32>,
+}
+
+impl Workload {
+    /// Reads a manifest in YAML or JSON.
+    pub fn from_manifest(text: &str) -> Result<Workload, WorkloadError> {
+        let raw: Raw = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| WorkloadError::Syntax(e.to_string()))?
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| WorkloadError::Syntax(e.to_string()))?
+        };
+        let kind = match raw.kind.as_deref() {
+            Some("Deployment") => WorkloadKind::Deployment,
+            Some("StatefulSet") => WorkloadKind::StatefulSet,
+            other => {
+                return Err(WorkloadError::UnsupportedKind(
+                    other.unwrap_or("").to_owned(),
+                ));
+            }
+        };
+        Ok(Workload {
+            kind,
+            metadata: raw.metadata,
+            replicas: raw.spec.replicas.map_or(1, |r| r.max(0) as u32),
+        })
+    }
+
+    /// Whether it opted in with `scale-governor.io/governed: "true"`.
+    pub fn is_governed(&self) -> bool {
+        is_governed(self.metadata.labels.as_ref())
+    }
+
+    /// Its policy, parsed from its annotations.
+    pub fn policy(&self) -> Result<Policy, PolicyError> {
+        policy_of(self.metadata.annotations.as_ref())
+    }
+
+    /// `namespace/name`, or just the name when no namespace is set.
+    pub fn display_name(&self) -> String {
+        let name = self.metadata.name.as_deref().unwrap_or("<unnamed>");
+        match self.metadata.namespace.as_deref() {
+            Some(ns) => format!("{ns}/{name}"),
+            None => name.to_owned(),
+        }
+    }
+}
+
+/// Whether labels carry the opt-in label set to `true`.
+pub fn is_governed(labels: Option<&BTreeMap<String, String>>) -> bool {
+    labels
+        .and_then(|l| l.get(GOVERNED_LABEL))
+        .is_some_and(|v| v == "true")
+}
+
+/// Parses the policy from an annotation map.
+pub fn policy_of(annotations: Option<&BTreeMap<String, String>>) -> Result<Policy, PolicyError> {
+    Policy::from_annotations(
+        annotations
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_yaml_and_json_manifests() {
+        let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels:\n    scale-governor.io/governed: \"true\"\n  annotations:\n    scale-governor.io/max-replicas: \"20\"\nspec:\n  replicas: 5\n";
+        let w = Workload::from_manifest(yaml).unwrap();
+        assert_eq!(
+            (w.kind, w.replicas, w.is_governed()),
+            (WorkloadKind::Deployment, 5, true)
+        );
+        assert_eq!(w.policy().unwrap().max_replicas, Some(20));
+        let json =
+            r#"{"kind":"StatefulSet","metadata":{"name":"db","namespace":"prod"},"spec":{}}"#;
+        let w = Workload::from_manifest(json).unwrap();
+        assert_eq!(
+            (w.kind, w.replicas, w.is_governed()),
+            (WorkloadKind::StatefulSet, 1, false)
+        );
+        assert_eq!(w.display_name(), "prod/db");
+    }
+
+    #[test]
+    fn rejects_other_kinds_and_garbage() {
+        let err = Workload::from_manifest("kind: Pod\nmetadata: {name: x}\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "kind \"Pod\" is not governed; expected Deployment or StatefulSet"
+        );
+        assert!(matches!(
+            Workload::from_manifest("{not json"),
+            Err(WorkloadError::Syntax(_))
+        ));
+        assert!(matches!(
+            Workload::from_manifest(": : :"),
+            Err(WorkloadError::Syntax(_))
+        ));
+    }
+}
