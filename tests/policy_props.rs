@@ -1,0 +1,75 @@
+//! The policy parser never panics: arbitrary strings, and strings shaped like
+//! the grammar, either parse or fail with an error that names the annotation
+//! and points inside the value.
+
+use proptest::prelude::*;
+use scale_governor::{
+    engine::{Ledger, Request, decide},
+    policy::{Policy, keys},
+};
+
+fn check(key: &str, value: &str) -> Result<(), TestCaseError> {
+    match Policy::from_annotations([(key, value)]) {
+        Ok(policy) => {
+            // Whatever parses must also decide without panicking.
+            let now = "2026-03-29T01:30:00Z".parse().unwrap();
+            let request = Request {
+                current: 3,
+                requested: 300,
+                actor: "fuzz",
+            };
+            let d = decide(&policy, &Ledger::new(), request, now);
+            prop_assert!(d.governed <= 300);
+        }
+        Err(err) => {
+            prop_assert_eq!(&err.annotation, key);
+            prop_assert!(err.column >= 1 && err.column <= value.chars().count() + 1);
+            let text = err.to_string();
+            prop_assert!(text.starts_with(key), "{}", text);
+        }
+    }
+    Ok(())
+}
+
+fn any_key() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(keys::ALL.to_vec())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn arbitrary_strings_never_panic(key in any_key(), value in any::<String>()) {
+        check(key, &value)?;
+    }
+
+    #[test]
+    fn window_shaped_strings_never_panic(
+        value in "((Mon|tue|Fry|Sun|\\*)(-(Fri|sat|Xyz))?(,Sat)? [0-9]{1,2}:[0-9]{1,3}-[0-9]{2}:[0-9]{2}( Europe/Berlin| America/New_York| Mars/Base)?( min=[0-9]{1,11})?( max=-?[0-9]{1,3})?[;\n ]{0,2}){1,3}"
+    ) {
+        check(keys::WINDOWS, &value)?;
+    }
+
+    #[test]
+    fn absolute_window_shaped_strings_never_panic(
+        value in "[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2})?)?(/[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2})?)? (UTC )?(min|max)=[0-9]{1,3}"
+    ) {
+        check(keys::WINDOWS, &value)?;
+    }
+
+    #[test]
+    fn rule_shaped_strings_never_panic(
+        value in "(([0-9]{1,12} ?(pods|pod|%|x)/[0-9]{0,12}[smhd]?|select=(Max|Min|Disabled|max|Other)|stabilization=[0-9]{0,6}[smh]?)(, ?|,,)?){1,4}"
+    ) {
+        check(keys::SCALE_UP, &value)?;
+        check(keys::SCALE_DOWN, &value)?;
+    }
+
+    #[test]
+    fn json_rule_shaped_strings_never_panic(
+        kind in "(Pods|Percent|Other)", v in any::<i32>(), p in any::<i32>(), s in any::<i32>(),
+    ) {
+        let value = format!(r#"{{"policies":[{{"type":"{kind}","value":{v},"periodSeconds":{p}}}],"stabilizationWindowSeconds":{s}}}"#);
+        check(keys::SCALE_DOWN, &value)?;
+    }
+}
