@@ -1,6 +1,7 @@
 //! The command line: `explain` (and later `serve`, `certs`, `simulate`).
 //! Each subcommand lives in its own module and calls the same core.
 
+pub mod certs;
 pub mod explain;
 
 use std::process::ExitCode;

@@ -1,0 +1,1 @@
+//! `scale-governor certs`: a CA and a serving certificate for the webhook.

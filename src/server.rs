@@ -1,0 +1,1 @@
+//! Listeners and shutdown: HTTPS for admission, plain HTTP for admin.
