@@ -10,4 +10,6 @@
 pub mod cli;
 pub mod engine;
 pub mod policy;
+pub mod server;
+pub mod tls;
 pub mod workload;
