@@ -7,9 +7,14 @@
 //! - the CLI, the webhook and the cluster cache are adapters around that core.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod cli;
 pub mod engine;
+pub mod events;
+pub mod leader;
+pub mod metrics;
 pub mod policy;
 pub mod server;
 pub mod tls;
+pub mod webhook;
 pub mod workload;

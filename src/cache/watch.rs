@@ -1,0 +1,187 @@
+//! Feeds the [`Cache`] from label-selected watches of Deployments and
+//! StatefulSets. Each replica change seen here enters the ledger with the
+//! field manager that wrote it, so changes by any actor spend the budget.
+
+use std::{collections::HashSet, sync::Arc};
+
+use chrono::Utc;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    runtime::{WatchStreamExt, watcher},
+};
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use super::{Cache, Update, key};
+use crate::{
+    policy::{GOVERNED_LABEL, keys},
+    workload::{WorkloadKind, policy_of},
+};
+
+/// A workload kind the cache can watch.
+pub trait Watched:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static
+{
+    /// Which kind this is.
+    const KIND: WorkloadKind;
+    /// `spec.replicas`, defaulted to 1 as the apiserver does.
+    fn replicas(&self) -> u32;
+}
+
+impl Watched for Deployment {
+    const KIND: WorkloadKind = WorkloadKind::Deployment;
+    fn replicas(&self) -> u32 {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(1)
+            .max(0) as u32
+    }
+}
+
+impl Watched for StatefulSet {
+    const KIND: WorkloadKind = WorkloadKind::StatefulSet;
+    fn replicas(&self) -> u32 {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(1)
+            .max(0) as u32
+    }
+}
+
+/// Watches both kinds cluster-wide until `shutdown`; the watcher retries with
+/// backoff on its own, so this only returns on shutdown.
+pub async fn run(client: Client, cache: Arc<Cache>, shutdown: CancellationToken) {
+    let deployments = watch::<Deployment>(Api::all(client.clone()), cache.clone());
+    let statefulsets = watch::<StatefulSet>(Api::all(client), cache);
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = async { tokio::join!(deployments, statefulsets); } => {}
+    }
+}
+
+async fn watch<K: Watched>(api: Api<K>, cache: Arc<Cache>) {
+    let config = watcher::Config::default().labels(&format!("{GOVERNED_LABEL}=true"));
+    let mut seen: Option<HashSet<String>> = None;
+    let mut stream = watcher(api, config).default_backoff().boxed();
+    loop {
+        match stream.try_next().await {
+            Ok(Some(event)) => handle(&cache, event, &mut seen),
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(kind = K::KIND.as_str(), error = %err, "watch failed; retrying")
+            }
+        }
+    }
+}
+
+fn handle<K: Watched>(cache: &Cache, event: watcher::Event<K>, seen: &mut Option<HashSet<String>>) {
+    match event {
+        watcher::Event::Init => *seen = Some(HashSet::new()),
+        watcher::Event::InitApply(obj) => {
+            if let Some(keys) = seen.as_mut() {
+                keys.insert(object_key(&obj));
+            }
+            apply(cache, &obj);
+        }
+        watcher::Event::InitDone => {
+            // A relist: whatever was not listed again is gone.
+            if let Some(listed) = seen.take() {
+                for (k, _) in cache.entries(K::KIND) {
+                    if !listed.contains(&k) {
+                        cache.remove(K::KIND, &k);
+                    }
+                }
+            }
+            cache.mark_synced(K::KIND);
+            tracing::info!(
+                kind = K::KIND.as_str(),
+                governed = cache.len(K::KIND),
+                "cache synced"
+            );
+        }
+        watcher::Event::Apply(obj) => apply(cache, &obj),
+        watcher::Event::Delete(obj) => cache.remove(K::KIND, &object_key(&obj)),
+    }
+}
+
+fn object_key<K: Watched>(obj: &K) -> String {
+    key(
+        obj.namespace().as_deref().unwrap_or_default(),
+        &obj.name_any(),
+    )
+}
+
+fn apply<K: Watched>(cache: &Cache, obj: &K) {
+    let meta = obj.meta();
+    let annotations = meta.annotations.as_ref();
+    let k = object_key(obj);
+    let actor = replicas_writer(obj);
+    cache.apply(
+        Update {
+            kind: K::KIND,
+            key: &k,
+            uid: meta.uid.clone(),
+            policy: policy_of(annotations),
+            replicas: obj.replicas(),
+            history: annotations
+                .and_then(|a| a.get(keys::HISTORY))
+                .map(String::as_str),
+            actor: actor.as_deref(),
+        },
+        Utc::now(),
+    );
+}
+
+/// The field manager that most recently wrote `spec.replicas`, from
+/// `managedFields`, e.g. `kubectl (scale)` or `kube-controller-manager (scale)`.
+pub fn replicas_writer<K: Resource>(obj: &K) -> Option<String> {
+    obj.meta()
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| {
+            m.fields_v1
+                .as_ref()
+                .and_then(|f| f.0.get("f:spec"))
+                .and_then(|s| s.get("f:replicas"))
+                .is_some()
+        })
+        .max_by_key(|m| m.time.as_ref().map(|t| t.0))
+        .and_then(|m| {
+            let manager = m.manager.as_deref()?;
+            Some(match m.subresource.as_deref() {
+                Some(sub) if !sub.is_empty() => format!("{manager} ({sub})"),
+                _ => manager.to_owned(),
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_writer_picks_the_latest_manager_of_spec_replicas() {
+        let obj: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "managedFields": [
+                {"manager": "kubectl-client-side-apply", "operation": "Update", "time": "2026-11-23T09:00:00Z",
+                 "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {}}}},
+                {"manager": "kube-controller-manager", "operation": "Update", "subresource": "scale",
+                 "time": "2026-11-23T09:30:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+                {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
+                 "time": "2026-11-23T09:45:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {"f:replicas": {}}}}
+            ]},
+            "spec": {"replicas": 3, "selector": {}, "template": {}}
+        }))
+        .unwrap();
+        assert_eq!(
+            replicas_writer(&obj).as_deref(),
+            Some("kube-controller-manager (scale)")
+        );
+        assert_eq!(obj.replicas(), 3);
+    }
+}

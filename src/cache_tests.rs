@@ -1,0 +1,133 @@
+use super::*;
+use crate::policy::keys;
+
+fn now() -> DateTime<Utc> {
+    "2026-11-23T10:00:00Z".parse().unwrap()
+}
+
+fn policy() -> Policy {
+    Policy::from_annotations([(keys::SCALE_UP, "4 pods/60s"), (keys::MAX_REPLICAS, "50")]).unwrap()
+}
+
+fn update<'a>(
+    key: &'a str,
+    replicas: u32,
+    history: Option<&'a str>,
+    actor: Option<&'a str>,
+) -> Update<'a> {
+    Update {
+        kind: WorkloadKind::Deployment,
+        key,
+        uid: Some("uid-1".into()),
+        policy: Ok(policy()),
+        replicas,
+        history,
+        actor,
+    }
+}
+
+fn ask(
+    entry: &Entry,
+    current: u32,
+    requested: u32,
+    uid: &str,
+    dry_run: bool,
+    at: DateTime<Utc>,
+) -> u32 {
+    let request = Request {
+        current,
+        requested,
+        actor: "alice",
+    };
+    entry.decide(&policy(), request, uid, dry_run, at).replicas
+}
+
+#[test]
+fn admitted_changes_spend_the_budget_and_dry_runs_do_not() {
+    let cache = Cache::new();
+    cache.apply(update("shop/web", 10, None, None), now());
+    let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    assert_eq!(ask(&entry, 10, 40, "a", true, now()), 14);
+    assert!(entry.ledger().changes().is_empty(), "dry run left a trace");
+    assert!(!entry.take_dirty());
+    assert_eq!(ask(&entry, 10, 40, "b", false, now()), 14);
+    assert!(entry.take_dirty());
+    assert_eq!(
+        ask(&entry, 14, 40, "c", false, now() + Duration::seconds(5)),
+        14
+    );
+}
+
+#[test]
+fn a_resent_review_gets_the_same_answer_without_spending_twice() {
+    let cache = Cache::new();
+    let entry = cache.get_or_insert(WorkloadKind::Deployment, "shop/web", &policy(), 10);
+    assert_eq!(ask(&entry, 10, 40, "same", false, now()), 14);
+    assert_eq!(ask(&entry, 10, 40, "same", false, now()), 14);
+    assert_eq!(entry.ledger().changes().len(), 1);
+}
+
+#[test]
+fn watch_records_other_actors_but_not_our_own_change_twice() {
+    let cache = Cache::new();
+    cache.apply(update("shop/web", 10, None, None), now());
+    let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    ask(&entry, 10, 40, "a", false, now());
+    // The apiserver stores our 14; the watch reports it a moment later.
+    cache.apply(
+        update("shop/web", 14, None, Some("kubectl")),
+        now() + Duration::seconds(1),
+    );
+    assert_eq!(entry.ledger().changes().len(), 1);
+    // Someone else scales 14 -> 16 behind our back (e.g. before a webhook restart).
+    cache.apply(
+        update("shop/web", 16, None, Some("argocd")),
+        now() + Duration::seconds(2),
+    );
+    let ledger = entry.ledger();
+    let last = ledger.changes().last().unwrap();
+    assert_eq!(
+        (last.from, last.to, last.actor.as_str()),
+        (14, 16, "argocd")
+    );
+    // Budget: 10 at period start, so nothing is left.
+    assert_eq!(
+        ask(&entry, 16, 40, "b", false, now() + Duration::seconds(3)),
+        16
+    );
+}
+
+#[test]
+fn persisted_history_is_merged_once() {
+    let cache = Cache::new();
+    let history = r#"[[1795425600,10,14,40,"alice"]]"#; // 2026-11-23T09:20:00Z
+    let later = "2026-11-23T09:20:30Z".parse().unwrap();
+    cache.apply(update("shop/web", 14, Some(history), None), later);
+    let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    assert_eq!(entry.ledger().changes().len(), 1);
+    cache.apply(update("shop/web", 14, Some(history), None), later);
+    assert_eq!(entry.ledger().changes().len(), 1);
+    // Restarted replica: the persisted change still limits the next step.
+    let request = Request {
+        current: 14,
+        requested: 40,
+        actor: "bob",
+    };
+    let d = entry.decide(&policy(), request, "x", false, later);
+    assert_eq!(d.replicas, 14);
+}
+
+#[test]
+fn sync_and_removal() {
+    let cache = Cache::new();
+    assert!(!cache.is_synced());
+    cache.mark_synced(WorkloadKind::Deployment);
+    assert!(!cache.is_synced());
+    cache.mark_synced(WorkloadKind::StatefulSet);
+    assert!(cache.is_synced());
+    cache.apply(update("shop/web", 3, None, None), now());
+    assert_eq!(cache.len(WorkloadKind::Deployment), 1);
+    cache.remove(WorkloadKind::Deployment, "shop/web");
+    assert!(cache.get(WorkloadKind::Deployment, "shop/web").is_none());
+    assert_eq!(key("shop", "web"), "shop/web");
+}

@@ -1,0 +1,199 @@
+//! Kubernetes Events for decisions, so `kubectl describe` explains every
+//! clamp, denial and audit. Published off the request path: the webhook only
+//! queues a report; a background task talks to the apiserver.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::{
+    Client,
+    runtime::events::{Event, EventType, Recorder, Reporter},
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    engine::Outcome,
+    metrics::{Metrics, ResultLabels},
+    webhook::admit::Report,
+};
+
+/// Reports waiting beyond this are dropped (and counted) rather than letting
+/// a slow apiserver build up memory in the webhook.
+const QUEUE: usize = 1024;
+/// The Events API limits a note to 1 kB.
+const MAX_NOTE: usize = 1000;
+
+/// The webhook's handle for queueing Events.
+#[derive(Debug, Clone)]
+pub struct EventSink {
+    tx: mpsc::Sender<Report>,
+    metrics: Arc<Metrics>,
+}
+
+impl EventSink {
+    /// Queues an Event for a report if its outcome deserves one and it is
+    /// not a dry run. Never waits.
+    pub fn emit(&self, report: &Report) {
+        if report.dry_run || report.decision.outcome.event_reason().is_none() {
+            return;
+        }
+        if self.tx.try_send(report.clone()).is_err() {
+            self.metrics
+                .events
+                .get_or_create(&ResultLabels { result: "dropped" })
+                .inc();
+        }
+    }
+}
+
+/// Starts the publisher; returns the sink the webhook uses.
+pub fn start(
+    client: Client,
+    reporter: Reporter,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> EventSink {
+    let (tx, mut rx) = mpsc::channel::<Report>(QUEUE);
+    let recorder = Recorder::new(client, reporter);
+    let task_metrics = metrics.clone();
+    tokio::spawn(async move {
+        loop {
+            let report = tokio::select! {
+                () = shutdown.cancelled() => return,
+                next = rx.recv() => match next { Some(r) => r, None => return },
+            };
+            let Some(event) = event_for(&report) else {
+                continue;
+            };
+            let result = match recorder.publish(&event, &reference(&report)).await {
+                Ok(()) => "ok",
+                Err(err) => {
+                    tracing::warn!(error = %err, namespace = %report.namespace, name = %report.name, "publishing Event failed");
+                    "error"
+                }
+            };
+            task_metrics
+                .events
+                .get_or_create(&ResultLabels { result })
+                .inc();
+        }
+    });
+    EventSink { tx, metrics }
+}
+
+/// The Event a report becomes, if any.
+pub fn event_for(report: &Report) -> Option<Event> {
+    let d = &report.decision;
+    let reason = d.outcome.event_reason()?;
+    let mut note = format!(
+        "{} asked {} replicas (current {}): {}",
+        report.actor,
+        d.requested,
+        d.current,
+        d.summary()
+    );
+    if note.len() > MAX_NOTE {
+        let mut cut = MAX_NOTE - 3;
+        while !note.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        note.truncate(cut);
+        note.push_str("...");
+    }
+    Some(Event {
+        type_: if d.outcome == Outcome::Denied {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Scale".to_owned(),
+        secondary: None,
+    })
+}
+
+fn reference(report: &Report) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("apps/v1".to_owned()),
+        kind: Some(report.kind.as_str().to_owned()),
+        name: Some(report.name.clone()),
+        namespace: Some(report.namespace.clone()),
+        uid: report.uid.clone(),
+        ..ObjectReference::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        engine::{Ledger, Request, decide},
+        policy::{Policy, keys},
+        workload::WorkloadKind,
+    };
+
+    fn report(annotations: &[(&str, &str)], requested: u32, dry_run: bool) -> Report {
+        let policy = Policy::from_annotations(annotations.iter().copied()).unwrap();
+        let request = Request {
+            current: 5,
+            requested,
+            actor: "alice",
+        };
+        Report {
+            kind: WorkloadKind::Deployment,
+            namespace: "shop".into(),
+            name: "web".into(),
+            uid: Some("u".into()),
+            actor: "alice".into(),
+            dry_run,
+            decision: decide(
+                &policy,
+                &Ledger::new(),
+                request,
+                "2026-11-23T10:00:00Z".parse().unwrap(),
+            ),
+        }
+    }
+
+    #[test]
+    fn clamp_becomes_a_normal_event_with_the_reason() {
+        let event = event_for(&report(&[(keys::MAX_REPLICAS, "20")], 100, false)).unwrap();
+        assert_eq!(event.reason, "ScaleClamped");
+        assert_eq!(event.type_, EventType::Normal);
+        assert_eq!(
+            event.note.as_deref(),
+            Some("alice asked 100 replicas (current 5): max-replicas 20: asked 100, allowed 20")
+        );
+    }
+
+    #[test]
+    fn denial_is_a_warning_and_unchanged_has_no_event() {
+        let event = event_for(&report(
+            &[(keys::MODE, "deny"), (keys::MAX_REPLICAS, "20")],
+            100,
+            false,
+        ))
+        .unwrap();
+        assert_eq!(
+            (event.reason.as_str(), event.type_),
+            ("ScaleDenied", EventType::Warning)
+        );
+        assert!(event_for(&report(&[(keys::MAX_REPLICAS, "20")], 10, false)).is_none());
+    }
+
+    #[tokio::test]
+    async fn dry_runs_and_unchanged_decisions_are_not_queued() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let sink = EventSink {
+            tx,
+            metrics: Arc::new(Metrics::new()),
+        };
+        sink.emit(&report(&[(keys::MAX_REPLICAS, "20")], 100, true));
+        sink.emit(&report(&[(keys::MAX_REPLICAS, "20")], 10, false));
+        sink.emit(&report(&[(keys::MAX_REPLICAS, "20")], 100, false));
+        assert_eq!(rx.recv().await.unwrap().decision.requested, 100);
+        assert!(rx.try_recv().is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! Work only one replica should do, behind a `coordination.k8s.io` Lease:
+//! persisting each workload's ledger into its `history` annotation, so a
+//! restart of every replica loses no rate budget.
+
+use std::{sync::Arc, time::Duration};
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams},
+};
+use kube_lease_manager::LeaseManagerBuilder;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    cache::{Cache, Entry},
+    metrics::{Metrics, ResultLabels},
+    policy::keys,
+    workload::WorkloadKind,
+};
+
+/// Lease name shared by every replica.
+pub const LEASE_NAME: &str = "scale-governor-leader";
+/// Field manager of the governor's own writes.
+pub const FIELD_MANAGER: &str = "scale-governor";
+
+/// Leader election settings.
+#[derive(Debug, Clone)]
+pub struct LeaderConfig {
+    /// Namespace of the Lease.
+    pub namespace: String,
+    /// This replica's identity (pod name).
+    pub identity: String,
+    /// How often the leader writes changed ledgers.
+    pub persist_every: Duration,
+}
+
+/// Runs until `shutdown`: campaigns for the Lease and, while leading,
+/// persists changed ledgers. Returns an error if the lease task itself fails,
+/// so the process can exit and be restarted.
+pub async fn run(
+    client: Client,
+    cache: Arc<Cache>,
+    metrics: Arc<Metrics>,
+    config: LeaderConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let manager = LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
+        .with_namespace(&config.namespace)
+        .with_identity(&config.identity)
+        .with_duration(15)
+        .with_grace(5)
+        .build()
+        .await?;
+    let (mut leading, task) = manager.watch().await;
+    let mut tick = tokio::time::interval(config.persist_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            changed = leading.changed() => {
+                if changed.is_err() {
+                    anyhow::bail!("leader election task stopped");
+                }
+                tracing::info!(leader = *leading.borrow(), identity = %config.identity, "leadership changed");
+            }
+            _ = tick.tick() => {
+                if *leading.borrow() {
+                    persist(&client, &cache, &metrics).await;
+                }
+            }
+        }
+    }
+    if *leading.borrow() {
+        // Last chance to save what this replica admitted.
+        persist(&client, &cache, &metrics).await;
+    }
+    drop(leading);
+    // Dropping the receiver makes the task release the Lease for a fast handover.
+    match tokio::time::timeout(Duration::from_secs(5), task).await {
+        Ok(Ok(Ok(_))) | Err(_) => Ok(()),
+        Ok(Ok(Err(e))) => Err(e.into()),
+        Ok(Err(e)) => Err(e.into()),
+    }
+}
+
+/// Writes the `history` annotation of every workload whose ledger changed.
+pub async fn persist(client: &Client, cache: &Cache, metrics: &Metrics) {
+    for kind in [WorkloadKind::Deployment, WorkloadKind::StatefulSet] {
+        for (key, entry) in cache.entries(kind) {
+            if entry.take_dirty() {
+                let result = write(client, kind, &key, &entry).await;
+                let label = if result.is_ok() { "ok" } else { "error" };
+                metrics
+                    .history_writes
+                    .get_or_create(&ResultLabels { result: label })
+                    .inc();
+                if let Err(err) = result {
+                    tracing::warn!(%key, error = %err, "writing history failed; will retry");
+                    entry.mark_dirty();
+                }
+            }
+        }
+    }
+}
+
+async fn write(
+    client: &Client,
+    kind: WorkloadKind,
+    key: &str,
+    entry: &Entry,
+) -> Result<(), kube::Error> {
+    let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+    let patch =
+        json!({"metadata": {"annotations": {keys::HISTORY: entry.ledger().to_annotation()}}});
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    let patch = Patch::Merge(&patch);
+    match kind {
+        WorkloadKind::Deployment => {
+            Api::<Deployment>::namespaced(client.clone(), namespace)
+                .patch_metadata(name, &params, &patch)
+                .await?;
+        }
+        WorkloadKind::StatefulSet => {
+            Api::<StatefulSet>::namespaced(client.clone(), namespace)
+                .patch_metadata(name, &params, &patch)
+                .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! Prometheus metrics, one sub-registry per subsystem, named
+//! `scale_governor_<subsystem>_<what>_<unit>`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+/// Labels of `scale_governor_admission_reviews_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReviewLabels {
+    /// `mutate` or `validate`.
+    pub endpoint: &'static str,
+    /// `deployments`, `statefulsets` or `other`.
+    pub kind: &'static str,
+    /// CREATE, UPDATE, SCALE or `other`.
+    pub operation: &'static str,
+    /// `ungoverned`, `unchanged`, `clamped`, `denied`, `audited`, `paused`.
+    pub outcome: &'static str,
+    /// The rule that set the final count, or `none`.
+    pub rule: &'static str,
+}
+
+/// Labels naming one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct EndpointLabels {
+    /// `mutate` or `validate`.
+    pub endpoint: &'static str,
+}
+
+/// Labels naming one workload kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct KindLabels {
+    /// `deployments` or `statefulsets`.
+    pub kind: &'static str,
+}
+
+/// Labels naming a result.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
+/// Every metric the process exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Reviews answered, by endpoint, kind, operation, outcome and rule.
+    pub reviews: Family<ReviewLabels, Counter>,
+    /// Request bodies that were not an AdmissionReview (HTTP 400).
+    pub bad_reviews: Family<EndpointLabels, Counter>,
+    /// Time from body received to response ready.
+    pub duration: Family<EndpointLabels, Histogram>,
+    /// Governed workloads in the cache.
+    pub cache_workloads: Family<KindLabels, Gauge>,
+    /// Seconds until the serving certificate expires.
+    pub cert_expiry: Gauge<f64, AtomicU64>,
+    /// Certificate reloads by result.
+    pub cert_reloads: Family<ResultLabels, Counter>,
+    /// Events published, by result (`dropped` when the queue was full).
+    pub events: Family<ResultLabels, Counter>,
+    /// History annotation writes by result.
+    pub history_writes: Family<ResultLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Registers everything under the `scale_governor` prefix.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("scale_governor");
+        let reviews = Family::<ReviewLabels, Counter>::default();
+        let bad_reviews = Family::<EndpointLabels, Counter>::default();
+        let duration = Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
+            // 25 µs .. ~0.8 s: the interesting range is well under a millisecond.
+            Histogram::new(exponential_buckets(0.000_025, 2.0, 16))
+        });
+        let cache_workloads = Family::<KindLabels, Gauge>::default();
+        let cert_expiry = Gauge::<f64, AtomicU64>::default();
+        let cert_reloads = Family::<ResultLabels, Counter>::default();
+        let events = Family::<ResultLabels, Counter>::default();
+        let history_writes = Family::<ResultLabels, Counter>::default();
+
+        let admission = registry.sub_registry_with_prefix("admission");
+        admission.register("reviews", "Admission reviews answered", reviews.clone());
+        admission.register(
+            "bad_reviews",
+            "Bodies that were not an AdmissionReview",
+            bad_reviews.clone(),
+        );
+        admission.register(
+            "duration_seconds",
+            "Time to answer a review",
+            duration.clone(),
+        );
+        admission.register("events", "Kubernetes Events for decisions", events.clone());
+        let cache = registry.sub_registry_with_prefix("cache");
+        cache.register(
+            "workloads",
+            "Governed workloads in the cache",
+            cache_workloads.clone(),
+        );
+        cache.register(
+            "history_writes",
+            "Writes of the history annotation",
+            history_writes.clone(),
+        );
+        let tls = registry.sub_registry_with_prefix("tls");
+        tls.register(
+            "cert_expiry_seconds",
+            "Seconds until the serving certificate expires",
+            cert_expiry.clone(),
+        );
+        tls.register(
+            "cert_reloads",
+            "Serving certificate reloads",
+            cert_reloads.clone(),
+        );
+        Metrics {
+            registry,
+            reviews,
+            bad_reviews,
+            duration,
+            cache_workloads,
+            cert_expiry,
+            cert_reloads,
+            events,
+            history_writes,
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_house_convention() {
+        let m = Metrics::new();
+        m.reviews
+            .get_or_create(&ReviewLabels {
+                endpoint: "mutate",
+                kind: "deployments",
+                operation: "SCALE",
+                outcome: "clamped",
+                rule: "max-replicas",
+            })
+            .inc();
+        m.duration
+            .get_or_create(&EndpointLabels { endpoint: "mutate" })
+            .observe(0.0002);
+        let text = m.encode();
+        assert!(text.contains(
+            "scale_governor_admission_reviews_total{endpoint=\"mutate\",kind=\"deployments\",operation=\"SCALE\",outcome=\"clamped\",rule=\"max-replicas\"} 1"
+        ), "{text}");
+        assert!(text.contains("scale_governor_admission_duration_seconds_bucket"));
+        assert!(text.contains("# TYPE scale_governor_tls_cert_expiry_seconds gauge"));
+    }
+}

@@ -1,0 +1,219 @@
+//! The admission webhook: HTTP in front of [`admit`], plus what every
+//! decision is reported through (Events, metrics, logs), and the admin
+//! endpoints (`/livez`, `/readyz`, `/metrics`).
+
+pub mod admit;
+pub mod review;
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use chrono::Utc;
+use tracing::field::Empty;
+
+use self::{
+    admit::{Endpoint, Reviewed},
+    review::ReviewResponse,
+};
+use crate::{
+    cache::Cache,
+    events::EventSink,
+    metrics::{EndpointLabels, KindLabels, Metrics, ReviewLabels},
+    workload::WorkloadKind,
+};
+
+/// Largest AdmissionReview accepted; the apiserver's own request limit is
+/// 3 MiB, so a real review never exceeds it.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// What the admission handlers share.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    /// Governed workloads.
+    pub cache: Arc<Cache>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Where Events go; `None` in tests without a cluster.
+    pub events: Option<EventSink>,
+}
+
+/// `/mutate` and `/validate`.
+pub fn router(webhook: Arc<Webhook>) -> Router {
+    Router::new()
+        .route("/mutate", post(mutate))
+        .route("/validate", post(validate))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(webhook)
+}
+
+async fn mutate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {
+    webhook.handle(Endpoint::Mutate, &body)
+}
+
+async fn validate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {
+    webhook.handle(Endpoint::Validate, &body)
+}
+
+impl Webhook {
+    /// Answers one review body; synchronous, no I/O.
+    pub fn handle(&self, endpoint: Endpoint, body: &[u8]) -> Response {
+        let started = Instant::now();
+        let name = match endpoint {
+            Endpoint::Mutate => "mutate",
+            Endpoint::Validate => "validate",
+        };
+        let span = tracing::info_span!(
+            "review",
+            endpoint = name,
+            uid = Empty,
+            ns = Empty,
+            name = Empty,
+            decision = Empty
+        );
+        let _entered = span.enter();
+        let labels = EndpointLabels { endpoint: name };
+        let response = match admit::review(endpoint, body, &self.cache, Utc::now()) {
+            Ok(reviewed) => {
+                self.report(name, &reviewed, &span);
+                Json(ReviewResponse::new(reviewed.response)).into_response()
+            }
+            Err(bad) => {
+                self.metrics.bad_reviews.get_or_create(&labels).inc();
+                tracing::warn!(error = %bad, "unreadable AdmissionReview");
+                (
+                    StatusCode::BAD_REQUEST,
+                    [(header::CONTENT_TYPE, "text/plain")],
+                    bad.to_string(),
+                )
+                    .into_response()
+            }
+        };
+        self.metrics
+            .duration
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        response
+    }
+
+    fn report(&self, endpoint: &'static str, reviewed: &Reviewed, span: &tracing::Span) {
+        span.record("uid", reviewed.response.uid.as_str());
+        let (outcome, rule) = match &reviewed.report {
+            None => ("ungoverned", "none"),
+            Some(r) => (
+                r.decision.outcome.as_str(),
+                r.decision
+                    .reasons
+                    .last()
+                    .map_or("none", |reason| reason.rule.as_str()),
+            ),
+        };
+        self.metrics
+            .reviews
+            .get_or_create(&ReviewLabels {
+                endpoint,
+                kind: reviewed.resource,
+                operation: reviewed.operation,
+                outcome,
+                rule,
+            })
+            .inc();
+        let Some(report) = &reviewed.report else {
+            return;
+        };
+        span.record("ns", report.namespace.as_str());
+        span.record("name", report.name.as_str());
+        span.record("decision", outcome);
+        let d = &report.decision;
+        if d.reasons.is_empty() && d.warnings.is_empty() {
+            tracing::debug!(actor = %report.actor, current = d.current, requested = d.requested, "unchanged");
+        } else {
+            tracing::info!(
+                actor = %report.actor,
+                kind = report.kind.as_str(),
+                current = d.current,
+                requested = d.requested,
+                replicas = d.replicas,
+                dry_run = report.dry_run,
+                reasons = %d.summary(),
+                warnings = ?d.warnings,
+                "{outcome}"
+            );
+        }
+        if let Some(events) = &self.events {
+            events.emit(report);
+        }
+    }
+}
+
+/// What readiness needs from the TLS side.
+pub trait CertStatus: Send + Sync + std::fmt::Debug {
+    /// Whether a serving certificate is loaded.
+    fn is_loaded(&self) -> bool;
+    /// The certificate's notAfter, unix seconds.
+    fn not_after(&self) -> Option<i64>;
+}
+
+/// What the admin endpoints read.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// Governed workloads; readiness waits for its first sync.
+    pub cache: Arc<Cache>,
+    /// Exported on `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Certificate state.
+    pub certs: Arc<dyn CertStatus>,
+}
+
+/// `/livez`, `/readyz` and `/metrics` for the plain-HTTP admin listener.
+pub fn admin_router(admin: Arc<Admin>) -> Router {
+    Router::new()
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(admin)
+}
+
+async fn readyz(State(admin): State<Arc<Admin>>) -> (StatusCode, &'static str) {
+    match (admin.certs.is_loaded(), admin.cache.is_synced()) {
+        (true, true) => (StatusCode::OK, "ok"),
+        (false, _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "serving certificate not loaded",
+        ),
+        (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "cache not synced"),
+    }
+}
+
+async fn metrics(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
+    // Gauges that are cheaper to read at scrape time than to keep current.
+    for (kind, label) in [
+        (WorkloadKind::Deployment, "deployments"),
+        (WorkloadKind::StatefulSet, "statefulsets"),
+    ] {
+        admin
+            .metrics
+            .cache_workloads
+            .get_or_create(&KindLabels { kind: label })
+            .set(admin.cache.len(kind) as i64);
+    }
+    if let Some(not_after) = admin.certs.not_after() {
+        admin
+            .metrics
+            .cert_expiry
+            .set((not_after - Utc::now().timestamp()) as f64);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        admin.metrics.encode(),
+    )
+}

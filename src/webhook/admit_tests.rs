@@ -1,0 +1,321 @@
+use serde_json::{Value, json};
+
+use super::*;
+use crate::{
+    cache::Update,
+    policy::{GOVERNED_LABEL, keys},
+};
+
+fn now() -> DateTime<Utc> {
+    "2026-11-23T10:00:00Z".parse().unwrap()
+}
+
+fn deployment(replicas: i64, annotations: Value, governed: bool) -> Value {
+    let labels = if governed {
+        json!({ GOVERNED_LABEL: "true" })
+    } else {
+        json!({})
+    };
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop", "uid": "d-1", "labels": labels, "annotations": annotations},
+        "spec": {"replicas": replicas}
+    })
+}
+
+fn scale(replicas: i64) -> Value {
+    json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+           "metadata": {"name": "web", "namespace": "shop", "uid": "d-1"},
+           "spec": {"replicas": replicas}})
+}
+
+fn body(
+    operation: &str,
+    sub: Option<&str>,
+    object: Value,
+    old: Option<Value>,
+    dry_run: bool,
+) -> Vec<u8> {
+    let kind = if sub.is_some() {
+        json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
+    } else {
+        json!({"group": "apps", "version": "v1", "kind": "Deployment"})
+    };
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": format!("uid-{operation}-{}", object["spec"]["replicas"]),
+            "kind": kind,
+            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "subResource": sub, "name": "web", "namespace": "shop", "operation": operation,
+            "userInfo": {"username": "alice"}, "object": object, "oldObject": old, "dryRun": dry_run
+        }
+    }))
+    .unwrap()
+}
+
+fn cache_with(annotations: &[(&str, &str)], replicas: u32) -> Cache {
+    let cache = Cache::new();
+    cache.apply(
+        Update {
+            kind: WorkloadKind::Deployment,
+            key: "shop/web",
+            uid: Some("d-1".into()),
+            policy: Policy::from_annotations(annotations.iter().copied()),
+            replicas,
+            history: None,
+            actor: None,
+        },
+        now(),
+    );
+    cache
+}
+
+fn patched_replicas(r: &AdmissionResponse) -> Option<i64> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(r.patch.as_ref()?)
+        .unwrap();
+    let patch: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(patch[0]["op"], "add");
+    assert_eq!(patch[0]["path"], "/spec/replicas");
+    patch[0]["value"].as_i64()
+}
+
+#[test]
+fn scale_beyond_max_is_clamped_with_a_json_patch() {
+    let cache = cache_with(&[(keys::MAX_REPLICAS, "20")], 5);
+    let r = review(
+        Endpoint::Mutate,
+        &body("UPDATE", Some("scale"), scale(100), Some(scale(5)), false),
+        &cache,
+        now(),
+    )
+    .unwrap();
+    assert!(r.response.allowed);
+    assert_eq!(r.response.patch_type.as_deref(), Some("JSONPatch"));
+    assert_eq!(patched_replicas(&r.response), Some(20));
+    assert_eq!(
+        r.response.warnings,
+        ["scale-governor: max-replicas 20: asked 100, allowed 20"]
+    );
+    assert_eq!(
+        r.response.audit_annotations["decision"],
+        "clamped: max-replicas 20: asked 100, allowed 20"
+    );
+    assert_eq!(r.operation, "SCALE");
+    let report = r.report.unwrap();
+    assert_eq!(
+        (report.actor.as_str(), report.uid.as_deref()),
+        ("alice", Some("d-1"))
+    );
+}
+
+#[test]
+fn deny_mode_is_refused_by_validate_and_ignored_by_mutate() {
+    let cache = cache_with(&[(keys::MODE, "deny"), (keys::MAX_REPLICAS, "20")], 5);
+    let b = body("UPDATE", Some("scale"), scale(100), Some(scale(5)), false);
+    let m = review(Endpoint::Mutate, &b, &cache, now()).unwrap();
+    assert!(m.response.allowed && m.response.patch.is_none() && m.report.is_none());
+    let v = review(Endpoint::Validate, &b, &cache, now()).unwrap();
+    assert!(!v.response.allowed);
+    let status = v.response.status.unwrap();
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (
+            403,
+            "scale-governor: max-replicas 20: asked 100, allowed 20"
+        )
+    );
+}
+
+#[test]
+fn audit_mode_allows_and_warns() {
+    let cache = cache_with(&[(keys::MODE, "audit"), (keys::MAX_REPLICAS, "20")], 5);
+    let r = review(
+        Endpoint::Mutate,
+        &body("UPDATE", Some("scale"), scale(100), Some(scale(5)), false),
+        &cache,
+        now(),
+    )
+    .unwrap();
+    assert!(r.response.allowed && r.response.patch.is_none());
+    assert_eq!(
+        r.response.warnings,
+        ["scale-governor (audit only): max-replicas 20: asked 100, allowed 20"]
+    );
+    assert_eq!(r.report.unwrap().decision.outcome, Outcome::Audited);
+}
+
+#[test]
+fn ungoverned_scale_takes_the_fast_path() {
+    let cache = Cache::new();
+    let r = review(
+        Endpoint::Mutate,
+        &body("UPDATE", Some("scale"), scale(100), Some(scale(5)), false),
+        &cache,
+        now(),
+    )
+    .unwrap();
+    assert!(
+        r.response.allowed
+            && r.response.patch.is_none()
+            && r.response.warnings.is_empty()
+            && r.report.is_none()
+    );
+}
+
+#[test]
+fn deployment_create_and_update_are_governed_from_their_own_annotations() {
+    let cache = Cache::new();
+    let obj = deployment(100, json!({ keys::MAX_REPLICAS: "20" }), true);
+    let r = review(
+        Endpoint::Mutate,
+        &body("CREATE", None, obj, None, false),
+        &cache,
+        now(),
+    )
+    .unwrap();
+    assert_eq!(patched_replicas(&r.response), Some(20));
+    let unlabeled = deployment(100, json!({ keys::MAX_REPLICAS: "20" }), false);
+    let r = review(
+        Endpoint::Mutate,
+        &body("CREATE", None, unlabeled, None, false),
+        &cache,
+        now(),
+    )
+    .unwrap();
+    assert!(r.response.patch.is_none() && r.report.is_none());
+}
+
+#[test]
+fn dry_run_spends_no_budget() {
+    let cache = cache_with(&[(keys::SCALE_UP, "4 pods/60s")], 10);
+    let b = body("UPDATE", Some("scale"), scale(40), Some(scale(10)), true);
+    for _ in 0..3 {
+        let r = review(Endpoint::Mutate, &b, &cache, now()).unwrap();
+        assert_eq!(patched_replicas(&r.response), Some(14));
+        assert!(r.report.unwrap().dry_run);
+    }
+    let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    assert!(entry.ledger().changes().is_empty());
+}
+
+#[test]
+fn malformed_policy_is_rejected_by_validate_unless_unchanged() {
+    let cache = Cache::new();
+    let bad = json!({ keys::WINDOWS: "Mon-Fry 08:00-20:00 min=1" });
+    let b = body(
+        "CREATE",
+        None,
+        deployment(3, bad.clone(), true),
+        None,
+        false,
+    );
+    let v = review(Endpoint::Validate, &b, &cache, now()).unwrap();
+    let status = v.response.status.expect("denied");
+    assert_eq!(status.code, 422);
+    assert_eq!(
+        status.message,
+        "scale-governor: invalid policy: scale-governor.io/windows: at \"Fry\" (column 5): unknown weekday \"Fry\", expected Mon..Sun"
+    );
+    let m = review(Endpoint::Mutate, &b, &cache, now()).unwrap();
+    assert!(m.response.allowed && m.response.warnings.is_empty());
+    // Ratcheting: an update that keeps the same broken policy is allowed, with a warning.
+    let b = body(
+        "UPDATE",
+        None,
+        deployment(4, bad.clone(), true),
+        Some(deployment(3, bad, true)),
+        false,
+    );
+    let v = review(Endpoint::Validate, &b, &cache, now()).unwrap();
+    assert!(v.response.allowed);
+    assert!(v.response.warnings[0].contains("policy is invalid and not enforced"));
+}
+
+#[test]
+fn deny_mode_does_not_block_updates_that_keep_replicas() {
+    let cache = Cache::new();
+    let annotations = json!({ keys::MODE: "deny", keys::MAX_REPLICAS: "5" });
+    let old = deployment(10, annotations.clone(), true);
+    let new = deployment(10, annotations, true);
+    let r = review(
+        Endpoint::Validate,
+        &body("UPDATE", None, new, Some(old), false),
+        &cache,
+        now(),
+    )
+    .unwrap();
+    assert!(r.response.allowed);
+    assert!(
+        r.response.warnings[0].contains("outside the policy"),
+        "{:?}",
+        r.response.warnings
+    );
+}
+
+#[test]
+fn unknown_resources_and_operations_are_allowed() {
+    let cache = Cache::new();
+    let mut v: Value = serde_json::from_slice(&body(
+        "UPDATE",
+        None,
+        deployment(3, json!({}), true),
+        None,
+        false,
+    ))
+    .unwrap();
+    v["request"]["resource"] = json!({"group": "", "version": "v1", "resource": "pods"});
+    let r = review(
+        Endpoint::Mutate,
+        &serde_json::to_vec(&v).unwrap(),
+        &cache,
+        now(),
+    )
+    .unwrap();
+    assert!(r.response.allowed);
+    assert!(
+        r.response.warnings[0].contains("not /pods"),
+        "{:?}",
+        r.response.warnings
+    );
+    let r = review(
+        Endpoint::Mutate,
+        &body("DELETE", None, deployment(3, json!({}), true), None, false),
+        &cache,
+        now(),
+    )
+    .unwrap();
+    assert!(r.response.allowed && r.report.is_none());
+}
+
+#[test]
+fn unreadable_reviews_are_errors_and_unreadable_objects_are_allowed() {
+    let cache = Cache::new();
+    assert!(matches!(
+        review(Endpoint::Mutate, b"{", &cache, now()),
+        Err(BadReview::Malformed(_))
+    ));
+    assert!(matches!(
+        review(Endpoint::Mutate, b"{\"request\":null}", &cache, now()),
+        Err(BadReview::NoUid)
+    ));
+    let mut v: Value = serde_json::from_slice(&body(
+        "UPDATE",
+        None,
+        deployment(3, json!({}), true),
+        None,
+        false,
+    ))
+    .unwrap();
+    v["request"]["object"] = json!({"metadata": {"labels": "not-a-map"}});
+    let r = review(
+        Endpoint::Mutate,
+        &serde_json::to_vec(&v).unwrap(),
+        &cache,
+        now(),
+    )
+    .unwrap();
+    assert!(r.response.allowed);
+    assert!(r.response.warnings[0].starts_with("scale-governor could not read the object"));
+}
