@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # Static musl build on a distroless base: no shell, no libc, non-root.
 FROM rust:1.95-alpine AS build
-RUN apk add --no-cache musl-dev
+RUN apk add --no-cache musl-dev gcc make perl
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
