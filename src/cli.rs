@@ -1,8 +1,9 @@
-//! The command line: `explain` (and later `serve`, `certs`, `simulate`).
+//! The command line: `serve`, `explain`, `certs`.
 //! Each subcommand lives in its own module and calls the same core.
 
 pub mod certs;
 pub mod explain;
+pub mod serve;
 
 use std::process::ExitCode;
 
@@ -20,8 +21,12 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the admission webhook against the current cluster.
+    Serve(serve::Args),
     /// Decide one replica change for a manifest, offline, and say why.
     Explain(explain::Args),
+    /// Generate a CA and a serving certificate; print the caBundle.
+    Certs(certs::Args),
 }
 
 /// Output format shared by the reporting commands.
@@ -37,6 +42,8 @@ pub enum Output {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve(args) => serve::run(&args),
         Command::Explain(args) => explain::run(&args),
+        Command::Certs(args) => certs::run(&args),
     }
 }

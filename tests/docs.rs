@@ -53,8 +53,6 @@ fn commands(body: &str) -> Vec<(String, String)> {
     out
 }
 
-// `explain` is the only command the examples use.
-#[allow(irrefutable_let_patterns)]
 fn run(cmd: &str, manifest: &str, history: &str) -> String {
     let cli = Cli::try_parse_from(cmd.split_whitespace()).unwrap_or_else(|e| panic!("{cmd}: {e}"));
     let Command::Explain(args) = cli.command else {

@@ -1,0 +1,237 @@
+//! `scale-governor serve`: the admission webhook with its cache, Events,
+//! metrics and the leader's history persistence, wired together.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use kube::{Client, Config, config::KubeConfigOptions, runtime::events::Reporter};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    cache::{self, Cache},
+    events,
+    leader::{self, LeaderConfig},
+    metrics::{Metrics, ResultLabels},
+    server::{self, HttpsOptions},
+    tls::{self, CertPaths, CertStore},
+    webhook::{self, Admin, CertStatus, Webhook},
+};
+
+/// `serve` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Admission (HTTPS) listen address.
+    #[arg(long, env = "SCALE_GOVERNOR_ADDR", default_value = "0.0.0.0:8443")]
+    pub addr: SocketAddr,
+    /// Admin (plain HTTP: /livez, /readyz, /metrics) listen address.
+    #[arg(
+        long,
+        env = "SCALE_GOVERNOR_ADMIN_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub admin_addr: SocketAddr,
+    /// PEM certificate chain; reloaded when its content changes.
+    #[arg(long, env = "SCALE_GOVERNOR_TLS_CERT", default_value = "certs/tls.crt")]
+    pub tls_cert: PathBuf,
+    /// PEM private key; reloaded together with the certificate.
+    #[arg(long, env = "SCALE_GOVERNOR_TLS_KEY", default_value = "certs/tls.key")]
+    pub tls_key: PathBuf,
+    /// How often to check the certificate files for changes, in seconds.
+    #[arg(long, default_value_t = 5)]
+    pub cert_reload_seconds: u64,
+    /// Kubeconfig to use instead of the in-cluster or default one.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "scale-governor")]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease and in Events.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// How often the leader writes changed ledgers to the history annotation, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub persist_interval_ms: u64,
+    /// Log format: `text` for a terminal, `json` in a cluster.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl CertStatus for CertStore {
+    fn is_loaded(&self) -> bool {
+        CertStore::is_loaded(self)
+    }
+
+    fn not_after(&self) -> Option<i64> {
+        self.not_after_unix()
+    }
+}
+
+/// Runs the webhook until SIGTERM/SIGINT.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(serve(args.clone()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,hyper=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
+        }
+        None => Config::infer()
+            .await
+            .context("no kubeconfig and not in a cluster")?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let shutdown = server::shutdown_on_signals()?;
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("scale-governor-{}", std::process::id()));
+    let client = client(args.kubeconfig.as_ref()).await?;
+    let metrics = Arc::new(Metrics::new());
+    let cache = Arc::new(Cache::new());
+
+    let certs = CertStore::load(CertPaths {
+        cert: args.tls_cert.clone(),
+        key: args.tls_key.clone(),
+    })
+    .context("loading the serving certificate")?;
+    let reloader = certs.spawn_reloader(
+        Duration::from_secs(args.cert_reload_seconds.max(1)),
+        shutdown.clone(),
+    );
+    spawn_reload_metrics(certs.clone(), metrics.clone(), shutdown.clone());
+    let tls_config = tls::server_config(certs.clone())?;
+
+    let webhook = Arc::new(Webhook {
+        cache: cache.clone(),
+        metrics: metrics.clone(),
+        events: Some(events::start(
+            client.clone(),
+            Reporter {
+                controller: "scale-governor".into(),
+                instance: Some(identity.clone()),
+            },
+            metrics.clone(),
+            shutdown.clone(),
+        )),
+    });
+    let admin = Arc::new(Admin {
+        cache: cache.clone(),
+        metrics: metrics.clone(),
+        certs: certs.clone(),
+    });
+
+    let https = TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("binding {}", args.addr))?;
+    let http = TcpListener::bind(args.admin_addr)
+        .await
+        .with_context(|| format!("binding {}", args.admin_addr))?;
+
+    let watch = tokio::spawn(cache::watch::run(
+        client.clone(),
+        cache.clone(),
+        shutdown.clone(),
+    ));
+    let leader_shutdown = shutdown.clone();
+    let leader = tokio::spawn(leader::run(
+        client,
+        cache,
+        metrics,
+        LeaderConfig {
+            namespace: args.lease_namespace.clone(),
+            identity,
+            persist_every: Duration::from_millis(args.persist_interval_ms.max(100)),
+        },
+        shutdown.clone(),
+    ));
+    let leader = async move {
+        // Losing the lease task is fatal (linkerd's rule): exit and restart
+        // rather than run without anyone persisting ledgers.
+        match leader.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                leader_shutdown.cancel();
+                Err(e.context("leader election"))
+            }
+            Err(join) => {
+                leader_shutdown.cancel();
+                Err(anyhow::anyhow!("leader election task panicked: {join}"))
+            }
+        }
+    };
+    let (https, http, leader) = tokio::join!(
+        server::serve_https(
+            https,
+            tls_config,
+            webhook::router(webhook),
+            shutdown.clone(),
+            HttpsOptions::default()
+        ),
+        server::serve_http(http, webhook::admin_router(admin), shutdown.clone()),
+        leader,
+    );
+    let _ = tokio::join!(watch, reloader);
+    https?;
+    http?;
+    leader?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Mirrors the certificate store's reload counters into Prometheus.
+fn spawn_reload_metrics(certs: Arc<CertStore>, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let (mut ok, mut failed) = (0, 0);
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let (now_ok, now_failed) = (certs.reloads(), certs.failures());
+            metrics
+                .cert_reloads
+                .get_or_create(&ResultLabels { result: "ok" })
+                .inc_by(now_ok.saturating_sub(ok));
+            metrics
+                .cert_reloads
+                .get_or_create(&ResultLabels { result: "error" })
+                .inc_by(now_failed.saturating_sub(failed));
+            (ok, failed) = (now_ok, now_failed);
+        }
+    });
+}
