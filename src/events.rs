@@ -109,9 +109,25 @@ pub fn event_for(report: &Report) -> Option<Event> {
         },
         reason: reason.to_owned(),
         note: Some(note),
-        action: "Scale".to_owned(),
+        action: action(report),
         secondary: None,
     })
+}
+
+/// The Recorder folds Events with the same reason and action into one series
+/// that keeps the first note; putting the actor and numbers in the action
+/// folds only true repeats (an HPA re-asking every sync), not new decisions.
+fn action(report: &Report) -> String {
+    let d = &report.decision;
+    let mut action = format!("Scale {}->{} by {}", d.requested, d.replicas, report.actor);
+    if action.len() > 128 {
+        let mut cut = 128;
+        while !action.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        action.truncate(cut);
+    }
+    action
 }
 
 fn reference(report: &Report) -> ObjectReference {
@@ -161,6 +177,7 @@ mod tests {
     fn clamp_becomes_a_normal_event_with_the_reason() {
         let event = event_for(&report(&[(keys::MAX_REPLICAS, "20")], 100, false)).unwrap();
         assert_eq!(event.reason, "ScaleClamped");
+        assert_eq!(event.action, "Scale 100->20 by alice");
         assert_eq!(event.type_, EventType::Normal);
         assert_eq!(
             event.note.as_deref(),

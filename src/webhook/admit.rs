@@ -157,13 +157,14 @@ pub fn review(
             response
         }
         Ok(None) => reviewed.response,
-        Err(response) => response,
+        Err(response) => *response,
     };
     reviewed.response = response;
     Ok(reviewed)
 }
 
-type Answer = Result<Option<(AdmissionResponse, Report)>, AdmissionResponse>;
+/// The early answer is boxed: it is the rare path, and keeps the Result small.
+type Answer = Result<Option<(AdmissionResponse, Report)>, Box<AdmissionResponse>>;
 
 /// `Ok(None)`: not governed, allow. `Err`: an early answer without a decision.
 fn governed(
@@ -211,10 +212,8 @@ fn governed(
         match &observed.policy {
             Ok(policy) => (policy.clone(), observed.uid.clone()),
             Err(e) => {
-                return Err(warn(
-                    uid,
-                    format!("scale-governor: policy is invalid and not enforced: {e}"),
-                ));
+                let warning = format!("scale-governor: policy is invalid and not enforced: {e}");
+                return Err(Box::new(warn(uid, warning)));
             }
         }
     } else {
@@ -224,13 +223,8 @@ fn governed(
         match policy_of(object.metadata.annotations.as_ref()) {
             Ok(policy) => (policy, object.metadata.uid.clone()),
             Err(e) => {
-                return Err(invalid_policy(
-                    endpoint,
-                    uid,
-                    &e.to_string(),
-                    &object,
-                    old.as_ref(),
-                ));
+                let response = invalid_policy(endpoint, uid, &e.to_string(), &object, old.as_ref());
+                return Err(Box::new(response));
             }
         }
     };

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager and etcd from Go modules into a
-# cache outside the work tree. Rebuilds only when a wrapper module changes.
-# Prints the binary directory on stdout; progress goes to stderr.
+# Builds kube-apiserver, kube-controller-manager, kubectl and etcd from Go
+# modules into a cache outside the work tree. Rebuilds only when a wrapper
+# module changes. Prints the binary directory on stdout; progress goes to
+# stderr. Exits 3 when a build is needed but Go is missing (tests skip on it).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -10,15 +11,27 @@ etcd_version=$(awk '$1 == "require" && $2 == "go.etcd.io/etcd/server/v3" {print 
 minor=$(echo "$k8s_version" | cut -d. -f2)
 cache=${SCALE_GOVERNOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scale-governor}
 bin="$cache/k8s-$k8s_version-etcd-$etcd_version"
-stamp=$(cat "$here/k8s/go.mod" "$here/k8s/go.sum" "$here/etcd/go.mod" "$here/etcd/go.sum" | sha256sum | cut -c1-16)
+# build.sh itself is hashed too: a changed binary list or ldflags must rebuild.
+stamp=$(cat "$here/build.sh" "$here/k8s/go.mod" "$here/k8s/go.sum" "$here/etcd/go.mod" "$here/etcd/go.sum" | sha256sum | cut -c1-16)
 
-if [[ -f "$bin/.stamp" && "$(cat "$bin/.stamp")" == "$stamp" ]]; then
+fresh() { [[ -f "$bin/.stamp" && "$(cat "$bin/.stamp")" == "$stamp" ]]; }
+if fresh; then
   echo "$bin"
   exit 0
 fi
 
-command -v go >/dev/null || { echo "build.sh: Go is required to build the control plane" >&2; exit 1; }
+command -v go >/dev/null || { echo "build.sh: Go is required to build the control plane into $bin" >&2; exit 3; }
 mkdir -p "$bin"
+# Test binaries started together all call this; one builds, the rest wait.
+exec 8>"$bin/.lock"
+if ! flock -n 8; then
+  echo "build.sh: waiting for another build of $bin ..." >&2
+  flock 8
+fi
+if fresh; then
+  echo "$bin"
+  exit 0
+fi
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
 ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version \
  -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor \
@@ -35,5 +48,6 @@ build() { # name, module dir, package, ldflags
 build etcd "$here/etcd" go.etcd.io/etcd/server/v3 "-s -w"
 build kube-apiserver "$here/k8s" k8s.io/kubernetes/cmd/kube-apiserver "$ldflags"
 build kube-controller-manager "$here/k8s" k8s.io/kubernetes/cmd/kube-controller-manager "$ldflags"
+build kubectl "$here/k8s" k8s.io/kubernetes/cmd/kubectl "$ldflags"
 echo "$stamp" > "$bin/.stamp"
 echo "$bin"

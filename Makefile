@@ -1,0 +1,48 @@
+# Developer entry points. The local control plane (etcd, kube-apiserver,
+# kube-controller-manager built from source, no Docker) is described in
+# docs/testing.md.
+SHELL := bash
+CLUSTER := tests/controlplane/cluster.sh
+# What `make cluster-up` starts and every test binary reuses when it answers.
+CLUSTER_KUBECONFIG := $(CURDIR)/target/cluster/kubeconfig
+
+.PHONY: help test demo bench controlplane cluster-up cluster-down cluster-status
+
+help: ## List targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+controlplane: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl (cached)
+	tests/controlplane/build.sh
+
+cluster-up: ## Start the local control plane in target/cluster
+	$(CLUSTER) up
+
+cluster-down: ## Stop it and remove its state (logs are kept)
+	$(CLUSTER) down
+
+cluster-status: ## Show whether it is running and ready
+	$(CLUSTER) status
+
+test: ## What CI runs: fmt, clippy, and every test against the local control plane
+	cargo fmt --all -- --check
+	cargo clippy --locked --all-targets -- -D warnings
+	@started=; \
+	if ! $(CLUSTER) status >/dev/null 2>&1; then $(CLUSTER) up && started=1; fi; \
+	SCALE_GOVERNOR_REQUIRE_CLUSTER=1 cargo test --locked; status=$$?; \
+	if [[ -n $$started ]]; then $(CLUSTER) down; fi; \
+	exit $$status
+
+bench: ## Criterion benchmark of the decision engine
+	cargo bench --bench decide
+
+# Runs against $KUBECONFIG when set (any cluster whose apiserver can reach this
+# machine, see DEMO_WEBHOOK_HOST in examples/demo.sh); otherwise against the
+# local control plane, started if it is not already running.
+demo: ## Run the governor against a live cluster and watch it clamp, refuse and explain
+	cargo build --locked --bin scale-governor
+	@if [[ -z "$$KUBECONFIG" ]]; then \
+	  $(CLUSTER) status >/dev/null 2>&1 || $(CLUSTER) up >/dev/null; \
+	  export KUBECONFIG=$(CLUSTER_KUBECONFIG); \
+	  export PATH="$$(sed -n 's/^BIN_DIR=//p' target/cluster/env):$$PATH"; \
+	fi; \
+	examples/demo.sh

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The governor's main job, for real: run `scale-governor serve` against the
+# cluster in $KUBECONFIG, register it as the cluster's admission webhooks for
+# one namespace, apply the example workloads and scale them the way the HPA,
+# a person or a GitOps tool would. Every change is clamped or refused with
+# the rule and the numbers, in kubectl's output, an Event and a metric.
+#
+# Run through `make demo`, which starts the local control plane when KUBECONFIG
+# is unset. The apiserver must reach this machine at DEMO_WEBHOOK_HOST
+# (default 127.0.0.1, right for the local control plane).
+set -euo pipefail
+: "${KUBECONFIG:?set KUBECONFIG or run make demo}"
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+host=${DEMO_WEBHOOK_HOST:-127.0.0.1}
+ns=scale-governor-demo
+work=$root/target/demo
+governor=${GOVERNOR:-$root/target/debug/scale-governor}
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+step "Cluster"
+run kubectl version
+
+step "Serving certificate (IP SAN $host, because Go ignores the CN)"
+rm -rf "$work" && mkdir -p "$work"
+ca=$("$governor" certs --out-dir "$work/certs" --ip "$host" 2>/dev/null)
+echo "caBundle: ${ca:0:40}..."
+
+step "scale-governor serve"
+https_port=$(free_port) admin_port=$(free_port)
+"$governor" serve --addr "0.0.0.0:$https_port" --admin-addr "127.0.0.1:$admin_port" \
+  --tls-cert "$work/certs/tls.crt" --tls-key "$work/certs/tls.key" \
+  --lease-namespace default --identity demo >"$work/serve.log" 2>&1 &
+pid=$!
+cleanup() {
+  kubectl delete mutatingwebhookconfiguration,validatingwebhookconfiguration scale-governor-demo --ignore-not-found >/dev/null 2>&1 || true
+  kubectl delete namespace "$ns" --wait=false --ignore-not-found >/dev/null 2>&1 || true
+  kill "$pid" 2>/dev/null || true
+}
+trap cleanup EXIT
+for _ in $(seq 100); do
+  [[ $(curl -s "http://127.0.0.1:$admin_port/readyz") == ok ]] && break
+  kill -0 "$pid" 2>/dev/null || { cat "$work/serve.log"; exit 1; }
+  sleep 0.2
+done
+echo "ready: https://$host:$https_port (logs: $work/serve.log)"
+
+step "Webhook configurations for namespace $ns"
+kubectl get namespace "$ns" >/dev/null 2>&1 || run kubectl create namespace "$ns"
+for kind in Mutating Validating; do
+  path=$([[ $kind == Mutating ]] && echo mutate || echo validate)
+  kubectl apply -f - <<YAML
+apiVersion: admissionregistration.k8s.io/v1
+kind: ${kind}WebhookConfiguration
+metadata: {name: scale-governor-demo}
+webhooks:
+- name: $path.scale-governor.io
+  admissionReviewVersions: ["v1"]
+  sideEffects: NoneOnDryRun
+  failurePolicy: Ignore
+  timeoutSeconds: 5
+  clientConfig: {url: "https://$host:$https_port/$path", caBundle: "$ca"}
+  namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: $ns}}
+  rules:
+  - apiGroups: ["apps"]
+    apiVersions: ["v1"]
+    operations: ["CREATE", "UPDATE"]
+    resources: ["deployments", "deployments/scale", "statefulsets", "statefulsets/scale"]
+    scope: Namespaced
+YAML
+done
+# The apiserver picks up a new configuration a moment later: wait until the
+# governor has answered a (dry-run) review.
+reviews() { curl -s "http://127.0.0.1:$admin_port/metrics" | awk '/^scale_governor_admission_reviews_total[{]/ {n += $NF} END {print n + 0}'; }
+for _ in $(seq 100); do
+  kubectl apply -n "$ns" -f "$root/examples/web.yaml" --dry-run=server >/dev/null 2>&1 || true
+  (($(reviews) > 0)) && break
+  sleep 0.2
+done
+
+step "Example workloads (examples/*.yaml)"
+run kubectl apply -n "$ns" -f "$root/examples/web.yaml" -f "$root/examples/payments-deny.yaml" -f "$root/examples/queue-statefulset.yaml"
+
+step "A runaway autoscaler asks web for 100 replicas (enforce: clamped by the rate limit)"
+run kubectl scale -n "$ns" deployment/web --replicas=100
+run kubectl get -n "$ns" deployment/web -o jsonpath='{.spec.replicas}{"\n"}'
+
+step "Someone else tries again at once (the budget is shared by every actor)"
+run kubectl scale -n "$ns" deployment/web --replicas=100 --as=bob --as-group=system:masters
+run kubectl get -n "$ns" deployment/web -o jsonpath='{.spec.replicas}{"\n"}'
+
+step "A dry run shows the decision and spends nothing"
+run kubectl scale -n "$ns" deployment/web --replicas=1 --dry-run=server
+
+step "payments is in deny mode: kubectl scale beyond max-replicas is refused"
+run kubectl scale -n "$ns" deployment/payments --replicas=50 || true
+
+step "StatefulSets too"
+run kubectl scale -n "$ns" statefulset/queue --replicas=9
+run kubectl get -n "$ns" statefulset/queue -o jsonpath='{.spec.replicas}{"\n"}'
+
+step "A malformed policy is rejected with the parser's message"
+sed 's/Mon-Fri 08:00/Mon-Fry 08:00/; s/name: web/name: web-typo/' "$root/examples/web.yaml" |
+  (printf '$ kubectl apply (windows: "Mon-Fry ...")\n'; kubectl apply -n "$ns" -f - || true)
+
+step "kubectl describe explains every decision"
+sleep 1
+run kubectl get events -n "$ns" --field-selector reason!=ScalingReplicaSet \
+  -o custom-columns=REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message
+
+step "Metrics"
+curl -s "http://127.0.0.1:$admin_port/metrics" | grep '^scale_governor_admission_reviews_total' | grep -v 'outcome="ungoverned"'
+
+step "The ledger, persisted for restarts"
+run kubectl get -n "$ns" deployment/web -o jsonpath='{.metadata.annotations.scale-governor\.io/history}{"\n"}'

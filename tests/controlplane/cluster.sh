@@ -1,0 +1,358 @@
+#!/usr/bin/env bash
+# Runs a real, local Kubernetes control plane: etcd, kube-apiserver and
+# kube-controller-manager built by build.sh. No Docker, no kubelet: enough for
+# the admission path, /scale, the deployment/replicaset/HPA controllers and
+# watches, which is everything scale-governor touches.
+#
+#   cluster.sh up     [--dir D] [--watch-pid P]   start (errors if already running)
+#   cluster.sh down   [--dir D]                   stop and remove state, keep logs
+#   cluster.sh status [--dir D]                   exit 0 only when healthy
+#
+# D defaults to target/cluster; a relative D is taken from the repo root.
+# With --watch-pid P the cluster tears itself down once process P exits, so a
+# crashed or killed test binary never leaves daemons behind.
+#
+# Extra flags for debugging: CLUSTER_ETCD_ARGS, CLUSTER_APISERVER_ARGS,
+# CLUSTER_KCM_ARGS (word-split). CLUSTER_ADVERTISE_ADDRESS overrides the
+# default-route address. CLUSTER_KCM_CONTROLLERS overrides the controller list.
+set -euo pipefail
+
+self=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
+root=$(cd "$(dirname "$self")/../.." && pwd)
+readonly self root
+
+die() { echo "cluster.sh: $*" >&2; exit 1; }
+say() { [[ ${quiet:-} ]] || echo "cluster.sh: $*" >&2; }
+
+usage() {
+  sed -n '7,13p' "$self" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+cmd=${1:-}; [[ $cmd ]] || usage; shift
+dir=$root/target/cluster watch_pid="" quiet=""
+while (($#)); do
+  case $1 in
+    --dir) dir=${2:?--dir needs a value}; shift 2 ;;
+    --dir=*) dir=${1#--dir=}; shift ;;
+    --watch-pid) watch_pid=${2:?--watch-pid needs a value}; shift 2 ;;
+    --watch-pid=*) watch_pid=${1#--watch-pid=}; shift ;;
+    --quiet) quiet=1; shift ;;
+    *) usage ;;
+  esac
+done
+[[ $dir == /* ]] || dir=$root/$dir
+dir=$(realpath -m "$dir")
+# `down` deletes files in $dir; refuse directories that hold other things.
+case $dir in / | "$root" | "$HOME" | "$root/target") die "refusing --dir $dir" ;; esac
+pki=$dir/pki
+
+# --- process bookkeeping -----------------------------------------------------
+# Every daemon's command line contains $dir, which guards against killing an
+# unrelated process that reused a pid from a stale pid file.
+ours() { # pid
+  [[ $1 =~ ^[0-9]+$ ]] || return 1
+  local cmdline
+  cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline") || return 1
+  [[ $cmdline == *"$dir/"* || $cmdline == *"$dir "* ]]
+}
+
+pid_of() { if [[ -f $dir/$1.pid ]]; then cat "$dir/$1.pid"; fi; }
+
+running_components() {
+  local c
+  for c in etcd kube-apiserver kube-controller-manager; do
+    if ours "$(pid_of "$c")"; then echo "$c"; fi
+  done
+}
+
+# Starts a daemon in its own session so a Ctrl-C aimed at `cargo test` or make
+# reaches only the watcher, which then tears down in order. stdio goes to the
+# log because Rust's Command::output() would otherwise wait on our pipes.
+spawn() { # name, argv...
+  local name=$1; shift
+  setsid "$@" </dev/null >>"$dir/$name.log" 2>&1 9>&- &
+  echo $! >"$dir/$name.pid"
+}
+
+terminate() { # timeout seconds, component...: SIGTERM, then SIGKILL
+  local timeout=$1 c pid pids=()
+  local deadline=$((SECONDS + timeout))
+  shift
+  for c in "$@"; do
+    pid=$(pid_of "$c")
+    if ours "$pid"; then kill -TERM "$pid" 2>/dev/null && pids+=("$pid"); fi
+  done
+  for pid in "${pids[@]+"${pids[@]}"}"; do
+    # `ours`, not `kill -0`: a zombie child of this shell counts as gone.
+    while ours "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+    if ours "$pid"; then
+      say "pid $pid ignored SIGTERM for ${timeout}s, sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+}
+
+stop() {
+  # etcd last: an apiserver that loses etcd first hangs until SIGKILL
+  # instead of exiting in ~3s.
+  terminate 15 kube-controller-manager kube-apiserver
+  terminate 10 etcd
+  # The watcher may be the process running this very `down`; spare it.
+  local pid c; pid=$(pid_of watcher)
+  if [[ $pid != "$$" ]] && ours "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
+  rm -rf "$dir/etcd-data" "$pki" "$dir/kubeconfig" "$dir/env"
+  for c in etcd kube-apiserver kube-controller-manager watcher; do rm -f "$dir/$c.pid"; done
+}
+
+# --- helpers for `up` --------------------------------------------------------
+used_ports=" "
+free_port() {
+  # Below the ephemeral range (32768+ on Linux) so outgoing connections never
+  # collide with a port picked here.
+  local p tries=0
+  while ((tries++ < 200)); do
+    p=$((20000 + RANDOM % 12000))
+    [[ $used_ports == *" $p "* ]] && continue
+    if [[ -z $(ss -Hltn "sport = :$p" 2>/dev/null) ]]; then
+      used_ports+="$p "; echo "$p"; return
+    fi
+  done
+  die "no free TCP port found"
+}
+
+advertise_address() {
+  # The address is only published in the `kubernetes` Endpoints, which nothing
+  # here dials, but it must not be loopback: the apiserver then logs an error
+  # every 10s and never writes those Endpoints. Without the flag it needs a
+  # default route. Any other address works, even one not on this host.
+  if [[ ${CLUSTER_ADVERTISE_ADDRESS:-} ]]; then echo "$CLUSTER_ADVERTISE_ADDRESS"; return; fi
+  local a
+  a=$(ip -4 route get 1.1.1.1 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "src") {print $(i + 1); exit}}')
+  [[ $a ]] || a=$(ip -4 -o addr show scope global 2>/dev/null | awk '{sub(/\/.*/, "", $4); print $4; exit}')
+  echo "${a:-192.0.2.1}" # TEST-NET-1 when the host has no usable address
+}
+
+gen_certs() {
+  mkdir -p "$pki"
+  local cnf=$pki/openssl.cnf
+  cat >"$cnf" <<'EOF'
+[req]
+distinguished_name = dn
+[dn]
+[ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign,digitalSignature
+subjectKeyIdentifier = hash
+[client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = clientAuth
+authorityKeyIdentifier = keyid
+[server]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+authorityKeyIdentifier = keyid
+subjectAltName = $ENV::SAN
+EOF
+  export SAN=""
+  key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$pki/$1.key" 2>/dev/null; }
+  ca() { # name, CN
+    key "$1"
+    openssl req -x509 -new -key "$pki/$1.key" -subj "/CN=$2" -days 3650 -sha256 \
+      -config "$cnf" -extensions ca -out "$pki/$1.crt" 2>/dev/null
+  }
+  leaf() { # name, ca, subject, extensions
+    key "$1"
+    openssl req -new -key "$pki/$1.key" -subj "$3" -config "$cnf" 2>/dev/null |
+      openssl x509 -req -CA "$pki/$2.crt" -CAkey "$pki/$2.key" -set_serial "0x$(openssl rand -hex 8)" \
+        -days 3650 -sha256 -extfile "$cnf" -extensions "$4" -out "$pki/$1.crt" 2>/dev/null
+  }
+  ca ca scale-governor-test-serving-ca
+  SAN="IP:127.0.0.1,DNS:localhost,IP:$advertise,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  leaf apiserver ca /CN=kube-apiserver server
+  ca client-ca scale-governor-test-client-ca
+  leaf admin client-ca "/O=system:masters/CN=admin" client
+  # The controller manager runs every controller under its own identity
+  # (no --use-service-account-credentials), so it needs more than the
+  # bootstrap system:kube-controller-manager role grants.
+  leaf kcm client-ca "/O=system:masters/CN=system:kube-controller-manager" client
+  ca front-proxy-ca scale-governor-test-front-proxy-ca
+  leaf front-proxy-client front-proxy-ca /CN=front-proxy-client client
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$pki/sa.key" 2>/dev/null
+  openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+}
+
+kubeconfig() { # path, user, cert name
+  local b64="base64 -w0"
+  cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: scale-governor-test
+  cluster:
+    server: https://127.0.0.1:$apiserver_port
+    certificate-authority-data: $($b64 <"$pki/ca.crt")
+users:
+- name: $2
+  user:
+    client-certificate-data: $($b64 <"$pki/$3.crt")
+    client-key-data: $($b64 <"$pki/$3.key")
+contexts:
+- name: scale-governor-test
+  context: {cluster: scale-governor-test, user: $2}
+current-context: scale-governor-test
+EOF
+  chmod 600 "$1"
+}
+
+wait_for() { # what, component, timeout seconds, command...
+  local what=$1 component=$2 timeout=$3 deadline=$((SECONDS + $3)); shift 3
+  until "$@" >/dev/null 2>&1; do
+    if ! ours "$(pid_of "$component")"; then
+      echo "cluster.sh: $component exited during startup; last log lines:" >&2
+      tail -n 25 "$dir/$component.log" >&2 || true
+      return 1
+    fi
+    ((SECONDS < deadline)) || { echo "cluster.sh: timed out after ${timeout}s waiting for $what (log: $dir/$component.log)" >&2; return 1; }
+    sleep 0.2
+  done
+}
+
+apiserver_get() { # path
+  curl -fsS --max-time 2 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+    "https://127.0.0.1:$apiserver_port$1"
+}
+
+up() {
+  mkdir -p "$dir"
+  # Held only while starting (daemons get 9>&-): a concurrent `up` fails fast.
+  exec 9>"$dir/.lock"
+  flock -n 9 || die "another 'up' is already starting a cluster in $dir"
+  local running
+  running=$(running_components | tr '\n' ' ')
+  local stop_cmd="tests/controlplane/cluster.sh down --dir ${dir#"$root"/}"
+  [[ $dir != "$root/target/cluster" ]] || stop_cmd="make cluster-down"
+  [[ -z $running ]] || die "a cluster is already running in $dir (${running% }); stop it first: $stop_cmd"
+  if [[ -f $dir/env || -d $dir/etcd-data ]]; then say "removing stale state in $dir"; fi
+  stop
+  rm -f "$dir"/*.log
+
+  local start=$SECONDS bin
+  bin=$("$(dirname "$self")/build.sh") || exit
+  say "binaries in $bin"
+  advertise=$(advertise_address)
+  trap 'echo "cluster.sh: startup failed, tearing down" >&2; stop; exit 1' ERR
+  # The daemons live in their own sessions, so an interrupted `up` must
+  # clean up itself.
+  trap 'echo "cluster.sh: interrupted, tearing down" >&2; stop; exit 130' INT TERM
+
+  if [[ $watch_pid ]]; then
+    kill -0 "$watch_pid" 2>/dev/null || die "--watch-pid $watch_pid is not running"
+    # Started before the daemons so a caller that dies mid-startup is covered.
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" down --quiet --dir "$3"' \
+      cluster-watcher "$watch_pid" "$self" "$dir" </dev/null >>"$dir/watcher.log" 2>&1 9>&- &
+    echo $! >"$dir/watcher.pid"
+  fi
+
+  gen_certs
+  local etcd_port etcd_peer_port apiserver_port kcm_port
+  etcd_port=$(free_port); etcd_peer_port=$(free_port)
+  apiserver_port=$(free_port); kcm_port=$(free_port)
+
+  # shellcheck disable=SC2086 # the CLUSTER_*_ARGS are meant to be word-split
+  spawn etcd "$bin/etcd" --name=scale-governor-test --data-dir="$dir/etcd-data" \
+    --listen-client-urls="http://127.0.0.1:$etcd_port" --advertise-client-urls="http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls="http://127.0.0.1:$etcd_peer_port" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$etcd_peer_port" \
+    --initial-cluster="scale-governor-test=http://127.0.0.1:$etcd_peer_port" \
+    --unsafe-no-fsync=true --log-level=warn ${CLUSTER_ETCD_ARGS:-}
+  wait_for "etcd /health" etcd 30 curl -fsS --max-time 2 "http://127.0.0.1:$etcd_port/health"
+
+  # shellcheck disable=SC2086
+  spawn kube-apiserver "$bin/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$etcd_port" \
+    --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
+    --secure-port="$apiserver_port" --bind-address=127.0.0.1 --advertise-address="$advertise" \
+    --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true --authorization-mode=RBAC \
+    --disable-admission-plugins=ServiceAccount --client-ca-file="$pki/client-ca.crt" \
+    --service-account-issuer="https://127.0.0.1:$apiserver_port/" \
+    --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
+    --requestheader-client-ca-file="$pki/front-proxy-ca.crt" \
+    --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$pki/front-proxy-client.crt" --proxy-client-key-file="$pki/front-proxy-client.key" \
+    ${CLUSTER_APISERVER_ARGS:-}
+  wait_for "kube-apiserver /readyz" kube-apiserver 120 apiserver_get /readyz
+
+  kubeconfig "$pki/kcm.kubeconfig" system:kube-controller-manager kcm
+  # namespace-controller is on so a deleted test namespace really goes away
+  # in a cluster shared by several test binaries.
+  # shellcheck disable=SC2086
+  spawn kube-controller-manager "$bin/kube-controller-manager" \
+    --kubeconfig="$pki/kcm.kubeconfig" --leader-elect=false \
+    --secure-port="$kcm_port" --bind-address=127.0.0.1 --cert-dir="$pki/kcm" \
+    --controllers="${CLUSTER_KCM_CONTROLLERS:-deployment-controller,replicaset-controller,horizontal-pod-autoscaler-controller,namespace-controller}" \
+    --horizontal-pod-autoscaler-sync-period=1s --kube-api-content-type=application/json \
+    ${CLUSTER_KCM_ARGS:-}
+  wait_for "kube-controller-manager /healthz" kube-controller-manager 60 \
+    curl -fsSk --max-time 2 "https://127.0.0.1:$kcm_port/healthz"
+
+  # Written last: its presence means "ready", which the Rust harness relies on.
+  kubeconfig "$dir/kubeconfig.tmp" admin admin
+  mv "$dir/kubeconfig.tmp" "$dir/kubeconfig"
+  cat >"$dir/env.tmp" <<EOF
+CLUSTER_DIR=$dir
+KUBECONFIG=$dir/kubeconfig
+BIN_DIR=$bin
+K8S_VERSION=$("$bin/kube-apiserver" --version | awk '{print $2}')
+KUBECTL=$bin/kubectl
+APISERVER_URL=https://127.0.0.1:$apiserver_port
+APISERVER_PORT=$apiserver_port
+ETCD_PORT=$etcd_port
+ETCD_PEER_PORT=$etcd_peer_port
+KCM_PORT=$kcm_port
+ADVERTISE_ADDRESS=$advertise
+ETCD_PID=$(pid_of etcd)
+APISERVER_PID=$(pid_of kube-apiserver)
+KCM_PID=$(pid_of kube-controller-manager)
+WATCHER_PID=$(pid_of watcher)
+WATCH_PID=$watch_pid
+STARTUP_SECONDS=$((SECONDS - start))
+EOF
+  mv "$dir/env.tmp" "$dir/env"
+  trap - ERR INT TERM
+  say "ready in $((SECONDS - start))s: apiserver https://127.0.0.1:$apiserver_port${watch_pid:+, torn down when pid $watch_pid exits}"
+  echo "export KUBECONFIG=$dir/kubeconfig"
+}
+
+down() {
+  if [[ ! -f $dir/env && ! -d $dir/etcd-data && ! -f $dir/watcher.pid && ! -f $dir/etcd.pid ]]; then
+    say "no cluster in $dir"; return
+  fi
+  local running; running=$(running_components | tr '\n' ' ')
+  stop
+  if [[ $running ]]; then say "stopped ${running% } in $dir (logs kept)"; else say "no cluster running in $dir; state removed"; fi
+}
+
+status() {
+  [[ -f $dir/env ]] || { echo "cluster.sh: no cluster in $dir"; return 1; }
+  local apiserver_port c ok=0
+  apiserver_port=$(sed -n 's/^APISERVER_PORT=//p' "$dir/env")
+  grep -E '^(KUBECONFIG|APISERVER_URL|K8S_VERSION|BIN_DIR|WATCH_PID)=' "$dir/env"
+  for c in etcd kube-apiserver kube-controller-manager; do
+    if ours "$(pid_of "$c")"; then echo "$c: running (pid $(pid_of "$c"))"; else echo "$c: NOT RUNNING"; ok=1; fi
+  done
+  if apiserver_get /readyz >/dev/null 2>&1; then echo "readyz: ok"; else echo "readyz: FAILING"; ok=1; fi
+  return $ok
+}
+
+case $cmd in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) usage ;;
+esac

@@ -1,0 +1,347 @@
+//! End to end against the real local control plane: the apiserver calls the
+//! real `scale-governor serve` for kubectl's writes, and we check what lands.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{
+    Cluster, TestNamespace, eventually,
+    governor::{self, Governor},
+};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn workload(kind: &str, name: &str, replicas: u32, annotations: &[(&str, &str)]) -> String {
+    let annotations: String = annotations
+        .iter()
+        .map(|(k, v)| format!("    scale-governor.io/{k}: {v:?}\n"))
+        .collect();
+    let service = if kind == "StatefulSet" {
+        format!("  serviceName: {name}\n")
+    } else {
+        String::new()
+    };
+    format!(
+        "apiVersion: apps/v1\nkind: {kind}\nmetadata:\n  name: {name}\n  labels:\n    app: {name}\n    scale-governor.io/governed: \"true\"\n  annotations:\n{annotations}spec:\n  replicas: {replicas}\n{service}  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers: [{{name: app, image: registry.k8s.io/pause:3.10}}]\n"
+    )
+}
+
+async fn apply(cluster: &Cluster, ns: &TestNamespace, yaml: &str) -> std::process::Output {
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{}-{}.yaml",
+        ns.name(),
+        yaml.len()
+    ));
+    std::fs::write(&path, yaml).unwrap();
+    cluster
+        .kubectl(["apply", "-n", ns.name(), "-f", path.to_str().unwrap()])
+        .await
+}
+
+async fn replicas(cluster: &Cluster, ns: &TestNamespace, resource: &str) -> u32 {
+    cluster
+        .kubectl_ok([
+            "get",
+            "-n",
+            ns.name(),
+            resource,
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ])
+        .await
+        .trim()
+        .parse()
+        .expect("spec.replicas")
+}
+
+/// `kubectl scale`, returning (success, stderr).
+async fn scale(
+    cluster: &Cluster,
+    ns: &TestNamespace,
+    resource: &str,
+    to: u32,
+    extra: &[&str],
+) -> (bool, String) {
+    let to = format!("--replicas={to}");
+    let mut args = vec!["scale", "-n", ns.name(), resource, to.as_str()];
+    args.extend_from_slice(extra);
+    let out = cluster.kubectl(&args).await;
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn describe(cluster: &Cluster, ns: &TestNamespace, resource: &str) -> String {
+    cluster
+        .kubectl_ok(["describe", "-n", ns.name(), resource])
+        .await
+}
+
+struct Setup {
+    cluster: &'static Cluster,
+    ns: TestNamespace,
+    governor: Governor,
+    _webhooks: [support::DeleteOnDrop; 2],
+}
+
+async fn setup(prefix: &str) -> Option<Setup> {
+    let cluster = support::require_cluster!(None);
+    let ns = cluster.namespace(prefix).await;
+    let governor = Governor::start(cluster, ns.name(), "a").await;
+    let webhooks = governor::register(cluster, &ns, &governor.url()).await;
+    Some(Setup {
+        cluster,
+        ns,
+        governor,
+        _webhooks: webhooks,
+    })
+}
+
+/// A create through freshly registered webhooks can race the apiserver's
+/// webhook informer; retry until the governor has seen it.
+async fn create(s: &Setup, yaml: &str) {
+    eventually("the create to pass through the webhook", WAIT, || async {
+        let before = s.governor.reviews().await;
+        let out = apply(s.cluster, &s.ns, yaml).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (s.governor.reviews().await > before).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn enforce_clamps_kubectl_scale_and_explains_it() {
+    let Some(s) = setup("enforce").await else {
+        return;
+    };
+    create(
+        &s,
+        &workload("Deployment", "web", 2, &[("max-replicas", "20")]),
+    )
+    .await;
+    let (ok, stderr) = scale(s.cluster, &s.ns, "deploy/web", 100, &[]).await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("Warning: scale-governor: max-replicas 20: asked 100, allowed 20"),
+        "{stderr}"
+    );
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/web").await, 20);
+    let text = eventually("the ScaleClamped Event", WAIT, || async {
+        let text = describe(s.cluster, &s.ns, "deploy/web").await;
+        text.contains("ScaleClamped").then_some(text)
+    })
+    .await;
+    assert!(
+        text.contains("asked 100 replicas (current 2): max-replicas 20: asked 100, allowed 20"),
+        "{text}"
+    );
+    let metrics = s.governor.metrics().await;
+    assert!(
+        metrics.contains("operation=\"SCALE\",outcome=\"clamped\",rule=\"max-replicas\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn deny_mode_refuses_with_the_rule() {
+    let Some(s) = setup("deny").await else { return };
+    create(
+        &s,
+        &workload(
+            "Deployment",
+            "web",
+            2,
+            &[("mode", "deny"), ("max-replicas", "20")],
+        ),
+    )
+    .await;
+    let (ok, stderr) = scale(s.cluster, &s.ns, "deploy/web", 100, &[]).await;
+    assert!(!ok, "deny mode let the scale through");
+    assert!(
+        stderr
+            .contains("denied the request: scale-governor: max-replicas 20: asked 100, allowed 20"),
+        "{stderr}"
+    );
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/web").await, 2);
+    eventually("the ScaleDenied Event", WAIT, || async {
+        describe(s.cluster, &s.ns, "deploy/web")
+            .await
+            .contains("ScaleDenied")
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_policy_is_rejected_and_dry_run_leaves_no_trace() {
+    let Some(s) = setup("dryrun").await else {
+        return;
+    };
+    let bad = workload(
+        "Deployment",
+        "bad",
+        1,
+        &[("windows", "Mon-Fry 08:00-20:00 Europe/Berlin min=2")],
+    );
+    let out = eventually("the validating webhook to answer", WAIT, || async {
+        let out = apply(s.cluster, &s.ns, &bad).await;
+        (!out.status.success()).then_some(out)
+    })
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("scale-governor: invalid policy: scale-governor.io/windows: at \"Fry\" (column 5): unknown weekday \"Fry\", expected Mon..Sun"),
+        "{stderr}"
+    );
+
+    create(
+        &s,
+        &workload("Deployment", "web", 10, &[("scale-up", "4 pods/60s")]),
+    )
+    .await;
+    for _ in 0..3 {
+        let (ok, stderr) = scale(s.cluster, &s.ns, "deploy/web", 40, &["--dry-run=server"]).await;
+        assert!(ok && stderr.contains("allowed 14"), "{stderr}");
+    }
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/web").await, 10);
+    // The full budget is still there: 10 + 4.
+    let (ok, stderr) = scale(s.cluster, &s.ns, "deploy/web", 40, &[]).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/web").await, 14);
+    let text = eventually("one ScaleClamped Event", WAIT, || async {
+        let text = describe(s.cluster, &s.ns, "deploy/web").await;
+        text.contains("ScaleClamped").then_some(text)
+    })
+    .await;
+    assert_eq!(
+        text.matches("ScaleClamped").count(),
+        1,
+        "dry runs left Events:\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn rate_limit_spans_actors_and_survives_a_restart() {
+    let Some(mut s) = setup("rate").await else {
+        return;
+    };
+    // Without the aggregation controller the built-in "edit" role is empty.
+    let role = [
+        "create",
+        "role",
+        "scaler",
+        "--verb=get,list,patch,update",
+        "--resource=deployments,deployments/scale",
+        "-n",
+        s.ns.name(),
+    ];
+    s.cluster.kubectl_ok(role).await;
+    s.cluster
+        .kubectl_ok([
+            "create",
+            "rolebinding",
+            "bob-scaler",
+            "--role=scaler",
+            "--user=bob",
+            "-n",
+            s.ns.name(),
+        ])
+        .await;
+    create(
+        &s,
+        &workload("Deployment", "web", 2, &[("scale-up", "4 pods/60s")]),
+    )
+    .await;
+    // Three quick steps by two users: +2, then +4 capped at 6, then nothing left.
+    let (ok, e) = scale(s.cluster, &s.ns, "deploy/web", 4, &[]).await;
+    assert!(ok, "{e}");
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/web").await, 4);
+    let (ok, e) = scale(s.cluster, &s.ns, "deploy/web", 8, &["--as=bob"]).await;
+    assert!(
+        ok && e.contains("scale-up 4 pods/60s: asked 8, allowed 6 (2 at period start)"),
+        "{e}"
+    );
+    let (ok, e) = scale(s.cluster, &s.ns, "deploy/web", 10, &[]).await;
+    assert!(ok && e.contains("budget spent"), "{e}");
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/web").await, 6);
+
+    // The leader persists the ledger; then every replica dies at once.
+    eventually("the history annotation", WAIT, || async {
+        let history = s
+            .cluster
+            .kubectl_ok([
+                "get",
+                "-n",
+                s.ns.name(),
+                "deploy/web",
+                "-o",
+                "jsonpath={.metadata.annotations.scale-governor\\.io/history}",
+            ])
+            .await;
+        (history.contains("\"bob\"") && history.matches('[').count() >= 4).then_some(())
+    })
+    .await;
+    s.governor.restart().await;
+    let (ok, e) = scale(s.cluster, &s.ns, "deploy/web", 12, &["--as=bob"]).await;
+    assert!(ok && e.contains("budget spent"), "after restart: {e}");
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/web").await, 6);
+}
+
+#[tokio::test]
+async fn statefulset_scale_is_governed_the_same_way() {
+    let Some(s) = setup("sts").await else { return };
+    create(
+        &s,
+        &workload("StatefulSet", "db", 1, &[("max-replicas", "3")]),
+    )
+    .await;
+    let (ok, stderr) = scale(s.cluster, &s.ns, "statefulset/db", 10, &[]).await;
+    assert!(
+        ok && stderr.contains("max-replicas 3: asked 10, allowed 3"),
+        "{stderr}"
+    );
+    assert_eq!(replicas(s.cluster, &s.ns, "statefulset/db").await, 3);
+}
+
+#[tokio::test]
+async fn two_replicas_share_one_budget() {
+    let Some(s) = setup("replicas").await else {
+        return;
+    };
+    let b = Governor::start(s.cluster, s.ns.name(), "b").await;
+    create(
+        &s,
+        &workload("Deployment", "web", 2, &[("scale-up", "4 pods/60s")]),
+    )
+    .await;
+    let (ok, e) = scale(s.cluster, &s.ns, "deploy/web", 6, &[]).await;
+    assert!(ok, "{e}");
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/web").await, 6);
+
+    // Send the next request to replica b, which admitted nothing itself.
+    governor::repoint(s.cluster, &s.ns, &b.url()).await;
+    let probe = workload("Deployment", "probe", 1, &[]);
+    eventually("the apiserver to call replica b", WAIT, || async {
+        let before = b.reviews().await;
+        apply(
+            s.cluster,
+            &s.ns,
+            &probe.replace("replicas: 1", &format!("replicas: {}", 1 + before % 2)),
+        )
+        .await;
+        (b.reviews().await > before).then_some(())
+    })
+    .await;
+    let (ok, e) = scale(s.cluster, &s.ns, "deploy/web", 20, &[]).await;
+    assert!(
+        ok && e.contains("budget spent"),
+        "replica b did not see a's change: {e}"
+    );
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/web").await, 6);
+}

@@ -1,0 +1,229 @@
+//! Runs the real `scale-governor serve` binary against the test control
+//! plane and registers it as the cluster's webhooks for one namespace.
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::Stdio,
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use scale_governor::cli::certs;
+use tokio::process::{Child, Command};
+
+use super::{Cluster, DeleteOnDrop, TestNamespace};
+
+/// One CA and serving certificate for every governor in a test binary.
+pub struct TestCerts {
+    dir: PathBuf,
+    /// The `caBundle` for webhook configurations.
+    pub ca_bundle: String,
+}
+
+/// Certificates written under `target/`, made once per test binary.
+pub fn certs() -> &'static TestCerts {
+    static CERTS: OnceLock<TestCerts> = OnceLock::new();
+    CERTS.get_or_init(|| {
+        let generated =
+            certs::generate(&certs::Args::default()).expect("generating test certificates");
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("governor-certs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("tls.crt"), &generated.cert_pem).unwrap();
+        std::fs::write(dir.join("tls.key"), &generated.key_pem).unwrap();
+        TestCerts {
+            dir,
+            ca_bundle: generated.ca_bundle(),
+        }
+    })
+}
+
+/// A running `scale-governor serve`, killed on drop.
+pub struct Governor {
+    child: Option<Child>,
+    /// HTTPS port of `/mutate` and `/validate`.
+    pub https_port: u16,
+    /// Plain-HTTP port of `/readyz` and `/metrics`.
+    pub admin_port: u16,
+    identity: String,
+    lease_namespace: String,
+    kubeconfig: PathBuf,
+    log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Governor {
+    /// Starts one replica; the Lease lives in `lease_namespace` so tests do
+    /// not contend for one leader.
+    pub async fn start(cluster: &Cluster, lease_namespace: &str, identity: &str) -> Governor {
+        let mut g = Governor {
+            child: None,
+            https_port: free_port(),
+            admin_port: free_port(),
+            identity: identity.to_owned(),
+            lease_namespace: lease_namespace.to_owned(),
+            kubeconfig: cluster.kubeconfig().to_owned(),
+            log: cluster
+                .dir()
+                .join(format!("governor-{lease_namespace}-{identity}.log")),
+        };
+        g.spawn().await;
+        g
+    }
+
+    async fn spawn(&mut self) {
+        let certs = certs();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_scale-governor"))
+            .args([
+                "serve",
+                "--persist-interval-ms",
+                "200",
+                "--cert-reload-seconds",
+                "1",
+            ])
+            .arg(format!("--addr=127.0.0.1:{}", self.https_port))
+            .arg(format!("--admin-addr=127.0.0.1:{}", self.admin_port))
+            .arg("--tls-cert")
+            .arg(certs.dir.join("tls.crt"))
+            .arg("--tls-key")
+            .arg(certs.dir.join("tls.key"))
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg(format!("--lease-namespace={}", self.lease_namespace))
+            .arg(format!("--identity={}", self.identity))
+            .env("RUST_LOG", "info,scale_governor=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting scale-governor serve");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.get("/readyz").await.as_deref() != Some("ok") {
+            assert!(
+                Instant::now() < deadline,
+                "governor not ready; see {}",
+                self.log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGKILL: no graceful drain, no last persist.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Kills and starts again on the same ports, with an empty memory.
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        self.spawn().await;
+    }
+
+    /// `https://127.0.0.1:<port>` for webhook configurations.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.https_port)
+    }
+
+    /// The admin `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.unwrap_or_default()
+    }
+
+    /// Sum of `scale_governor_admission_reviews_total` samples.
+    pub async fn reviews(&self) -> u64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with("scale_governor_admission_reviews_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    async fn get(&self, path: &str) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port))
+            .await
+            .ok()?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        let (head, body) = response.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+    }
+}
+
+/// Registers mutating and validating webhooks that send this namespace's
+/// workload and scale requests to `url`; deleted when the guards drop.
+/// `failurePolicy: Fail`, so a test can never pass because the webhook was
+/// silently skipped.
+pub async fn register(cluster: &Cluster, ns: &TestNamespace, url: &str) -> [DeleteOnDrop; 2] {
+    let name = format!("scale-governor-{}", ns.name());
+    cluster
+        .kubectl_ok(["apply", "-f", &write_config(&name, ns.name(), url)])
+        .await;
+    [
+        cluster.delete_on_drop("mutatingwebhookconfiguration", &name),
+        cluster.delete_on_drop("validatingwebhookconfiguration", &name),
+    ]
+}
+
+/// Points an existing registration at another replica.
+pub async fn repoint(cluster: &Cluster, ns: &TestNamespace, url: &str) {
+    let name = format!("scale-governor-{}", ns.name());
+    cluster
+        .kubectl_ok(["apply", "-f", &write_config(&name, ns.name(), url)])
+        .await;
+}
+
+fn write_config(name: &str, namespace: &str, url: &str) -> String {
+    let ca = &certs().ca_bundle;
+    let webhook = |kind: &str, path: &str| {
+        format!(
+            r#"apiVersion: admissionregistration.k8s.io/v1
+kind: {kind}
+metadata: {{name: {name}}}
+webhooks:
+- name: {path}.scale-governor.io
+  admissionReviewVersions: ["v1"]
+  sideEffects: NoneOnDryRun
+  failurePolicy: Fail
+  timeoutSeconds: 10
+  clientConfig: {{url: "{url}/{path}", caBundle: "{ca}"}}
+  namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {namespace}}}}}
+  rules:
+  - apiGroups: ["apps"]
+    apiVersions: ["v1"]
+    operations: ["CREATE", "UPDATE"]
+    resources: ["deployments", "deployments/scale", "statefulsets", "statefulsets/scale"]
+    scope: Namespaced
+"#
+        )
+    };
+    let text = format!(
+        "{}---\n{}",
+        webhook("MutatingWebhookConfiguration", "mutate"),
+        webhook("ValidatingWebhookConfiguration", "validate")
+    );
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
