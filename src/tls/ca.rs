@@ -1,0 +1,264 @@
+//! A throwaway certificate authority: what `scale-governor certs` writes,
+//! and what tests use to mint serving certificates in memory.
+
+use std::{
+    fmt,
+    net::IpAddr,
+    time::{Duration, SystemTime},
+};
+
+use base64::Engine;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+};
+
+/// Common name of the generated CA.
+pub const CA_COMMON_NAME: &str = "scale-governor-ca";
+
+/// Certificates are back-dated this much so a peer whose clock runs a
+/// little behind does not reject them as not yet valid.
+const BACKDATE: Duration = Duration::from_secs(5 * 60);
+
+/// Why a certificate could not be generated.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaError {
+    /// A DNS SAN is not a valid DNS name; TLS clients would never match it.
+    #[error("{name:?} is not a valid DNS name")]
+    InvalidDnsName {
+        /// The offending name.
+        name: String,
+    },
+    /// rcgen failed to build or sign a certificate.
+    #[error("generating the {what}: {source}")]
+    Rcgen {
+        /// Which certificate or key.
+        what: &'static str,
+        /// rcgen's error.
+        source: rcgen::Error,
+    },
+}
+
+/// What a serving certificate is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServingSpec {
+    /// Subject common name; informational only, clients match the SANs.
+    pub common_name: String,
+    /// DNS SANs.
+    pub dns_names: Vec<String>,
+    /// IP SANs. Go ignores the CN, so `clientConfig.url: https://127.0.0.1:PORT`
+    /// needs 127.0.0.1 here.
+    pub ips: Vec<IpAddr>,
+    /// Validity in days, capped at the CA's.
+    pub days: u32,
+}
+
+/// A serving certificate and its key, PEM.
+#[derive(Clone)]
+pub struct ServingCert {
+    /// Certificate (`tls.crt`).
+    pub cert_pem: String,
+    /// Private key (`tls.key`), PKCS#8.
+    pub key_pem: String,
+}
+
+impl fmt::Debug for ServingCert {
+    // Keys stay out of logs and test failure output.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServingCert")
+            .field("cert_pem", &self.cert_pem)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An in-memory CA that can issue several serving certificates, e.g. to
+/// test a rotation where only the leaf changes.
+pub struct CertificateAuthority {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+    days: u32,
+}
+
+impl fmt::Debug for CertificateAuthority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertificateAuthority")
+            .field("cert_pem", &self.cert_pem())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertificateAuthority {
+    /// A fresh self-signed CA (CN `scale-governor-ca`) valid for `days`.
+    pub fn new(days: u32) -> Result<Self, CaError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, CA_COMMON_NAME);
+        // Path length 0: it signs serving certificates, never other CAs.
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        set_validity(&mut params, days);
+        let key = KeyPair::generate().map_err(rcgen_err("CA key"))?;
+        let issuer =
+            CertifiedIssuer::self_signed(params, key).map_err(rcgen_err("CA certificate"))?;
+        Ok(Self { issuer, days })
+    }
+
+    /// The CA certificate, PEM.
+    pub fn cert_pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// The CA private key, PEM (PKCS#8).
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
+    /// The `caBundle` value: base64 of [`cert_pem`](Self::cert_pem).
+    pub fn ca_bundle(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.cert_pem())
+    }
+
+    /// Issues a server-auth certificate with a fresh key, hence a fresh
+    /// serial (rcgen derives it from the key).
+    pub fn issue(&self, spec: &ServingSpec) -> Result<ServingCert, CaError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, spec.common_name.as_str());
+        for name in &spec.dns_names {
+            let invalid = || CaError::InvalidDnsName { name: name.clone() };
+            // rcgen checks only for ASCII; rustls's check is the one clients apply.
+            rustls::pki_types::DnsName::try_from(name.as_str()).map_err(|_| invalid())?;
+            let ia5 = name.clone().try_into().map_err(|_| invalid())?;
+            params.subject_alt_names.push(SanType::DnsName(ia5));
+        }
+        params
+            .subject_alt_names
+            .extend(spec.ips.iter().copied().map(SanType::IpAddress));
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        set_validity(&mut params, self.days.min(spec.days));
+        let key = KeyPair::generate().map_err(rcgen_err("serving key"))?;
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(rcgen_err("serving certificate"))?;
+        Ok(ServingCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+fn set_validity(params: &mut CertificateParams, days: u32) {
+    let now = SystemTime::now();
+    params.not_before = (now - BACKDATE).into();
+    params.not_after = (now + Duration::from_secs(u64::from(days) * 24 * 60 * 60)).into();
+}
+
+fn rcgen_err(what: &'static str) -> impl FnOnce(rcgen::Error) -> CaError {
+    move |source| CaError::Rcgen { what, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{net::Ipv4Addr, sync::Arc};
+
+    use rustls::{
+        client::{WebPkiServerVerifier, danger::ServerCertVerifier},
+        pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject},
+    };
+    use x509_parser::{extensions::GeneralName, prelude::X509Certificate};
+
+    use super::*;
+
+    fn der(pem: &str) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(pem.as_bytes()).expect("PEM certificate")
+    }
+
+    fn with_x509<T>(pem: &str, f: impl FnOnce(&X509Certificate<'_>) -> T) -> T {
+        let der = der(pem);
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("X.509");
+        f(&cert)
+    }
+
+    fn spec(dns: &[&str]) -> ServingSpec {
+        ServingSpec {
+            common_name: "svc.ns.svc".into(),
+            dns_names: dns.iter().map(|s| s.to_string()).collect(),
+            ips: vec![Ipv4Addr::LOCALHOST.into()],
+            days: 30,
+        }
+    }
+
+    #[test]
+    fn issues_a_server_auth_leaf_with_exactly_the_requested_sans() {
+        let ca = CertificateAuthority::new(365).unwrap();
+        let leaf = ca.issue(&spec(&["svc.ns.svc", "localhost"])).unwrap();
+        let (dns, ips, server_auth, is_ca, not_after) = with_x509(&leaf.cert_pem, |cert| {
+            let san = cert.subject_alternative_name().unwrap().unwrap().value;
+            let (mut dns, mut ips) = (vec![], vec![]);
+            for name in &san.general_names {
+                match name {
+                    GeneralName::DNSName(n) => dns.push(n.to_string()),
+                    GeneralName::IPAddress(ip) => ips.push(ip.to_vec()),
+                    other => panic!("unexpected SAN {other:?}"),
+                }
+            }
+            let eku = cert.extended_key_usage().unwrap().unwrap().value;
+            let not_after = cert.validity().not_after.timestamp();
+            (dns, ips, eku.server_auth, cert.is_ca(), not_after)
+        });
+        assert_eq!(dns, ["svc.ns.svc", "localhost"]);
+        assert_eq!(ips, [vec![127, 0, 0, 1]]);
+        assert!(server_auth && !is_ca);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let days = (not_after - now) as f64 / 86_400.0;
+        assert!((29.9..=30.1).contains(&days), "{days} days");
+
+        let ca_is_ca = with_x509(&ca.cert_pem(), |c| {
+            assert!(c.subject().to_string().contains(CA_COMMON_NAME));
+            c.is_ca()
+        });
+        assert!(ca_is_ca);
+    }
+
+    #[test]
+    fn the_leaf_verifies_against_the_ca_for_its_names_only() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca = CertificateAuthority::new(1).unwrap();
+        let leaf = der(&ca.issue(&spec(&["svc.ns.svc"])).unwrap().cert_pem);
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der(&ca.cert_pem())).unwrap();
+        let verifier = WebPkiServerVerifier::builder(Arc::new(roots))
+            .build()
+            .unwrap();
+        let verify = |name: ServerName<'static>| {
+            verifier.verify_server_cert(&leaf, &[], &name, &[], UnixTime::now())
+        };
+        assert!(verify(ServerName::IpAddress(Ipv4Addr::LOCALHOST.into())).is_ok());
+        assert!(verify(ServerName::try_from("svc.ns.svc").unwrap()).is_ok());
+        assert!(verify(ServerName::try_from("other.example").unwrap()).is_err());
+        assert!(verify(ServerName::IpAddress(Ipv4Addr::new(10, 0, 0, 1).into())).is_err());
+    }
+
+    #[test]
+    fn rejects_an_invalid_dns_name() {
+        let ca = CertificateAuthority::new(1).unwrap();
+        let err = ca.issue(&spec(&["not a name"])).unwrap_err();
+        assert!(matches!(err, CaError::InvalidDnsName { ref name } if name == "not a name"));
+    }
+}
