@@ -9,6 +9,8 @@
 //! live here.
 
 mod signals;
+#[cfg(test)]
+mod tests;
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
