@@ -1,9 +1,10 @@
-//! The command line: `serve`, `explain`, `certs`.
+//! The command line: `serve`, `explain`, `simulate`, `certs`.
 //! Each subcommand lives in its own module and calls the same core.
 
 pub mod certs;
 pub mod explain;
 pub mod serve;
+pub mod simulate;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ pub enum Command {
     Serve(serve::Args),
     /// Decide one replica change for a manifest, offline, and say why.
     Explain(explain::Args),
+    /// Replay a demand trace through the HPA, the governor and an oracle.
+    Simulate(simulate::Args),
     /// Generate a CA and a serving certificate; print the caBundle.
     Certs(certs::Args),
 }
@@ -44,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(&args),
         Command::Explain(args) => explain::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
         Command::Certs(args) => certs::run(&args),
     }
 }

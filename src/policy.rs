@@ -8,6 +8,8 @@ mod windows;
 
 use chrono::{DateTime, Utc};
 
+use crate::recommend::RecommendConfig;
+
 pub use behavior::{Direction, PolicyKind, RatePolicy, ScalingRules, SelectPolicy};
 pub use error::PolicyError;
 pub use recommendation::{Recommendation, RecommendationKind};
@@ -33,12 +35,14 @@ pub mod keys {
     pub const SCALE_DOWN: &str = "scale-governor.io/scale-down";
     /// RFC 3339 time before which enforcement is paused (break glass).
     pub const SUSPEND_UNTIL: &str = "scale-governor.io/suspend-until";
+    /// How the recommender computes recommendations (JSON).
+    pub const RECOMMEND: &str = "scale-governor.io/recommend";
     /// Written by the recommender: JSON replicas/reason/computedAt/expiresAt.
     pub const RECOMMENDATION: &str = "scale-governor.io/recommendation";
     /// Written by the governor: the persisted ledger of replica changes.
     pub const HISTORY: &str = "scale-governor.io/history";
     /// Every key the governor understands, for "did you mean" hints.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 10] = [
         MODE,
         MIN_REPLICAS,
         MAX_REPLICAS,
@@ -46,6 +50,7 @@ pub mod keys {
         SCALE_UP,
         SCALE_DOWN,
         SUSPEND_UNTIL,
+        RECOMMEND,
         RECOMMENDATION,
         HISTORY,
     ];
@@ -119,6 +124,8 @@ pub struct Policy {
     pub scale_down: Option<ScalingRules>,
     /// Enforcement is paused before this instant.
     pub suspend_until: Option<DateTime<Utc>>,
+    /// How the recommender works for this workload, if it should.
+    pub recommend: Option<RecommendConfig>,
     /// The recommender's latest output, if any.
     pub recommendation: Option<Recommendation>,
     /// Non-fatal findings, such as unknown `scale-governor.io/*` keys.
@@ -149,6 +156,7 @@ impl Policy {
                     policy.scale_down = Some(ScalingRules::parse(key, value, Direction::Down)?)
                 }
                 keys::SUSPEND_UNTIL => policy.suspend_until = Some(parse_time(key, value)?),
+                keys::RECOMMEND => policy.recommend = Some(RecommendConfig::parse(value)?),
                 keys::RECOMMENDATION => policy.recommendation = Some(Recommendation::parse(value)?),
                 keys::HISTORY => {}
                 unknown => policy.warnings.push(unknown_key_warning(unknown)),

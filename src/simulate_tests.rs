@@ -1,0 +1,129 @@
+use super::*;
+use crate::policy::keys;
+
+fn t(minute: i64) -> DateTime<Utc> {
+    "2026-11-23T10:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::minutes(minute)
+}
+
+fn config(actors: &[Actor]) -> Config {
+    Config {
+        capacity: 10.0,
+        startup: Duration::seconds(60),
+        tick: Duration::seconds(60),
+        hpa_target: 10.0,
+        tolerance: 0.1,
+        actors: actors.to_vec(),
+    }
+}
+
+/// 10 minutes: steady 20, a spike to 60 for three minutes, back to 20.
+fn spike() -> Trace {
+    let values = [20.0, 20.0, 20.0, 60.0, 60.0, 60.0, 20.0, 20.0, 20.0, 20.0];
+    Trace::from_points(
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (t(i as i64), *v))
+            .collect(),
+    )
+    .unwrap()
+}
+
+fn workload(pairs: &[(&str, &str)]) -> Vec<Workload> {
+    vec![Workload {
+        name: "web".into(),
+        policy: Policy::from_annotations(pairs.iter().copied()).unwrap(),
+    }]
+}
+
+#[test]
+fn oracle_starts_pods_one_startup_ahead() {
+    let sim = simulate(&spike(), &workload(&[]), &config(&[Actor::Oracle]));
+    let run = &sim.runs[0];
+    // Need 2 pods, 6 during the spike; pods start one tick (60 s) early and
+    // leave at once.
+    assert_eq!(run.replicas, [2, 2, 6, 6, 6, 6, 2, 2, 2, 2]);
+    assert_eq!(run.ready, [2, 2, 2, 6, 6, 6, 2, 2, 2, 2]);
+    let s = &sim.summaries()[0];
+    assert_eq!(s.under_provisioned_time_pct, 0.0);
+    // 36 pod-minutes.
+    assert!((s.pod_hours - 0.6).abs() < 1e-12);
+    assert_eq!(s.cost_vs_oracle, Some(1.0));
+}
+
+#[test]
+fn hpa_reacts_after_the_spike_arrives_and_pays_the_startup() {
+    let sim = simulate(
+        &spike(),
+        &workload(&[(keys::MAX_REPLICAS, "20")]),
+        &config(&[Actor::Hpa, Actor::Oracle]),
+    );
+    let hpa = &sim.runs[0];
+    // At minute 3 demand triples: 60 / (2 × 10) = 3, desired 6; the default
+    // scale-up allows max(2 + 4, 2 × 2) = 6. Ready one minute later.
+    assert_eq!(&hpa.replicas[..5], &[2, 2, 2, 6, 6]);
+    assert_eq!(&hpa.ready[..5], &[2, 2, 2, 2, 6]);
+    // The 300 s scale-down stabilization keeps 6 to the end of the trace.
+    assert_eq!(&hpa.replicas[5..], &[6, 6, 6, 6, 6]);
+    let summaries = sim.summaries();
+    let s = &summaries[0];
+    // One minute short by 40 of 320 total demand.
+    assert!((s.under_provisioned_time_pct - 10.0).abs() < 1e-9);
+    assert!((s.under_provisioned_demand_pct - 12.5).abs() < 1e-9);
+    assert_eq!((s.peak_shortfall, s.longest_recovery_seconds), (40.0, 60));
+    assert_eq!((s.changes, s.largest_step), (1, 4));
+    // 2+2+2 + 6×7 = 48 pod-minutes against the oracle's 36.
+    assert!((s.pod_hours - 0.8).abs() < 1e-12);
+    assert!((s.cost_vs_oracle.unwrap() - 48.0 / 36.0).abs() < 1e-12);
+}
+
+#[test]
+fn governor_floor_is_applied_between_hpa_syncs() {
+    let rec = r#"{"targetPerPod":10,"leadSeconds":60,"trend":"none","holdSeconds":0}"#;
+    let sim = simulate(
+        &spike(),
+        &workload(&[(keys::RECOMMEND, rec), (keys::SCALE_UP, "2 pods/60s")]),
+        &config(&[Actor::HpaGovernor, Actor::Governor]),
+    );
+    let both = &sim.runs[0];
+    // The floor (6 at the spike) is a bound: it wins over the 2-pod rate
+    // limit that holds back the HPA's own request.
+    assert_eq!(both.replicas[3], 6);
+    let governor = &sim.runs[1];
+    assert_eq!(&governor.replicas[..4], &[2, 2, 2, 6]);
+    assert_eq!(
+        governor.replicas[6], 2,
+        "target follows demand down with no hold"
+    );
+}
+
+#[test]
+fn timeline_csv_has_a_column_pair_per_run() {
+    let sim = simulate(&spike(), &workload(&[]), &config(&[Actor::Oracle]));
+    let csv = sim.timeline_csv();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("timestamp,demand,oracle_replicas,oracle_ready")
+    );
+    assert_eq!(lines.next(), Some("2026-11-23T10:00:00+00:00,20,2,2"));
+    assert_eq!(csv.lines().count(), 11);
+}
+
+#[test]
+fn chart_is_an_svg_with_a_panel_per_run() {
+    let sim = simulate(
+        &spike(),
+        &workload(&[(keys::WINDOWS, "Mon 10:02-10:05 min=1")]),
+        &config(&Actor::ALL),
+    );
+    assert!(sim.windows[2] && !sim.windows[5]);
+    let svg = chart::svg(&sim, "spike").unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..50.min(svg.len())]);
+    for actor in ["hpa", "governor", "hpa+governor", "oracle"] {
+        assert!(
+            svg.contains(&format!("\n{actor}\n")),
+            "no panel for {actor}"
+        );
+    }
+}
