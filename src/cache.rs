@@ -48,13 +48,19 @@ struct LedgerState {
     /// The last admission decided here, so a re-sent review (same uid) gets
     /// the same answer instead of spending the budget twice.
     last: Option<(String, Decision)>,
+    /// The last change admitted here that the watch has not confirmed yet.
+    pending: Option<Change>,
 }
 
 impl Entry {
     fn new(observed: Observed, ledger: Ledger) -> Entry {
         Entry {
             observed: ArcSwap::from_pointee(observed),
-            ledger: Mutex::new(LedgerState { ledger, last: None }),
+            ledger: Mutex::new(LedgerState {
+                ledger,
+                last: None,
+                pending: None,
+            }),
             dirty: AtomicBool::new(false),
         }
     }
@@ -86,9 +92,15 @@ impl Entry {
         {
             return decision.clone();
         }
+        if !dry_run {
+            retract_unlanded(&mut state, request.current);
+        }
         let decision = engine::decide(policy, &state.ledger, request, now);
         if !dry_run {
             if let Some(change) = decision.change(request.actor, now) {
+                if change.to != change.from {
+                    state.pending = Some(change.clone());
+                }
                 record(&mut state.ledger, policy, change, now);
                 self.dirty.store(true, Ordering::Release);
             }
@@ -110,6 +122,19 @@ impl Entry {
     /// Whether the ledger changed since [`Entry::take_dirty`] was last called.
     pub fn take_dirty(&self) -> bool {
         self.dirty.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// A change admitted here but never stored leaves the object where it was:
+/// the next request then starts from the same count. That happens when the
+/// apiserver retries an update after a storage conflict (calling admission
+/// again with a new uid) or a later webhook refuses it. Such a change must
+/// not spend the budget, so it leaves the ledger.
+fn retract_unlanded(state: &mut LedgerState, current: u32) {
+    if let Some(pending) = state.pending.take()
+        && pending.from == current
+    {
+        state.ledger.retract(&pending);
     }
 }
 
@@ -221,6 +246,13 @@ impl Cache {
         };
         let previous = entry.observed.load().replicas;
         let mut state = entry.state();
+        if state
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.from == previous && p.to == update.replicas)
+        {
+            state.pending = None;
+        }
         let mut changed = merge(&mut state.ledger, &persisted);
         if previous != update.replicas
             && !admitted_here(&state.ledger, previous, update.replicas, now)

@@ -131,3 +131,25 @@ fn sync_and_removal() {
     assert!(cache.get(WorkloadKind::Deployment, "shop/web").is_none());
     assert_eq!(key("shop", "web"), "shop/web");
 }
+
+#[test]
+fn a_change_that_never_landed_does_not_spend_the_budget() {
+    let cache = Cache::new();
+    cache.apply(update("shop/web", 2, None, None), now());
+    let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    // The apiserver admits 2 -> 4, hits a storage conflict and asks again
+    // (new uid, same current): only one change may count.
+    assert_eq!(ask(&entry, 2, 4, "first", false, now()), 4);
+    assert_eq!(ask(&entry, 2, 4, "retry", false, now()), 4);
+    assert_eq!(entry.ledger().changes().len(), 1);
+    cache.apply(
+        update("shop/web", 4, None, Some("kubectl")),
+        now() + Duration::seconds(1),
+    );
+    // Landed and confirmed: the next step from 4 keeps it, leaving 2 of budget.
+    assert_eq!(
+        ask(&entry, 4, 40, "next", false, now() + Duration::seconds(2)),
+        6
+    );
+    assert_eq!(entry.ledger().changes().len(), 2);
+}

@@ -89,6 +89,17 @@ impl Ledger {
         }
     }
 
+    /// Removes the most recent entry equal to `change`, if any.
+    pub fn retract(&mut self, change: &Change) -> bool {
+        match self.changes.iter().rposition(|c| c == change) {
+            Some(i) => {
+                self.changes.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Drops entries at or before `cutoff`; no rule can see them any more.
     pub fn prune(&mut self, cutoff: DateTime<Utc>) {
         let keep_from = self.changes.partition_point(|c| c.at <= cutoff);
