@@ -207,16 +207,47 @@ fn recommendation_floor_target_and_staleness() {
 
 #[test]
 fn contradicting_bounds_let_the_ceiling_win_with_a_warning() {
-    let fresh =
-        r#"{"replicas":30,"computedAt":"2026-11-23T09:58:00Z","expiresAt":"2026-11-23T10:05:00Z"}"#;
-    let p = policy(&[(keys::MAX_REPLICAS, "20"), (keys::RECOMMENDATION, fresh)]);
+    let p = policy(&[
+        (keys::MIN_REPLICAS, "2"),
+        (
+            keys::WINDOWS,
+            "Mon 00:00-24:00 min=30; Mon 09:00-11:00 max=20",
+        ),
+    ]);
     let d = ask(&p, &Ledger::new(), 10, 5);
     assert_eq!(d.replicas, 20);
     assert_eq!(
         d.warnings,
         [
-            "bounds contradict: floor 30 from recommendation 30 is above ceiling 20 from max-replicas; the ceiling wins"
+            "bounds contradict: floor 30 from window \"Mon 00:00-24:00 min=30\" is above ceiling 20 from window \"Mon 09:00-11:00 max=20\"; the ceiling wins"
         ]
+    );
+}
+
+#[test]
+fn a_recommendation_never_breaks_a_user_bound() {
+    let rec = |replicas: u32, kind: &str| {
+        format!(
+            r#"{{"replicas":{replicas},"computedAt":"2026-11-23T09:58:00Z","expiresAt":"2026-11-23T10:05:00Z","kind":"{kind}"}}"#
+        )
+    };
+    let high = rec(30, "floor");
+    let p = policy(&[(keys::MAX_REPLICAS, "20"), (keys::RECOMMENDATION, &high)]);
+    let d = ask(&p, &Ledger::new(), 10, 5);
+    assert_eq!(d.replicas, 20);
+    assert_eq!(
+        d.warnings,
+        ["recommendation of 30 replicas is outside the ceiling 20 from max-replicas; using 20"]
+    );
+    // A target below min-replicas keeps the floor.
+    let low = rec(1, "target");
+    let p = policy(&[(keys::MIN_REPLICAS, "2"), (keys::RECOMMENDATION, &low)]);
+    let d = ask(&p, &Ledger::new(), 5, 1);
+    assert_eq!(d.replicas, 2);
+    assert_eq!(messages(&d), ["min-replicas 2: asked 1, allowed 2"]);
+    assert_eq!(
+        d.warnings,
+        ["recommendation of 1 replicas is outside the floor 2 from min-replicas; using 2"]
     );
 }
 

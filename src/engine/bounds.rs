@@ -29,9 +29,11 @@ pub struct Bounds<'p> {
 }
 
 impl<'p> Bounds<'p> {
-    /// Folds every bound that applies at `now`. A contradiction between
-    /// bounds (a floor above a ceiling) is resolved for the ceiling, with a
-    /// warning: ceilings usually protect something that cannot take more.
+    /// Folds every bound that applies at `now`. A contradiction between the
+    /// user's bounds (a window floor above another window's ceiling) is
+    /// resolved for the ceiling, with a warning: ceilings usually protect
+    /// something that cannot take more. A recommendation is then clamped
+    /// into what is left, so it can never break a user's bound.
     pub fn at(policy: &'p Policy, now: DateTime<Utc>, warnings: &mut Vec<String>) -> Bounds<'p> {
         let mut b = Bounds {
             lower: 0,
@@ -53,11 +55,32 @@ impl<'p> Bounds<'p> {
                 b.lower_ceiling(max, Source::Window(window));
             }
         }
+        if b.lower > b.upper {
+            warnings.push(format!(
+                "bounds contradict: floor {} from {} is above ceiling {} from {}; the ceiling wins",
+                b.lower, b.lower_by, b.upper, b.upper_by
+            ));
+            b.lower = b.upper;
+            b.lower_by = b.upper_by;
+        }
+        // A recommendation moves within the user's bounds, never past them.
         if let Some(rec) = &policy.recommendation {
             if rec.is_fresh(now) {
-                b.raise(rec.replicas, Source::Recommendation(rec));
+                let replicas = rec.replicas.clamp(b.lower, b.upper);
+                if replicas != rec.replicas {
+                    let (bound, by) = if rec.replicas > b.upper {
+                        ("ceiling", b.upper_by)
+                    } else {
+                        ("floor", b.lower_by)
+                    };
+                    warnings.push(format!(
+                        "recommendation of {} replicas is outside the {bound} {replicas} from {by}; using {replicas}",
+                        rec.replicas
+                    ));
+                }
+                b.raise(replicas, Source::Recommendation(rec));
                 if rec.kind == RecommendationKind::Target {
-                    b.lower_ceiling(rec.replicas, Source::Recommendation(rec));
+                    b.lower_ceiling(replicas, Source::Recommendation(rec));
                 }
             } else {
                 warnings.push(format!(
@@ -66,14 +89,6 @@ impl<'p> Bounds<'p> {
                     rec.expires_at.to_rfc3339()
                 ));
             }
-        }
-        if b.lower > b.upper {
-            warnings.push(format!(
-                "bounds contradict: floor {} from {} is above ceiling {} from {}; the ceiling wins",
-                b.lower, b.lower_by, b.upper, b.upper_by
-            ));
-            b.lower = b.upper;
-            b.lower_by = b.upper_by;
         }
         b
     }

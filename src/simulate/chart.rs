@@ -11,6 +11,9 @@ use super::Simulation;
 const WIDTH: u32 = 1200;
 /// Height of one panel in pixels.
 const PANEL: u32 = 260;
+/// Points per series at most: more than the pixels across, so nothing is
+/// lost to the eye, and a month-long run still makes a small file.
+const MAX_POINTS: usize = 2400;
 
 /// Why the chart could not be drawn.
 #[derive(Debug, thiserror::Error)]
@@ -72,11 +75,8 @@ pub fn svg(sim: &Simulation, title: &str) -> Result<String, ChartError> {
                 .draw()
                 .map_err(err)?;
             shade_windows(&mut chart, sim, top)?;
-            let demand = sim
-                .times
-                .iter()
-                .zip(&sim.demand)
-                .map(|(t, d)| (*t, d / sim.capacity));
+            let demand: Vec<f64> = sim.demand.iter().map(|d| d / sim.capacity).collect();
+            let demand = bucketed(&sim.times, &demand, f64::max);
             chart
                 .draw_series(AreaSeries::new(
                     demand,
@@ -84,19 +84,15 @@ pub fn svg(sim: &Simulation, title: &str) -> Result<String, ChartError> {
                     RGBColor(200, 200, 200).mix(0.7),
                 ))
                 .map_err(err)?;
-            let ready = sim
-                .times
-                .iter()
-                .zip(&run.ready)
-                .map(|(t, r)| (*t, f64::from(*r)));
+            // Ready takes each bucket's minimum and replicas its maximum, so
+            // a short dip in capacity or a short burst of pods stays visible.
+            let ready: Vec<f64> = run.ready.iter().map(|r| f64::from(*r)).collect();
+            let ready = bucketed(&sim.times, &ready, f64::min);
             chart
                 .draw_series(LineSeries::new(ready, BLUE.stroke_width(1)))
                 .map_err(err)?;
-            let replicas = sim
-                .times
-                .iter()
-                .zip(&run.replicas)
-                .map(|(t, r)| (*t, f64::from(*r)));
+            let replicas: Vec<f64> = run.replicas.iter().map(|r| f64::from(*r)).collect();
+            let replicas = bucketed(&sim.times, &replicas, f64::max);
             chart
                 .draw_series(LineSeries::new(
                     replicas,
@@ -107,6 +103,20 @@ pub fn svg(sim: &Simulation, title: &str) -> Result<String, ChartError> {
         root.present().map_err(err)?;
     }
     Ok(out)
+}
+
+/// Folds a series into at most [`MAX_POINTS`] buckets with `fold`.
+fn bucketed(
+    times: &[DateTime<Utc>],
+    values: &[f64],
+    fold: fn(f64, f64) -> f64,
+) -> Vec<(DateTime<Utc>, f64)> {
+    let size = times.len().div_ceil(MAX_POINTS).max(1);
+    times
+        .chunks(size)
+        .zip(values.chunks(size))
+        .map(|(t, v)| (t[0], v.iter().copied().reduce(fold).unwrap_or(0.0)))
+        .collect()
 }
 
 type Chart<'a, 'b> = ChartContext<
