@@ -6,7 +6,7 @@ CLUSTER := tests/controlplane/cluster.sh
 # What `make cluster-up` starts and every test binary reuses when it answers.
 CLUSTER_KUBECONFIG := $(CURDIR)/target/cluster/kubeconfig
 
-.PHONY: help test demo bench controlplane cluster-up cluster-down cluster-status
+.PHONY: help test demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load quality
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -32,8 +32,11 @@ test: ## What CI runs: fmt, clippy, and every test against the local control pla
 	if [[ -n $$started ]]; then $(CLUSTER) down; fi; \
 	exit $$status
 
-bench: ## Criterion benchmark of the decision engine
-	cargo bench --bench decide
+bench: ## Criterion benchmarks of the decision engine and the simulator
+	cargo bench --bench decide --bench simulate
+
+quality: ## Every example policy over every trace; rewrites docs/quality.md and its charts
+	cargo bench --bench quality
 
 # Runs against $KUBECONFIG when set (any cluster whose apiserver can reach this
 # machine, see DEMO_WEBHOOK_HOST in examples/demo.sh); otherwise against the
@@ -46,3 +49,15 @@ demo: ## Run the governor against a live cluster and watch it clamp, refuse and 
 	  export PATH="$$(sed -n 's/^BIN_DIR=//p' target/cluster/env):$$PATH"; \
 	fi; \
 	examples/demo.sh
+
+# cargo-fuzz targets for the policy parser and the AdmissionReview parser; see
+# "Fuzzing" in docs/testing.md. Needs a nightly toolchain and cargo-fuzz.
+FUZZ_SECONDS ?= 600
+fuzz: ## Fuzz the policy and review parsers for FUZZ_SECONDS each (default 600)
+	fuzz/run.sh all $(FUZZ_SECONDS)
+
+# Starts its own control plane in target/cluster-bench (not the shared one),
+# the release `serve`, and a load generator on the same 2 cores; takes about
+# 5 minutes. See "Webhook under load" in docs/performance.md.
+bench-load: ## Load benchmark of serve over TLS with 10,000 cached Deployments; writes target/bench/load-report.md
+	benches/load.sh

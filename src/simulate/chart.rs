@@ -13,7 +13,7 @@ const WIDTH: u32 = 1200;
 const PANEL: u32 = 260;
 /// Points per series at most: more than the pixels across, so nothing is
 /// lost to the eye, and a month-long run still makes a small file.
-const MAX_POINTS: usize = 2400;
+const MAX_POINTS: usize = 1200;
 
 /// Why the chart could not be drawn.
 #[derive(Debug, thiserror::Error)]
