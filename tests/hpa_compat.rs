@@ -13,6 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use scale_governor::{
     engine::{Change, Ledger, Request, decide},
     policy::{Policy, keys},
+    simulate,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -99,7 +100,16 @@ fn run(case: &Case, now: DateTime<Utc>) -> u32 {
         requested: case.prenormalized_desired_replicas,
         actor: "horizontal-pod-autoscaler",
     };
-    decide(&policy, &ledger, request, now).governed
+    let governed = decide(&policy, &ledger, request, now).governed;
+    // The simulator's HPA emulation normalizes through the same code.
+    let emulated =
+        simulate::hpa::normalize(&policy, &ledger, request.current, request.requested, now);
+    assert_eq!(
+        governed, emulated,
+        "{}: simulate's HPA differs from the engine",
+        case.name
+    );
+    governed
 }
 
 #[test]

@@ -89,24 +89,44 @@ impl Hpa {
     /// are remembered, as the controller does.
     pub fn sync(&mut self, now: DateTime<Utc>, current: u32, ready: u32, demand: f64) -> u32 {
         let raw = desired_replicas(current, ready, demand, self.target, self.tolerance);
-        let request = Request {
-            current,
-            requested: raw,
-            actor: "hpa",
-        };
-        let decision = engine::decide(&self.spec, &self.history, request, now);
+        let normalized = normalize(&self.spec, &self.history, current, raw, now);
         self.history.record(Change {
             at: now,
             from: current,
-            to: decision.governed,
+            to: normalized,
             requested: raw,
             actor: String::new(),
         });
         let lookback = i64::from(self.spec.lookback_seconds());
         self.history.prune(now - Duration::seconds(lookback));
-        decision.governed
+        normalized
+    }
+
+    /// The HPA object as a policy: its min/max and behavior.
+    pub fn spec(&self) -> &Policy {
+        &self.spec
     }
 }
+
+/// `normalizeDesiredReplicasWithBehaviors`: stabilization over the
+/// recommendations in `history`, rate limits over its scale events, then
+/// min/max. It is the engine: the HPA's rules are a policy like any other.
+pub fn normalize(
+    spec: &Policy,
+    history: &Ledger,
+    current: u32,
+    desired: u32,
+    now: DateTime<Utc>,
+) -> u32 {
+    let request = Request {
+        current,
+        requested: desired,
+        actor: "hpa",
+    };
+    engine::decide(spec, history, request, now).governed
+}
+
+impl Hpa {}
 
 #[cfg(test)]
 mod tests {
