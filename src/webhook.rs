@@ -33,6 +33,10 @@ use crate::{
 /// 3 MiB, so a real review never exceeds it.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
+/// Longest a review may take, body included; the apiserver gives up after
+/// at most 30 s (usually 10), so a slower client is not an apiserver.
+pub const REVIEW_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What the admission handlers share.
 #[derive(Debug, Clone)]
 pub struct Webhook {
@@ -50,6 +54,10 @@ pub fn router(webhook: Arc<Webhook>) -> Router {
         .route("/mutate", post(mutate))
         .route("/validate", post(validate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REVIEW_TIMEOUT,
+        ))
         .with_state(webhook)
 }
 

@@ -188,6 +188,18 @@ async fn oversized_body_is_refused_without_reading_it_all() {
     assert!(!body.is_empty());
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_body_that_never_finishes_times_out() {
+    let wh = webhook(&[]);
+    let stalled = futures::stream::pending::<Result<Vec<u8>, std::io::Error>>();
+    let request = Request::post("/mutate")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stalled))
+        .unwrap();
+    let response = router(wh).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+}
+
 #[tokio::test]
 async fn wrong_method_and_path_are_http_errors() {
     let wh = webhook(&[]);
