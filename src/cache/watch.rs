@@ -52,11 +52,24 @@ impl Watched for StatefulSet {
     }
 }
 
-/// Watches both kinds cluster-wide until `shutdown`; the watcher retries with
-/// backoff on its own, so this only returns on shutdown.
-pub async fn run(client: Client, cache: Arc<Cache>, shutdown: CancellationToken) {
-    let deployments = watch::<Deployment>(Api::all(client.clone()), cache.clone());
-    let statefulsets = watch::<StatefulSet>(Api::all(client), cache);
+/// Watches both kinds until `shutdown`, cluster-wide or in one namespace;
+/// the watcher retries with backoff on its own, so this only returns on
+/// shutdown.
+pub async fn run(
+    client: Client,
+    namespace: Option<String>,
+    cache: Arc<Cache>,
+    shutdown: CancellationToken,
+) {
+    let (deployments, statefulsets) = match namespace.as_deref() {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client, ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client)),
+    };
+    let deployments = watch::<Deployment>(deployments, cache.clone());
+    let statefulsets = watch::<StatefulSet>(statefulsets, cache);
     tokio::select! {
         () = shutdown.cancelled() => {}
         () = async { tokio::join!(deployments, statefulsets); } => {}

@@ -43,6 +43,11 @@ pub struct Args {
     /// Kubeconfig to use instead of the in-cluster or default one.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// Govern only this namespace (default: every namespace the webhook
+    /// configuration sends). The persisted history then has one writer per
+    /// namespace instead of one per cluster.
+    #[arg(long, env = "SCALE_GOVERNOR_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
     /// Namespace of the leader-election Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "scale-governor")]
     pub lease_namespace: String,
@@ -163,6 +168,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
 
     let watch = tokio::spawn(cache::watch::run(
         client.clone(),
+        args.watch_namespace.clone(),
         cache.clone(),
         shutdown.clone(),
     ));

@@ -103,6 +103,9 @@ impl Governor {
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg(format!("--lease-namespace={}", self.lease_namespace))
+            // Tests run side by side in one cluster: each governor keeps to
+            // its own namespace, as one Lease holder per cluster would.
+            .arg(format!("--watch-namespace={}", self.lease_namespace))
             .arg(format!("--identity={}", self.identity))
             .env("RUST_LOG", "info,scale_governor=debug")
             .stdin(Stdio::null())
