@@ -75,16 +75,26 @@ mod tests {
         }
         // Signals hit the whole process, so the server under test runs in a
         // copy of this test binary rather than next to the other tests.
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let pid = child.id().to_string();
+        /// Kills the child if the test fails before it exits on its own.
+        struct Reap(std::process::Child);
+        impl Drop for Reap {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let mut child = Reap(
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
+                .env(CHILD_ENV, "1")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let pid = child.0.id().to_string();
         let (lines_tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
+        let stdout = child.0.stdout.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let _ = lines_tx.send(line);
@@ -109,11 +119,10 @@ mod tests {
         kill();
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
+            if let Some(status) = child.0.try_wait().unwrap() {
                 break status;
             }
             if Instant::now() > deadline {
-                let _ = child.kill();
                 panic!("the second SIGTERM did not end the process");
             }
             std::thread::sleep(Duration::from_millis(20));
