@@ -50,7 +50,10 @@ stop_serve() {
   kill -TERM "$serve_pid" 2>/dev/null || true
   # serve drains for at most 20 s, then releases its Lease.
   for _ in $(seq 250); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$serve_pid" 2>/dev/null || true
+  if kill -KILL "$serve_pid" 2>/dev/null; then
+    say "serve (pid $serve_pid) did not stop within 25 s of SIGTERM; killed"
+    echo "serve pid $serve_pid did not stop within 25 s of SIGTERM and was killed." >>"$out/counters.md"
+  fi
   wait "$serve_pid" 2>/dev/null || true
   serve_pid=""
 }
@@ -102,6 +105,21 @@ counters() { # label: the server's own view of what it did
     echo "**$1**:"
     echo '```'
     metrics | grep -E '^scale_governor_(admission_(reviews|events|bad_reviews)_total|cache_history_writes_total)' || true
+    # Time inside the handler (parse, decide, respond), without TLS, HTTP/2
+    # or queueing: the part of the latency that is the governor's own.
+    # Buckets are cumulative; p50/p99 are the upper bounds of the buckets
+    # that reach them.
+    metrics | grep -E '^scale_governor_admission_duration_seconds_(sum|count|bucket)\{[^}]*endpoint="mutate"' |
+      awk '/_sum/ {s = $2} /_count/ {c = $2}
+        /_bucket/ {match($0, /le="[^"]*"/); n++; le[n] = substr($0, RSTART + 4, RLENGTH - 5); cum[n] = $2}
+        END {
+          if (!c) exit
+          for (i = 1; i <= n; i++) {
+            if (!p50 && cum[i] >= 0.5 * c) p50 = le[i]
+            if (!p99 && cum[i] >= 0.99 * c) p99 = le[i]
+          }
+          printf "# time in the handler: mean %.1f µs, p50 <= %s s, p99 <= %s s, over %d reviews\n", 1e6 * s / c, p50, p99, c
+        }'
     echo '```'
   } >>"$out/counters.md"
 }
@@ -125,6 +143,7 @@ load_run() { # label mode [taskset -c CPU]
 }
 
 # --- build ---------------------------------------------------------------
+loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$out"
 rm -f "$out"/{runs,memory,counters}.md "$out"/serve-*.log "$out/fleet-state.json"
 say "building"
@@ -194,6 +213,7 @@ fi
   echo "- build: $(rustc --version), release profile; commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' with uncommitted src/ changes')"
   echo "- control plane: $K8S_VERSION (etcd, kube-apiserver, kube-controller-manager with only namespace-controller), same machine"
   echo "- fleet: $deployments governed Deployments in $namespaces namespaces, created in $seed_seconds s"
+  echo "- load average before the build: $loadavg_start (other work on the machine; see \"others\" in the CPU column)"
   echo "- load: HTTP/2 over TLS, $connections connections, $warmup s warm-up then $duration s measured per run; reviews are autoscaling/v1 Scale UPDATEs on deployments/scale, each with a unique uid"
   echo
   echo "## Runs"

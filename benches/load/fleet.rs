@@ -16,8 +16,9 @@ use serde::Deserialize;
 /// a ceiling, a weekday floor, a night ceiling across midnight and a holiday
 /// ceiling (three windows the engine checks on every request), two scale-up
 /// rates and a scale-down rate with the HPA's default 300 s stabilization.
-/// The ceilings sit above the counts the benchmark reaches, so which requests
-/// are clamped does not depend on the hour (except on 24–26 December).
+/// Only bursts, which a rate limit clamps anyway, ever reach the night
+/// ceiling, so which reviews are clamped does not depend on the hour, only
+/// the rule named (except on 24–26 December: the holiday ceiling is 30).
 pub const POLICY: [(&str, &str); 5] = [
     (keys::MIN_REPLICAS, "2"),
     (keys::MAX_REPLICAS, "400"),

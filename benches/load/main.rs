@@ -294,11 +294,17 @@ impl Row<'_> {
         }
     }
 
+    /// Cores per process; for the two ends of the wire also CPU time per
+    /// review, which says what a core could sustain without the others.
     fn cpu(&self) -> String {
+        let rate = self.stats.throughput().max(1e-9);
         let parts: Vec<String> = self
             .cores
             .iter()
             .map(|(name, c)| match c {
+                Some(c) if name == "serve" || name == "client" => {
+                    format!("{name} {c:.2} ({:.0} µs/review)", c * 1e6 / rate)
+                }
                 Some(c) => format!("{name} {c:.2}"),
                 None => format!("{name} ?"),
             })

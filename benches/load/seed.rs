@@ -20,8 +20,8 @@ pub async fn seed(kubeconfig: &Path, fleet: &Fleet, concurrency: usize) -> anyho
     let kc = Kubeconfig::read_from(kubeconfig)
         .with_context(|| format!("reading {}", kubeconfig.display()))?;
     let mut config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
-    // Server-side throttling is what limits a bulk create here; the client's
-    // default timeouts are long enough.
+    // 10,000 creates keep a small apiserver busy; allow a slow answer rather
+    // than fail the whole seed.
     config.read_timeout = Some(std::time::Duration::from_secs(60));
     let client = Client::try_from(config)?;
     let started = Instant::now();
