@@ -28,8 +28,9 @@ const SAME_CHANGE_SECONDS: i64 = 30;
 pub struct Observed {
     /// `metadata.uid`, for Events.
     pub uid: Option<String>,
-    /// The parsed policy, or why it does not parse.
-    pub policy: Result<Policy, PolicyError>,
+    /// The parsed policy, or why it does not parse; shared, so a review
+    /// borrows it instead of copying it.
+    pub policy: Result<Arc<Policy>, PolicyError>,
     /// `spec.replicas`.
     pub replicas: u32,
 }
@@ -215,7 +216,7 @@ impl Cache {
         let fresh = Arc::new(Entry::new(
             Observed {
                 uid: None,
-                policy: Ok(policy.clone()),
+                policy: Ok(Arc::new(policy.clone())),
                 replicas,
             },
             Ledger::new(),
@@ -233,11 +234,18 @@ impl Cache {
             .unwrap_or_default();
         let observed = Observed {
             uid: update.uid,
-            policy: update.policy,
+            policy: update.policy.map(Arc::new),
             replicas: update.replicas,
         };
         let map = self.map(update.kind).pin();
         let Some(entry) = map.get(update.key).cloned() else {
+            let mut persisted = persisted;
+            if let Ok(policy) = &observed.policy {
+                // A restart finds the whole persisted history; keep only what
+                // a rule can still see.
+                let keep = i64::from(policy.lookback_seconds()).max(SAME_CHANGE_SECONDS);
+                persisted.prune(now - Duration::seconds(keep));
+            }
             map.insert(
                 update.key.to_owned(),
                 Arc::new(Entry::new(observed, persisted)),

@@ -4,6 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::{
     Api, Client,
@@ -22,6 +23,8 @@ use crate::{
 
 /// Lease name shared by every replica.
 pub const LEASE_NAME: &str = "scale-governor-leader";
+/// How long shutdown waits for the last history writes.
+const FINAL_PERSIST: Duration = Duration::from_secs(5);
 /// Field manager of the governor's own writes.
 pub const FIELD_MANAGER: &str = "scale-governor";
 
@@ -73,8 +76,12 @@ pub async fn run(
         }
     }
     if *leading.borrow() {
-        // Last chance to save what this replica admitted.
-        persist(&client, &cache, &metrics).await;
+        // Last chance to save what this replica admitted, bounded so that a
+        // backlog cannot hold the pod past its termination grace period.
+        let last = persist(&client, &cache, &metrics);
+        if tokio::time::timeout(FINAL_PERSIST, last).await.is_err() {
+            tracing::warn!("final history write cut short after {FINAL_PERSIST:?}");
+        }
     }
     drop(leading);
     // Dropping the receiver makes the task release the Lease for a fast handover.
@@ -85,24 +92,37 @@ pub async fn run(
     }
 }
 
+/// Writes at most this many annotations at once: enough to keep up with a
+/// busy cluster, few enough not to crowd the apiserver.
+const CONCURRENT_WRITES: usize = 16;
+
 /// Writes the `history` annotation of every workload whose ledger changed.
 pub async fn persist(client: &Client, cache: &Cache, metrics: &Metrics) {
-    for kind in [WorkloadKind::Deployment, WorkloadKind::StatefulSet] {
-        for (key, entry) in cache.entries(kind) {
-            if entry.take_dirty() {
-                let result = write(client, kind, &key, &entry).await;
-                let label = if result.is_ok() { "ok" } else { "error" };
-                metrics
-                    .history_writes
-                    .get_or_create(&ResultLabels { result: label })
-                    .inc();
-                if let Err(err) = result {
-                    tracing::warn!(%key, error = %err, "writing history failed; will retry");
-                    entry.mark_dirty();
-                }
+    let dirty: Vec<(WorkloadKind, String, Arc<Entry>)> =
+        [WorkloadKind::Deployment, WorkloadKind::StatefulSet]
+            .into_iter()
+            .flat_map(|kind| {
+                cache
+                    .entries(kind)
+                    .into_iter()
+                    .filter(|(_, entry)| entry.take_dirty())
+                    .map(move |(key, entry)| (kind, key, entry))
+            })
+            .collect();
+    futures::stream::iter(dirty)
+        .for_each_concurrent(CONCURRENT_WRITES, |(kind, key, entry)| async move {
+            let result = write(client, kind, &key, &entry).await;
+            let label = if result.is_ok() { "ok" } else { "error" };
+            metrics
+                .history_writes
+                .get_or_create(&ResultLabels { result: label })
+                .inc();
+            if let Err(err) = result {
+                tracing::warn!(%key, error = %err, "writing history failed; will retry");
+                entry.mark_dirty();
             }
-        }
-    }
+        })
+        .await;
 }
 
 async fn write(

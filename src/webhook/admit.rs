@@ -3,7 +3,7 @@
 //! engine, and what should be reported (Event, metric, log) is returned to
 //! the caller.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -210,7 +210,7 @@ fn governed(
         };
         let observed = entry.observed();
         match &observed.policy {
-            Ok(policy) => (policy.clone(), observed.uid.clone()),
+            Ok(policy) => (Arc::clone(policy), observed.uid.clone()),
             Err(e) => {
                 let warning = format!("scale-governor: policy is invalid and not enforced: {e}");
                 return Err(Box::new(warn(uid, warning)));
@@ -221,7 +221,7 @@ fn governed(
             return Ok(None);
         }
         match policy_of(object.metadata.annotations.as_ref()) {
-            Ok(policy) => (policy, object.metadata.uid.clone()),
+            Ok(policy) => (Arc::new(policy), object.metadata.uid.clone()),
             Err(e) => {
                 let response = invalid_policy(endpoint, uid, &e.to_string(), &object, old.as_ref());
                 return Err(Box::new(response));
