@@ -94,7 +94,7 @@ impl Entry {
             return decision.clone();
         }
         if !dry_run {
-            retract_unlanded(&mut state, request.current);
+            retract_unlanded(&mut state, &request);
         }
         let decision = engine::decide(policy, &state.ledger, request, now);
         if !dry_run {
@@ -126,15 +126,20 @@ impl Entry {
     }
 }
 
-/// A change admitted here but never stored leaves the object where it was:
-/// the next request then starts from the same count. That happens when the
-/// apiserver retries an update after a storage conflict (calling admission
-/// again with a new uid) or a later webhook refuses it. Such a change must
-/// not spend the budget, so it leaves the ledger.
-fn retract_unlanded(state: &mut LedgerState, current: u32) {
-    if let Some(pending) = state.pending.take()
-        && pending.from == current
-    {
+/// The apiserver retries an update after a storage conflict and calls
+/// admission again, with a new uid but the same actor, the same starting
+/// count and the same ask. The first admission's change was never stored,
+/// so it leaves the ledger instead of spending the budget twice.
+///
+/// Only an identical ask counts as a retry: any other update that starts
+/// from the same count (a history write, a controller's annotation, another
+/// actor's scale) may arrive while the change is still in flight, and the
+/// change must keep counting.
+fn retract_unlanded(state: &mut LedgerState, request: &Request<'_>) {
+    let retried = state.pending.as_ref().is_some_and(|p| {
+        p.from == request.current && p.requested == request.requested && p.actor == request.actor
+    });
+    if retried && let Some(pending) = state.pending.take() {
         state.ledger.retract(&pending);
     }
 }

@@ -153,3 +153,24 @@ fn a_change_that_never_landed_does_not_spend_the_budget() {
     );
     assert_eq!(entry.ledger().changes().len(), 2);
 }
+
+#[test]
+fn an_unrelated_update_does_not_retract_a_change_in_flight() {
+    let cache = Cache::new();
+    cache.apply(update("shop/web", 4, None, None), now());
+    let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    // bob's 4 -> 6 is admitted; before it is stored, the leader's history
+    // write (an update that keeps 4 replicas) passes through admission.
+    assert_eq!(ask(&entry, 4, 6, "bob", false, now()), 6);
+    let keep = Request {
+        current: 4,
+        requested: 4,
+        actor: "scale-governor",
+    };
+    entry.decide(&policy(), keep, "history", false, now());
+    assert_eq!(
+        entry.ledger().changes().len(),
+        1,
+        "bob's change must still count"
+    );
+}
