@@ -233,10 +233,16 @@ impl Cache {
     /// entry (unless this replica admitted that very change moments ago), and
     /// entries persisted in `history` by any replica are merged in.
     pub fn apply(&self, update: Update<'_>, now: DateTime<Utc>) {
-        let persisted = update
-            .history
-            .and_then(|h| Ledger::from_annotation(h).ok())
-            .unwrap_or_default();
+        let persisted = match update.history.map(Ledger::from_annotation) {
+            Some(Ok(ledger)) => ledger,
+            Some(Err(err)) => {
+                // Our own data, edited by hand or truncated: start empty rather
+                // than refuse to govern.
+                tracing::warn!(key = update.key, error = %err, "ignoring the history annotation");
+                Ledger::default()
+            }
+            None => Ledger::default(),
+        };
         let observed = Observed {
             uid: update.uid,
             policy: update.policy.map(Arc::new),

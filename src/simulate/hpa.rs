@@ -101,11 +101,6 @@ impl Hpa {
         self.history.prune(now - Duration::seconds(lookback));
         normalized
     }
-
-    /// The HPA object as a policy: its min/max and behavior.
-    pub fn spec(&self) -> &Policy {
-        &self.spec
-    }
 }
 
 /// `normalizeDesiredReplicasWithBehaviors`: stabilization over the
