@@ -6,7 +6,12 @@ CLUSTER := tests/controlplane/cluster.sh
 # What `make cluster-up` starts and every test binary reuses when it answers.
 CLUSTER_KUBECONFIG := $(CURDIR)/target/cluster/kubeconfig
 
-.PHONY: help test demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load quality
+# Property tests run from a fixed seed in `check` and `test`, so a rerun of
+# an unchanged tree gives the same result; `make props` explores new seeds.
+PROPTEST_SEED ?= 20261201
+TOOLS = $(shell .ci/tools.sh cargo-deny shellcheck)
+
+.PHONY: help check lint test props demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load quality
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -23,14 +28,33 @@ cluster-down: ## Stop it and remove its state (logs are kept)
 cluster-status: ## Show whether it is running and ready
 	$(CLUSTER) status
 
-test: ## What CI runs: fmt, clippy, and every test against the local control plane
+check: ## Fast tier (under 2 minutes warm): fmt, clippy, unit and property tests, no cluster
 	cargo fmt --all -- --check
-	cargo clippy --locked --all-targets -- -D warnings
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+	PROPTEST_RNG_SEED=$(PROPTEST_SEED) cargo test --locked --workspace --lib --bins
+	PROPTEST_RNG_SEED=$(PROPTEST_SEED) cargo test --locked -p scale-governor-core --test '*'
+	cargo test --locked --test docs --test webhook_router
+
+lint: ## Structure and hygiene: core purity, module cycles, docs, licenses, shell scripts
+	.ci/check-core-deps.sh
+	.ci/check-module-cycles.py
+	RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps
+	PATH="$(TOOLS):$$PATH" cargo deny --locked check --hide-inclusion-graph bans licenses sources
+	PATH="$(TOOLS):$$PATH" shellcheck $$(git ls-files '*.sh') .ci/run
+	cargo check --locked --quiet --manifest-path fuzz/Cargo.toml --features app --bins
+
+test: ## What CI runs: check, lint, and every test against the local control plane
+	$(MAKE) check lint
 	@started=; \
 	if ! $(CLUSTER) status >/dev/null 2>&1; then $(CLUSTER) up && started=1; fi; \
-	SCALE_GOVERNOR_REQUIRE_CLUSTER=1 cargo test --locked; status=$$?; \
+	SCALE_GOVERNOR_REQUIRE_CLUSTER=1 PROPTEST_RNG_SEED=$(PROPTEST_SEED) cargo test --locked --workspace; status=$$?; \
 	if [[ -n $$started ]]; then $(CLUSTER) down; fi; \
 	exit $$status
+
+PROPTEST_CASES ?= 20000
+props: ## Property tests from fresh random seeds, PROPTEST_CASES each (default 20000)
+	PROPTEST_CASES=$(PROPTEST_CASES) cargo test --locked --release --workspace --lib -- prop
+	PROPTEST_CASES=$(PROPTEST_CASES) cargo test --locked --release -p scale-governor-core --tests
 
 bench: ## Criterion benchmarks of the decision engine and the simulator
 	cargo bench --bench decide --bench simulate

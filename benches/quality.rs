@@ -10,7 +10,8 @@ use std::{fmt::Write as _, fs, path::Path, time::Instant};
 
 use chrono::Duration;
 use scale_governor::{
-    simulate::{self, Actor, Config, Summary, Trace, Workload, chart},
+    chart,
+    simulate::{self, Actor, Config, Summary, Trace, Workload},
     workload::Workload as Manifest,
 };
 

@@ -49,28 +49,11 @@ echo "ready: https://$host:$https_port (logs: $work/serve.log)"
 
 step "Webhook configurations for namespace $ns"
 kubectl get namespace "$ns" >/dev/null 2>&1 || run kubectl create namespace "$ns"
-for kind in Mutating Validating; do
-  path=$([[ $kind == Mutating ]] && echo mutate || echo validate)
-  kubectl apply -f - <<YAML
-apiVersion: admissionregistration.k8s.io/v1
-kind: ${kind}WebhookConfiguration
-metadata: {name: scale-governor-demo}
-webhooks:
-- name: $path.scale-governor.io
-  admissionReviewVersions: ["v1"]
-  sideEffects: NoneOnDryRun
-  failurePolicy: Ignore
-  timeoutSeconds: 5
-  clientConfig: {url: "https://$host:$https_port/$path", caBundle: "$ca"}
-  namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: $ns}}
-  rules:
-  - apiGroups: ["apps"]
-    apiVersions: ["v1"]
-    operations: ["CREATE", "UPDATE"]
-    resources: ["deployments", "deployments/scale", "statefulsets", "statefulsets/scale"]
-    scope: Namespaced
-YAML
-done
+# The configuration the project ships (deploy/local), pointed at this
+# governor and limited to the demo namespace.
+"$root/deploy/local/render.sh" --name scale-governor-demo --namespace "$ns" \
+  --url "https://$host:$https_port" --ca-bundle "$ca" --failure-policy Ignore --timeout 5 |
+  kubectl apply -f -
 # The apiserver picks up a new configuration a moment later: wait until the
 # governor has answered a (dry-run) review.
 reviews() { curl -s "http://127.0.0.1:$admin_port/metrics" | awk '/^scale_governor_admission_reviews_total[{]/ {n += $NF} END {print n + 0}'; }

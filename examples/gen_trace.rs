@@ -102,9 +102,7 @@ impl At {
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("`{s}` is not RFC 3339: {e}"))
+    scale_governor::units::parse_instant(s)
 }
 
 fn parse_at(s: &str) -> Result<At, String> {

@@ -39,13 +39,17 @@ logs=target/logs
 mkdir -p "$logs"
 # Build first, so a build failure is not mistaken for a crash (exit 2), and
 # so the fuzzing time below is all fuzzing.
-build=()
-[[ $target != all ]] && build=("$target")
-if ! cargo "+$toolchain" fuzz build --sanitizer "$sanitizer" "${build[@]}" >"$logs/build.log" 2>&1; then
-  tail -n 20 "$logs/build.log" >&2
-  echo "$0: build failed; full log in fuzz/$logs/build.log" >&2
-  exit 2
-fi
+# The policy target builds against the core crate alone; the review target
+# needs the application crate, behind the `app` feature.
+features_of() { if [[ $1 == review ]]; then echo "--features=app"; fi; }
+for t in "${targets[@]}"; do
+  # shellcheck disable=SC2046 # features_of prints zero or one flag
+  if ! cargo "+$toolchain" fuzz build --sanitizer "$sanitizer" $(features_of "$t") "$t" >"$logs/build-$t.log" 2>&1; then
+    tail -n 20 "$logs/build-$t.log" >&2
+    echo "$0: build of $t failed; full log in fuzz/$logs/build-$t.log" >&2
+    exit 2
+  fi
+done
 
 status=0
 for t in "${targets[@]}"; do
@@ -58,8 +62,8 @@ for t in "${targets[@]}"; do
   echo "fuzz/run.sh: $t for ${seconds}s (sanitizer $sanitizer, log fuzz/$log)"
   started=$(date +%s)
   set +e
-  # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
-  cargo "+$toolchain" fuzz run --sanitizer "$sanitizer" "$t" "corpus/$t" "seeds/$t" -- \
+  # shellcheck disable=SC2086,SC2046 # FUZZ_ARGS is a list of flags
+  cargo "+$toolchain" fuzz run --sanitizer "$sanitizer" $(features_of "$t") "$t" "corpus/$t" "seeds/$t" -- \
     -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
     "${dict[@]}" ${FUZZ_ARGS:-} >"$log" 2>&1
   rc=$?

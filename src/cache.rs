@@ -360,5 +360,4 @@ fn merge(ledger: &mut Ledger, persisted: &Ledger) -> bool {
 }
 
 #[cfg(test)]
-#[path = "cache_tests.rs"]
 mod tests;

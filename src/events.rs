@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     engine::Outcome,
     metrics::{Metrics, ResultLabels},
-    webhook::admit::Report,
+    report::Report,
 };
 
 /// Reports waiting beyond this are dropped (and counted) rather than letting

@@ -1,22 +1,27 @@
 //! scale-governor keeps every change to a workload's replica count inside the
 //! bounds its own `scale-governor.io/*` annotations declare.
 //!
-//! The crate is split so the architecture reads off the file tree:
-//! - [`policy`] and [`engine`] are the pure core: no I/O, no kube, no tokio;
-//!   every caller passes `now` explicitly.
-//! - the CLI, the webhook and the cluster cache are adapters around that core.
+//! This crate holds the adapters around the pure core
+//! ([`scale_governor_core`]: policy, engine, recommender strategies,
+//! simulator model), which it re-exports under the same module names:
+//! - [`webhook`]: HTTP ⇄ AdmissionReview ⇄ engine, and the admin endpoints;
+//! - [`cache`]: watches → the in-memory index the webhook reads;
+//! - [`events`], [`metrics`], [`report`]: how each decision is explained;
+//! - [`leader`]: the Lease holder's history persistence;
+//! - [`tls`], [`server`]: certificates with hot reload, the listeners;
+//! - [`cli`] and [`chart`]: the command line and its SVG charts.
+
 #![forbid(unsafe_code)]
 
+pub use scale_governor_core::{engine, policy, recommend, simulate, units, workload};
+
 pub mod cache;
+pub mod chart;
 pub mod cli;
-pub mod engine;
 pub mod events;
 pub mod leader;
 pub mod metrics;
-pub mod policy;
-pub mod recommend;
+pub mod report;
 pub mod server;
-pub mod simulate;
 pub mod tls;
 pub mod webhook;
-pub mod workload;

@@ -1,3 +1,5 @@
+//! The `scale-governor` binary: installs the crypto provider, parses the
+//! command line and dispatches to [`scale_governor::cli`].
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;

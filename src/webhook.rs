@@ -72,10 +72,7 @@ impl Webhook {
     /// Answers one review body; synchronous, no I/O.
     pub fn handle(&self, endpoint: Endpoint, body: &[u8]) -> Response {
         let started = Instant::now();
-        let name = match endpoint {
-            Endpoint::Mutate => "mutate",
-            Endpoint::Validate => "validate",
-        };
+        let name = endpoint.as_str();
         let labels = EndpointLabels { endpoint: name };
         let response = match admit::review(endpoint, body, &self.cache, Utc::now()) {
             Ok(reviewed) => {
@@ -118,8 +115,8 @@ impl Webhook {
             .reviews
             .get_or_create(&ReviewLabels {
                 endpoint,
-                kind: reviewed.resource,
-                operation: reviewed.operation,
+                kind: reviewed.resource.as_str(),
+                operation: reviewed.operation.as_str(),
                 outcome,
                 rule,
             })
@@ -204,14 +201,13 @@ async fn readyz(State(admin): State<Arc<Admin>>) -> (StatusCode, &'static str) {
 
 async fn metrics(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
     // Gauges that are cheaper to read at scrape time than to keep current.
-    for (kind, label) in [
-        (WorkloadKind::Deployment, "deployments"),
-        (WorkloadKind::StatefulSet, "statefulsets"),
-    ] {
+    for kind in WorkloadKind::ALL {
         admin
             .metrics
             .cache_workloads
-            .get_or_create(&KindLabels { kind: label })
+            .get_or_create(&KindLabels {
+                kind: kind.resource(),
+            })
             .set(admin.cache.len(kind) as i64);
     }
     if let Some(not_after) = admin.certs.not_after() {

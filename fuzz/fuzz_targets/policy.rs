@@ -1,16 +1,16 @@
 //! Fuzzes the policy parser and, whenever a policy parses, the engine on it.
 //!
-//! Input: segments separated by NUL bytes. The first byte of a segment picks
-//! what the rest of it is (`0`–`9`, then `a`, `b`, `c`; any other byte is
-//! taken modulo 13), so a seed stays readable:
+//! Input: segments separated by NUL bytes, each `NAME VALUE` (the name ends
+//! at the first space or newline), so a seed stays readable and a new
+//! annotation key never shifts what the old seeds feed:
 //!
-//! | selector | the rest of the segment is |
+//! | name | the value is |
 //! | --- | --- |
-//! | `0`–`8` | the value of `keys::ALL[n]` (`8` is `history`, also read as the ledger) |
-//! | `9` | `SUFFIX=VALUE`: an annotation `scale-governor.io/SUFFIX`, usually unknown |
-//! | `a` | `CURRENT REQUESTED`: one more request to decide |
-//! | `b` | a `--history` file (CSV or JSON lines), used as the ledger |
-//! | `c` | a workload manifest (YAML or JSON); its policy is decided too |
+//! | `mode`, `windows`, … | the annotation `scale-governor.io/NAME`; an unknown name is an unknown key |
+//! | `history` | also read as the persisted ledger |
+//! | `@request` | `CURRENT REQUESTED`: one more request to decide |
+//! | `@history-file` | a `--history` file (CSV or JSON lines), used as the ledger |
+//! | `@manifest` | a workload manifest (YAML or JSON); its policy is decided too |
 //!
 //! Checked for every parsed policy, ledger, request and instant: nothing
 //! panics (overflow checks are on), and outside a pause the governed count
@@ -20,7 +20,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use libfuzzer_sys::fuzz_target;
-use scale_governor::{
+use scale_governor_core::{
     engine::{self, Bounds, Ledger, Request},
     policy::{MAX_REPLICA_COUNT, PREFIX, Policy, Span, keys},
     workload::Workload,
@@ -56,16 +56,6 @@ const REQUESTS: [(u32, u32); 6] = [
     (u32::MAX, 0),
 ];
 
-const SELECTORS: u8 = 13;
-
-fn selector(b: u8) -> u8 {
-    match b {
-        b'0'..=b'9' => b - b'0',
-        b'a'..=b'c' => 10 + (b - b'a'),
-        _ => b % SELECTORS,
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
     let mut annotations: Vec<(String, String)> = Vec::new();
     let mut requests: Vec<(u32, u32)> = Vec::new();
@@ -73,13 +63,27 @@ fuzz_target!(|data: &[u8]| {
     let mut manifests: Vec<String> = Vec::new();
 
     for segment in data.split(|&b| b == 0) {
-        let Some((&first, rest)) = segment.split_first() else {
-            continue;
-        };
-        let value = String::from_utf8_lossy(rest).into_owned();
-        match selector(first) {
-            n @ 0..=8 => {
-                let key = keys::ALL[usize::from(n)];
+        let text = String::from_utf8_lossy(segment);
+        let (name, value) = text
+            .split_once([' ', '\n'])
+            .unwrap_or((text.as_ref(), ""));
+        let value = value.to_owned();
+        match name {
+            "@request" => {
+                let mut numbers = value.split_whitespace().map(|s| s.parse::<u32>());
+                if let (Some(Ok(c)), Some(Ok(r))) = (numbers.next(), numbers.next()) {
+                    requests.push((c, r));
+                }
+            }
+            "@history-file" => {
+                if let Ok(l) = Ledger::from_history_text(&value) {
+                    roundtrip(&l);
+                    ledger = l;
+                }
+            }
+            "@manifest" => manifests.push(value),
+            suffix => {
+                let key = format!("{PREFIX}{suffix}");
                 if key == keys::HISTORY {
                     // The annotation the governor persists: must never panic.
                     if let Ok(l) = Ledger::from_annotation(&value) {
@@ -87,25 +91,8 @@ fuzz_target!(|data: &[u8]| {
                         ledger = l;
                     }
                 }
-                annotations.push((key.to_owned(), value));
+                annotations.push((key, value));
             }
-            9 => {
-                let (suffix, v) = value.split_once('=').unwrap_or((value.as_str(), ""));
-                annotations.push((format!("{PREFIX}{suffix}"), v.to_owned()));
-            }
-            10 => {
-                let mut numbers = value.split_whitespace().map(|s| s.parse::<u32>());
-                if let (Some(Ok(c)), Some(Ok(r))) = (numbers.next(), numbers.next()) {
-                    requests.push((c, r));
-                }
-            }
-            11 => {
-                if let Ok(l) = Ledger::from_history_text(&value) {
-                    roundtrip(&l);
-                    ledger = l;
-                }
-            }
-            _ => manifests.push(value),
         }
     }
     requests.extend(REQUESTS);

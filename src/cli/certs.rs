@@ -70,34 +70,16 @@ impl Default for Args {
 }
 
 impl Args {
-    /// The serving certificate's DNS SANs: every name the Service answers to
-    /// inside the cluster, `localhost`, then `--dns`, without duplicates.
-    pub fn dns_names(&self) -> Vec<String> {
-        let (svc, ns) = (&self.service, &self.namespace);
-        let mut names = vec![
-            svc.clone(),
-            format!("{svc}.{ns}"),
-            format!("{svc}.{ns}.svc"),
-            format!("{svc}.{ns}.svc.cluster.local"),
-            "localhost".to_owned(),
-        ];
-        for name in &self.dns {
-            if !names.contains(name) {
-                names.push(name.clone());
-            }
-        }
-        names
-    }
-
-    /// What the serving certificate is for: CN `<service>.<namespace>.svc`,
-    /// [`dns_names`](Self::dns_names), `--ip`, `--days`.
+    /// What the serving certificate is for: [`ServingSpec::for_service`]
+    /// with `--service`, `--namespace`, `--dns`, `--ip` and `--days`.
     pub fn serving_spec(&self) -> ServingSpec {
-        ServingSpec {
-            common_name: format!("{}.{}.svc", self.service, self.namespace),
-            dns_names: self.dns_names(),
-            ips: self.ip.clone(),
-            days: self.days,
-        }
+        ServingSpec::for_service(
+            &self.service,
+            &self.namespace,
+            &self.dns,
+            self.ip.clone(),
+            self.days,
+        )
     }
 }
 
@@ -184,7 +166,7 @@ fn run_to(args: &Args, stdout: &mut impl Write) -> anyhow::Result<ExitCode> {
          valid {days} days, for DNS {dns} and IP {ips}; caBundle on stdout",
         dir = dir.display(),
         days = args.days,
-        dns = args.dns_names().join(","),
+        dns = args.serving_spec().dns_names.join(","),
         ips = args
             .ip
             .iter()

@@ -49,9 +49,7 @@ pub struct Args {
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("{e}; expected RFC 3339 like 2026-11-23T10:00:00Z"))
+    crate::units::parse_instant(s)
 }
 
 /// Why `explain` could not decide.

@@ -9,7 +9,8 @@ use chrono::Duration;
 
 use super::Output;
 use crate::{
-    simulate::{self, Actor, Config, Simulation, Summary, Trace, Workload, chart},
+    chart,
+    simulate::{self, Actor, Config, Simulation, Summary, Trace, Workload},
     workload::Workload as Manifest,
 };
 
@@ -56,17 +57,11 @@ pub struct Args {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let n: i64 = digits
-        .parse()
-        .map_err(|_| format!("\"{s}\" is not a duration like 90s or 2m"))?;
-    match unit {
-        "s" | "" => Ok(Duration::seconds(n)),
-        "m" => Ok(Duration::minutes(n)),
-        "h" => Ok(Duration::hours(n)),
-        _ => Err(format!("\"{s}\" is not a duration like 90s or 2m")),
-    }
+    let seconds = crate::units::parse_seconds(s).map_err(|e| e.to_string())?;
+    i64::try_from(seconds)
+        .ok()
+        .and_then(Duration::try_seconds)
+        .ok_or_else(|| format!("\"{s}\" is too long a duration"))
 }
 
 /// Reads the inputs, simulates, and writes the table, timeline and chart.

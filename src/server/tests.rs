@@ -11,9 +11,9 @@ use tokio::{
 };
 
 use super::*;
-use crate::{
-    cli::certs::{Args, generate},
-    tls::{certified_key_from_pem, server_config},
+use crate::tls::{
+    ca::{CertificateAuthority, ServingSpec},
+    certified_key_from_pem, server_config,
 };
 
 /// Bound on any single step, so a bug fails the test instead of hanging it.
@@ -40,7 +40,8 @@ async fn closed(stream: &mut (impl AsyncReadExt + Unpin)) -> bool {
 #[tokio::test]
 async fn stalled_clients_are_disconnected() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let generated = generate(&Args::default()).unwrap();
+    let ca = CertificateAuthority::new(1).unwrap();
+    let generated = ca.issue(&ServingSpec::loopback(&[], 1)).unwrap();
     let (cert, key) = (generated.cert_pem.as_bytes(), generated.key_pem.as_bytes());
     let key = certified_key_from_pem(cert, key).unwrap();
     let tls = server_config(Arc::new(rustls::sign::SingleCertAndKey::from(key))).unwrap();
@@ -60,7 +61,7 @@ async fn stalled_clients_are_disconnected() {
     // Silent after it, on HTTP/1.1: request headers never arrive.
     let mut roots = rustls::RootCertStore::empty();
     roots
-        .add(CertificateDer::from_pem_slice(generated.ca_cert_pem.as_bytes()).unwrap())
+        .add(CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap())
         .unwrap();
     let mut client = rustls::ClientConfig::builder()
         .with_root_certificates(roots)

@@ -54,6 +54,54 @@ pub struct ServingSpec {
     pub days: u32,
 }
 
+impl ServingSpec {
+    /// For a webhook behind the Service `service` in `namespace`: CN
+    /// `<service>.<namespace>.svc`, DNS SANs for every name the Service
+    /// answers to inside the cluster, `localhost`, then `extra_dns` without
+    /// duplicates.
+    pub fn for_service(
+        service: &str,
+        namespace: &str,
+        extra_dns: &[String],
+        ips: Vec<IpAddr>,
+        days: u32,
+    ) -> ServingSpec {
+        let mut dns_names = vec![
+            service.to_owned(),
+            format!("{service}.{namespace}"),
+            format!("{service}.{namespace}.svc"),
+            format!("{service}.{namespace}.svc.cluster.local"),
+            "localhost".to_owned(),
+        ];
+        for name in extra_dns {
+            if !dns_names.contains(name) {
+                dns_names.push(name.clone());
+            }
+        }
+        ServingSpec {
+            common_name: format!("{service}.{namespace}.svc"),
+            dns_names,
+            ips,
+            days,
+        }
+    }
+
+    /// For a server on this machine that the apiserver calls by
+    /// `https://127.0.0.1:PORT` (a local control plane, tests): `localhost`,
+    /// IP SAN 127.0.0.1, and `extra_dns` (e.g. `<svc>.<ns>.svc` for an
+    /// aggregated APIService, whose ServerName is that name).
+    pub fn loopback(extra_dns: &[&str], days: u32) -> ServingSpec {
+        let mut dns_names = vec!["localhost".to_owned()];
+        dns_names.extend(extra_dns.iter().map(|s| (*s).to_owned()));
+        ServingSpec {
+            common_name: "localhost".to_owned(),
+            dns_names,
+            ips: vec![IpAddr::from([127, 0, 0, 1])],
+            days,
+        }
+    }
+}
+
 /// A serving certificate and its key, PEM.
 #[derive(Clone)]
 pub struct ServingCert {

@@ -11,6 +11,7 @@ use json_patch::{AddOperation, Patch, PatchOperation, jsonptr::PointerBuf};
 use serde::Deserialize;
 
 use super::review::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+pub use crate::report::Report;
 use crate::{
     cache::{self, Cache},
     engine::{self, Decision, Ledger, Outcome, Request},
@@ -28,6 +29,14 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// `mutate` or `validate`, the metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Mutate => "mutate",
+            Endpoint::Validate => "validate",
+        }
+    }
+
     /// Whether this endpoint applies a policy of `mode`; every mode has
     /// exactly one, so a change is never decided (and counted) twice.
     fn handles(self, mode: Mode) -> bool {
@@ -50,23 +59,57 @@ pub enum BadReview {
     NoUid,
 }
 
-/// A governed decision, for Events, metrics and logs.
-#[derive(Debug, Clone)]
-pub struct Report {
-    /// Deployment or StatefulSet.
-    pub kind: WorkloadKind,
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// `metadata.uid`, when known.
-    pub uid: Option<String>,
-    /// Who asked.
-    pub actor: String,
-    /// `--dry-run=server`: report nothing outside the response.
-    pub dry_run: bool,
-    /// What the engine decided.
-    pub decision: Decision,
+/// The resource a review is about, as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resource {
+    /// A governed kind.
+    Workload(WorkloadKind),
+    /// Anything else the webhook configuration sent by mistake.
+    Other,
+}
+
+impl Resource {
+    /// `deployments`, `statefulsets` or `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::Workload(kind) => kind.resource(),
+            Resource::Other => "other",
+        }
+    }
+}
+
+/// What the request does, as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// CREATE of the workload itself.
+    Create,
+    /// UPDATE (PUT or PATCH) of the workload itself.
+    Update,
+    /// UPDATE of its `/scale` subresource.
+    Scale,
+    /// DELETE, CONNECT, or another subresource: never governed.
+    Other,
+}
+
+impl Operation {
+    fn of(operation: &str, sub_resource: Option<&str>) -> Operation {
+        match (operation, sub_resource) {
+            ("UPDATE", Some("scale")) => Operation::Scale,
+            ("CREATE", None) => Operation::Create,
+            ("UPDATE", None) => Operation::Update,
+            _ => Operation::Other,
+        }
+    }
+
+    /// `CREATE`, `UPDATE`, `SCALE` or `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Scale => "SCALE",
+            Operation::Other => "other",
+        }
+    }
 }
 
 /// The answer plus what to report about it.
@@ -74,10 +117,10 @@ pub struct Report {
 pub struct Reviewed {
     /// Goes back to the apiserver.
     pub response: AdmissionResponse,
-    /// Metric label: `deployments`, `statefulsets`, or `other`.
-    pub resource: &'static str,
-    /// Metric label: CREATE, UPDATE, SCALE, or `other`.
-    pub operation: &'static str,
+    /// Metric label.
+    pub resource: Resource,
+    /// Metric label.
+    pub operation: Operation,
     /// Set for governed decisions.
     pub report: Option<Report>,
 }
@@ -127,18 +170,11 @@ pub fn review(
     let kind = (req.resource.group == "apps")
         .then(|| WorkloadKind::from_resource(&req.resource.resource))
         .flatten();
+    let operation = Operation::of(&req.operation, req.sub_resource.as_deref());
     let mut reviewed = Reviewed {
         response: AdmissionResponse::allow(&req.uid),
-        resource: kind.map_or("other", |k| match k {
-            WorkloadKind::Deployment => "deployments",
-            WorkloadKind::StatefulSet => "statefulsets",
-        }),
-        operation: match (req.operation.as_str(), req.sub_resource.as_deref()) {
-            ("UPDATE", Some("scale")) => "SCALE",
-            ("CREATE", None) => "CREATE",
-            ("UPDATE", None) => "UPDATE",
-            _ => "other",
-        },
+        resource: kind.map_or(Resource::Other, Resource::Workload),
+        operation,
         report: None,
     };
     let Some(kind) = kind else {
@@ -148,25 +184,50 @@ pub fn review(
         ));
         return Ok(reviewed);
     };
-    if reviewed.operation == "other" {
+    if operation == Operation::Other {
         return Ok(reviewed);
     }
-    let response = match governed(endpoint, kind, &req, cache, now) {
-        Ok(Some((response, report))) => {
+    match governed(endpoint, kind, &req, cache, now) {
+        Answer::Ungoverned => {}
+        Answer::Early(response) => reviewed.response = *response,
+        Answer::Decided(decided) => {
+            let (response, report) = *decided;
+            reviewed.response = response;
             reviewed.report = Some(report);
-            response
         }
-        Ok(None) => reviewed.response,
-        Err(response) => *response,
-    };
-    reviewed.response = response;
+    }
     Ok(reviewed)
 }
 
-/// The early answer is boxed: it is the rare path, and keeps the Result small.
-type Answer = Result<Option<(AdmissionResponse, Report)>, Box<AdmissionResponse>>;
+/// How a workload review ends.
+enum Answer {
+    /// Not governed here (no label, another endpoint's mode, no count to
+    /// decide on): allow, decide nothing.
+    Ungoverned,
+    /// Answered without a decision: an unreadable object or a policy error.
+    Early(Box<AdmissionResponse>),
+    /// The engine decided.
+    Decided(Box<(AdmissionResponse, Report)>),
+}
 
-/// `Ok(None)`: not governed, allow. `Err`: an early answer without a decision.
+/// The request's objects and the names it is about.
+struct Subject {
+    object: Object,
+    old: Option<Object>,
+    namespace: String,
+    name: String,
+}
+
+impl Answer {
+    fn early(response: AdmissionResponse) -> Answer {
+        Answer::Early(Box::new(response))
+    }
+}
+
+/// Each step either yields what the next one needs or is the review's final
+/// [`Answer`] (`Err`), so the happy path reads top to bottom.
+type Step<T> = Result<T, Answer>;
+
 fn governed(
     endpoint: Endpoint,
     kind: WorkloadKind,
@@ -174,19 +235,89 @@ fn governed(
     cache: &Cache,
     now: DateTime<Utc>,
 ) -> Answer {
+    match decide_governed(endpoint, kind, req, cache, now) {
+        Ok(answer) | Err(answer) => answer,
+    }
+}
+
+fn decide_governed(
+    endpoint: Endpoint,
+    kind: WorkloadKind,
+    req: &AdmissionRequest<'_>,
+    cache: &Cache,
+    now: DateTime<Utc>,
+) -> Step<Answer> {
     let uid = req.uid.as_str();
+    let subject = read_subject(req)?;
+    let key = cache::key(&subject.namespace, &subject.name);
+    let (policy, object_uid) = policy_for(endpoint, kind, req, &subject, &key, cache)?;
+    if !endpoint.handles(policy.mode) {
+        return Err(Answer::Ungoverned);
+    }
+    let object = &subject.object;
+    let (Some(requested), Some(current)) = (
+        object.replicas(),
+        subject
+            .old
+            .as_ref()
+            .map_or(object.replicas(), Object::replicas),
+    ) else {
+        // A negative count: apiserver validation will refuse it with a better message.
+        return Err(Answer::Ungoverned);
+    };
+    let actor = req.user_info.username.as_deref().unwrap_or("unknown");
+    let dry_run = req.dry_run.unwrap_or(false);
+    let request = Request {
+        current,
+        requested,
+        actor,
+    };
+    let decision = if subject.name.is_empty() {
+        // generateName CREATE: no key yet, and nothing to spend a budget on.
+        engine::decide(&policy, &Ledger::new(), request, now)
+    } else {
+        cache
+            .get_or_insert(kind, &key, &policy, current)
+            .decide(&policy, request, uid, dry_run, now)
+    };
+    let mut response = respond(uid, &decision, &policy);
+    if decision.outcome == Outcome::Denied && requested == current && req.operation == "UPDATE" {
+        // The update does not touch replicas; refusing it would block unrelated
+        // changes (a rollout) just because the workload is out of bounds.
+        response = warn(
+            uid,
+            format!(
+                "scale-governor: replicas {current} are outside the policy ({}); allowed because this update does not change them",
+                decision.summary()
+            ),
+        );
+    }
+    let report = Report {
+        kind,
+        namespace: subject.namespace,
+        name: subject.name,
+        uid: object_uid,
+        actor: actor.to_owned(),
+        dry_run,
+        decision,
+    };
+    Ok(Answer::Decided(Box::new((response, report))))
+}
+
+/// Reads `object` and `oldObject`. No object (a DELETE sent by mistake) is
+/// ungoverned; an unreadable one is allowed with a warning.
+fn read_subject(req: &AdmissionRequest<'_>) -> Step<Subject> {
     let unreadable = |what: &str, e: serde_json::Error| {
-        let mut r = AdmissionResponse::allow(uid);
-        r.warnings.push(format!(
-            "scale-governor could not read the {what} ({e}); the change is not governed"
-        ));
-        r
+        Answer::early(warn(
+            &req.uid,
+            format!("scale-governor could not read the {what} ({e}); the change is not governed"),
+        ))
     };
-    let object: Object = match req.object {
-        Some(raw) => serde_json::from_str(raw.get()).map_err(|e| unreadable("object", e))?,
-        None => return Ok(None),
+    let Some(raw) = req.object else {
+        return Err(Answer::Ungoverned);
     };
-    let old: Option<Object> = match req.old_object {
+    let object: Object = serde_json::from_str(raw.get()).map_err(|e| unreadable("object", e))?;
+    let old = match req.old_object {
         Some(raw) => Some(serde_json::from_str(raw.get()).map_err(|e| unreadable("oldObject", e))?),
         None => None,
     };
@@ -200,79 +331,55 @@ fn governed(
         .clone()
         .or_else(|| object.metadata.name.clone())
         .unwrap_or_default();
-    let key = cache::key(&namespace, &name);
-    let is_scale = req.sub_resource.is_some();
-
-    let (policy, uid_of_object) = if is_scale {
-        // The Scale object has no labels or annotations: read the parent.
-        let Some(entry) = cache.get(kind, &key) else {
-            return Ok(None);
-        };
-        let observed = entry.observed();
-        match &observed.policy {
-            Ok(policy) => (Arc::clone(policy), observed.uid.clone()),
-            Err(e) => {
-                let warning = format!("scale-governor: policy is invalid and not enforced: {e}");
-                return Err(Box::new(warn(uid, warning)));
-            }
-        }
-    } else {
-        if !is_governed(object.metadata.labels.as_ref()) {
-            return Ok(None);
-        }
-        match policy_of(object.metadata.annotations.as_ref()) {
-            Ok(policy) => (Arc::new(policy), object.metadata.uid.clone()),
-            Err(e) => {
-                let response = invalid_policy(endpoint, uid, &e.to_string(), &object, old.as_ref());
-                return Err(Box::new(response));
-            }
-        }
-    };
-    if !endpoint.handles(policy.mode) {
-        return Ok(None);
-    }
-    let (Some(requested), Some(current)) = (
-        object.replicas(),
-        old.as_ref().map_or(object.replicas(), Object::replicas),
-    ) else {
-        // A negative count: apiserver validation will refuse it with a better message.
-        return Ok(None);
-    };
-    let actor = req.user_info.username.as_deref().unwrap_or("unknown");
-    let dry_run = req.dry_run.unwrap_or(false);
-    let request = Request {
-        current,
-        requested,
-        actor,
-    };
-    let decision = if name.is_empty() {
-        // generateName CREATE: no key yet, and nothing to spend a budget on.
-        engine::decide(&policy, &Ledger::new(), request, now)
-    } else {
-        cache
-            .get_or_insert(kind, &key, &policy, current)
-            .decide(&policy, request, uid, dry_run, now)
-    };
-    let mut response = respond(uid, &decision, &policy);
-    if decision.outcome == Outcome::Denied && requested == current && req.operation == "UPDATE" {
-        // The update does not touch replicas; refusing it would block unrelated
-        // changes (a rollout) just because the workload is out of bounds.
-        response = AdmissionResponse::allow(uid);
-        response.warnings.push(format!(
-            "scale-governor: replicas {current} are outside the policy ({}); allowed because this update does not change them",
-            decision.summary()
-        ));
-    }
-    let report = Report {
-        kind,
+    Ok(Subject {
+        object,
+        old,
         namespace,
         name,
-        uid: uid_of_object,
-        actor: actor.to_owned(),
-        dry_run,
-        decision,
-    };
-    Ok(Some((response, report)))
+    })
+}
+
+type Found = (Arc<Policy>, Option<String>);
+
+/// The policy that governs the request, with the workload's uid. A Scale
+/// carries no labels or annotations, so its parent's policy comes from the
+/// cache; a workload write carries its own.
+fn policy_for(
+    endpoint: Endpoint,
+    kind: WorkloadKind,
+    req: &AdmissionRequest<'_>,
+    subject: &Subject,
+    key: &str,
+    cache: &Cache,
+) -> Step<Found> {
+    let uid = req.uid.as_str();
+    if req.sub_resource.is_some() {
+        let Some(entry) = cache.get(kind, key) else {
+            return Err(Answer::Ungoverned);
+        };
+        let observed = entry.observed();
+        return match &observed.policy {
+            Ok(policy) => Ok((Arc::clone(policy), observed.uid.clone())),
+            Err(e) => Err(Answer::early(warn(
+                uid,
+                format!("scale-governor: policy is invalid and not enforced: {e}"),
+            ))),
+        };
+    }
+    let object = &subject.object;
+    if !is_governed(object.metadata.labels.as_ref()) {
+        return Err(Answer::Ungoverned);
+    }
+    match policy_of(object.metadata.annotations.as_ref()) {
+        Ok(policy) => Ok((Arc::new(policy), object.metadata.uid.clone())),
+        Err(e) => Err(Answer::early(invalid_policy(
+            endpoint,
+            uid,
+            &e.to_string(),
+            object,
+            subject.old.as_ref(),
+        ))),
+    }
 }
 
 fn warn(uid: &str, warning: String) -> AdmissionResponse {
@@ -368,5 +475,4 @@ fn respond(uid: &str, decision: &Decision, policy: &Policy) -> AdmissionResponse
 }
 
 #[cfg(test)]
-#[path = "admit_tests.rs"]
 mod tests;

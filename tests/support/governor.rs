@@ -180,9 +180,8 @@ impl Governor {
 /// silently skipped.
 pub async fn register(cluster: &Cluster, ns: &TestNamespace, url: &str) -> [DeleteOnDrop; 2] {
     let name = format!("scale-governor-{}", ns.name());
-    cluster
-        .kubectl_ok(["apply", "-f", &write_config(&name, ns.name(), url)])
-        .await;
+    let config = write_config(cluster, &name, ns.name(), url).await;
+    cluster.kubectl_ok(["apply", "-f", &config]).await;
     [
         cluster.delete_on_drop("mutatingwebhookconfiguration", &name),
         cluster.delete_on_drop("validatingwebhookconfiguration", &name),
@@ -192,41 +191,39 @@ pub async fn register(cluster: &Cluster, ns: &TestNamespace, url: &str) -> [Dele
 /// Points an existing registration at another replica.
 pub async fn repoint(cluster: &Cluster, ns: &TestNamespace, url: &str) {
     let name = format!("scale-governor-{}", ns.name());
-    cluster
-        .kubectl_ok(["apply", "-f", &write_config(&name, ns.name(), url)])
-        .await;
+    let config = write_config(cluster, &name, ns.name(), url).await;
+    cluster.kubectl_ok(["apply", "-f", &config]).await;
 }
 
-fn write_config(name: &str, namespace: &str, url: &str) -> String {
-    let ca = &certs().ca_bundle;
-    let webhook = |kind: &str, path: &str| {
-        format!(
-            r#"apiVersion: admissionregistration.k8s.io/v1
-kind: {kind}
-metadata: {{name: {name}}}
-webhooks:
-- name: {path}.scale-governor.io
-  admissionReviewVersions: ["v1"]
-  sideEffects: NoneOnDryRun
-  failurePolicy: Fail
-  timeoutSeconds: 10
-  clientConfig: {{url: "{url}/{path}", caBundle: "{ca}"}}
-  namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {namespace}}}}}
-  rules:
-  - apiGroups: ["apps"]
-    apiVersions: ["v1"]
-    operations: ["CREATE", "UPDATE"]
-    resources: ["deployments", "deployments/scale", "statefulsets", "statefulsets/scale"]
-    scope: Namespaced
-"#
-        )
-    };
-    let text = format!(
-        "{}---\n{}",
-        webhook("MutatingWebhookConfiguration", "mutate"),
-        webhook("ValidatingWebhookConfiguration", "validate")
+/// Renders `deploy/local` for this namespace with `deploy/local/render.sh`,
+/// so the tests register exactly the configuration the project ships, only
+/// pointed at this test's governor, limited to its namespace and with
+/// `failurePolicy: Fail`.
+async fn write_config(cluster: &Cluster, name: &str, namespace: &str, url: &str) -> String {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let kubectl_dir = cluster
+        .kubectl_path()
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let path = std::env::join_paths(std::iter::once(kubectl_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap();
+    let out = Command::new(root.join("deploy/local/render.sh"))
+        .args(["--name", name, "--namespace", namespace, "--url", url])
+        .args(["--ca-bundle", &certs().ca_bundle])
+        .args(["--failure-policy", "Fail", "--timeout", "10"])
+        .env("PATH", path)
+        .output()
+        .await
+        .expect("running deploy/local/render.sh");
+    assert!(
+        out.status.success(),
+        "deploy/local/render.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.yaml"));
-    std::fs::write(&path, text).unwrap();
-    path.to_string_lossy().into_owned()
+    let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.yaml"));
+    std::fs::write(&file, &out.stdout).unwrap();
+    file.to_string_lossy().into_owned()
 }

@@ -2,12 +2,16 @@
 //! aggregated APIs registered with `url: https://127.0.0.1:PORT` + `caBundle`.
 
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::{Ipv4Addr, SocketAddr},
     sync::Arc,
     time::Duration,
 };
 
 use base64::Engine;
+use scale_governor::tls::{
+    ca::{CertificateAuthority, ServingSpec},
+    certified_key_from_pem, server_config,
+};
 
 use super::install_crypto_provider;
 
@@ -24,33 +28,18 @@ impl TestTls {
     /// Serving certificate with IP SAN 127.0.0.1 (Go ignores the CN) and the
     /// given extra DNS names, e.g. `svc.ns.svc` for an APIService.
     pub fn new(extra_dns_names: &[&str]) -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
         install_crypto_provider();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(rcgen::DnType::CommonName, "scale-governor test CA");
-        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("CA key"))
-            .expect("CA cert");
-
-        let mut names = vec!["localhost".to_owned()];
-        names.extend(extra_dns_names.iter().map(|s| s.to_string()));
-        let mut leaf = CertificateParams::new(names).expect("leaf params");
-        leaf.subject_alt_names
-            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        let key = KeyPair::generate().expect("leaf key");
-        let cert = leaf.signed_by(&key, &ca).expect("leaf cert");
-
-        let server_config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
+        let ca = CertificateAuthority::new(1).expect("test CA");
+        let leaf = ca
+            .issue(&ServingSpec::loopback(extra_dns_names, 1))
+            .expect("test serving certificate");
+        let key = certified_key_from_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes())
+            .expect("test serving key");
+        let server_config = server_config(Arc::new(rustls::sign::SingleCertAndKey::from(key)))
             .expect("rustls server config");
         Self {
-            ca_pem: ca.pem(),
-            server_config: Arc::new(server_config),
+            ca_pem: ca.cert_pem(),
+            server_config,
         }
     }
 

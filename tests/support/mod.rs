@@ -299,6 +299,11 @@ impl Cluster {
         &self.dir
     }
 
+    /// The kubectl binary [`Cluster::kubectl`] runs.
+    pub fn kubectl_path(&self) -> &Path {
+        &self.kubectl
+    }
+
     /// A value from the cluster's `env` file, e.g. `APISERVER_URL`, `BIN_DIR`.
     pub fn env(&self, key: &str) -> Option<&str> {
         self.env.get(key).map(String::as_str)

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use plotters::prelude::*;
 
-use super::Simulation;
+use crate::simulate::Simulation;
 
 /// Width of the chart in pixels.
 const WIDTH: u32 = 1200;
@@ -153,4 +153,53 @@ fn shade_windows(chart: &mut Chart<'_, '_>, sim: &Simulation, top: f64) -> Resul
         }))
         .map_err(err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::{
+        policy::{Policy, keys},
+        simulate::{Actor, Config, Trace, Workload, simulate},
+    };
+
+    #[test]
+    fn an_svg_with_a_panel_per_run_and_windows_shaded() {
+        // 10 minutes: steady 20, a spike to 60 for three minutes, back to 20.
+        let start: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        let values = [20.0, 20.0, 20.0, 60.0, 60.0, 60.0, 20.0, 20.0, 20.0, 20.0];
+        let trace = Trace::from_points(
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (start + Duration::minutes(i as i64), *v))
+                .collect(),
+        )
+        .unwrap();
+        let policy = Policy::from_annotations([(keys::WINDOWS, "Mon 10:02-10:05 min=1")]).unwrap();
+        let config = Config {
+            capacity: 10.0,
+            startup: Duration::seconds(60),
+            tick: Duration::seconds(60),
+            hpa_target: 10.0,
+            tolerance: 0.1,
+            actors: Actor::ALL.to_vec(),
+        };
+        let workloads = [Workload {
+            name: "web".into(),
+            policy,
+        }];
+        let sim = simulate(&trace, &workloads, &config);
+        assert!(sim.windows[2] && !sim.windows[5]);
+        let svg = svg(&sim, "spike").unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..50.min(svg.len())]);
+        for actor in ["hpa", "governor", "hpa+governor", "oracle"] {
+            assert!(
+                svg.contains(&format!("\n{actor}\n")),
+                "no panel for {actor}"
+            );
+        }
+    }
 }

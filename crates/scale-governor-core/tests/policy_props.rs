@@ -3,8 +3,8 @@
 //! and points inside the value.
 
 use proptest::prelude::*;
-use scale_governor::{
-    engine::{Ledger, Request, decide},
+use scale_governor_core::{
+    engine::{Bounds, Ledger, Request, decide},
     policy::{Policy, keys},
 };
 
@@ -19,7 +19,23 @@ fn check(key: &str, value: &str) -> Result<(), TestCaseError> {
                 actor: "fuzz",
             };
             let d = decide(&policy, &Ledger::new(), request, now);
-            prop_assert!(d.governed <= 300);
+            if !policy.is_paused(now) {
+                // The result lies within the bounds active at `now`, and a
+                // request already within them passes unless a rate rule
+                // for its direction applies.
+                let bounds = Bounds::at(&policy, now, &mut Vec::new());
+                let (lower, upper) = (bounds.lower(), bounds.upper());
+                prop_assert!(
+                    (lower..=upper).contains(&d.governed),
+                    "governed {} outside {}..{}",
+                    d.governed,
+                    lower,
+                    upper
+                );
+                if policy.scale_up.is_none() && (lower..=upper).contains(&300) {
+                    prop_assert_eq!(d.governed, 300);
+                }
+            }
         }
         Err(err) => {
             prop_assert_eq!(&err.annotation, key);
@@ -35,8 +51,18 @@ fn any_key() -> impl Strategy<Value = &'static str> {
     prop::sample::select(keys::ALL.to_vec())
 }
 
+/// `default` cases, unless `PROPTEST_CASES` asks for another number (`make
+/// props`); the seed comes from `PROPTEST_RNG_SEED` when set (`make check`).
+fn cases(default: u32) -> ProptestConfig {
+    let mut config = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = default;
+    }
+    config
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(cases(2000))]
 
     #[test]
     fn arbitrary_strings_never_panic(key in any_key(), value in any::<String>()) {

@@ -102,7 +102,7 @@ fn scale_beyond_max_is_clamped_with_a_json_patch() {
         r.response.audit_annotations["decision"],
         "clamped: max-replicas 20: asked 100, allowed 20"
     );
-    assert_eq!(r.operation, "SCALE");
+    assert_eq!(r.operation, Operation::Scale);
     let report = r.report.unwrap();
     assert_eq!(
         (report.actor.as_str(), report.uid.as_deref()),

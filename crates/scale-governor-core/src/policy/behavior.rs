@@ -4,9 +4,10 @@
 
 use std::fmt;
 
-use k8s_openapi::api::autoscaling::v2::HPAScalingRules;
+use serde::Deserialize;
 
 use super::PolicyError;
+use crate::units;
 
 /// HPA validation: `periodSeconds` must be in 1..=1800.
 const MAX_PERIOD_SECONDS: u32 = 1800;
@@ -20,16 +21,6 @@ pub enum Direction {
     Up,
     /// Fewer replicas.
     Down,
-}
-
-impl Direction {
-    /// `scale-up` or `scale-down`, as in the annotation key and reasons.
-    pub fn rule_name(self) -> &'static str {
-        match self {
-            Direction::Up => "scale-up",
-            Direction::Down => "scale-down",
-        }
-    }
 }
 
 /// The HPA's `HPAScalingPolicy.type`.
@@ -164,7 +155,7 @@ impl ScalingRules {
                     "empty item, expected a policy like \"4 pods/60s\" or \"50%/60s\", select=Max|Min|Disabled or stabilization=300s".into(),
                 ));
             }
-            if let Some(token) = item.strip_prefix("select=") {
+            if let Some(token) = strip_key(item, &["select", "selectPolicy"]) {
                 let select = SelectPolicy::parse(token.trim()).ok_or_else(|| {
                     PolicyError::at(
                         key,
@@ -175,7 +166,9 @@ impl ScalingRules {
                 })?;
                 once(&mut saw_select, key, value, item)?;
                 rules.select = select;
-            } else if let Some(token) = item.strip_prefix("stabilization=") {
+            } else if let Some(token) =
+                strip_key(item, &["stabilization", "stabilizationWindowSeconds"])
+            {
                 once(&mut saw_stabilization, key, value, item)?;
                 rules.stabilization_seconds =
                     parse_duration(key, value, token.trim(), 0, MAX_STABILIZATION_SECONDS)?;
@@ -210,6 +203,16 @@ impl fmt::Display for ScalingRules {
     }
 }
 
+/// The value after `name=` for any of the accepted names, case-insensitively:
+/// the compact names and the HPA's own field names are both accepted.
+fn strip_key<'a>(item: &'a str, names: &[&str]) -> Option<&'a str> {
+    let (name, value) = item.split_once('=')?;
+    names
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(name.trim()))
+        .then_some(value)
+}
+
 fn once(seen: &mut bool, key: &str, value: &str, item: &str) -> Result<(), PolicyError> {
     if std::mem::replace(seen, true) {
         let name = item.split('=').next().unwrap_or(item);
@@ -236,20 +239,32 @@ fn parse_policy(key: &str, value: &str, item: &str) -> Result<RatePolicy, Policy
         ));
     };
     let amount = amount.trim();
-    let (number, kind) = if let Some(n) = amount.strip_suffix('%') {
-        (n.trim_end(), PolicyKind::Percent)
-    } else if let Some(n) = amount
-        .strip_suffix("pods")
-        .or_else(|| amount.strip_suffix("pod"))
-    {
-        (n.trim_end(), PolicyKind::Pods)
-    } else {
-        return Err(PolicyError::at(
-            key,
-            value,
-            amount,
-            format!("\"{amount}\" has no unit, {expected}"),
-        ));
+    // The unit follows the number: `4 pods`, `4 Pods`, `50%`, `50 percent`.
+    let split = amount
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(amount.len());
+    let (number, unit) = amount.split_at(split);
+    let kind = match unit.trim().to_ascii_lowercase().as_str() {
+        "%" | "percent" => PolicyKind::Percent,
+        "pod" | "pods" => PolicyKind::Pods,
+        "" => {
+            return Err(PolicyError::at(
+                key,
+                value,
+                amount,
+                format!("\"{amount}\" has no unit, {expected}"),
+            ));
+        }
+        other => {
+            return Err(PolicyError::at(
+                key,
+                value,
+                unit.trim(),
+                format!(
+                    "unknown unit \"{other}\", expected pods or % (Pods or Percent), as in \"4 pods/60s\" or \"50%/60s\""
+                ),
+            ));
+        }
     };
     let value_n = match number.parse::<u32>() {
         Ok(n) if n > 0 && n <= super::MAX_REPLICA_COUNT => n,
@@ -269,7 +284,7 @@ fn parse_policy(key: &str, value: &str, item: &str) -> Result<RatePolicy, Policy
     })
 }
 
-/// Parses `90s`, `5m` or `1h` into seconds within `min..=max`.
+/// Parses a duration (see [`units`]) into seconds within `min..=max`.
 fn parse_duration(
     key: &str,
     value: &str,
@@ -277,40 +292,50 @@ fn parse_duration(
     min: u32,
     max: u32,
 ) -> Result<u32, PolicyError> {
-    let split = token
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(token.len());
-    let (digits, unit) = token.split_at(split);
-    let scale = match unit {
-        "s" => Some(1),
-        "m" => Some(60),
-        "h" => Some(3600),
-        _ => None,
-    };
-    let seconds = scale
-        .zip(digits.parse::<u32>().ok())
-        .and_then(|(scale, n)| n.checked_mul(scale));
-    match seconds {
-        Some(s) if (min..=max).contains(&s) => Ok(s),
-        Some(s) => Err(PolicyError::at(
+    match units::parse_seconds(token) {
+        Ok(s) if (u64::from(min)..=u64::from(max)).contains(&s) => Ok(s as u32),
+        Ok(s) => Err(PolicyError::at(
             key,
             value,
             token,
             format!("{s}s is out of range, expected {min}s to {max}s"),
         )),
-        None => Err(PolicyError::at(
+        Err(units::DurationError::Overflow(_)) => Err(PolicyError::at(
             key,
             value,
             token,
-            format!(
-                "\"{token}\" is not a duration, expected a number with s, m or h, like 60s or 5m"
-            ),
+            format!("\"{token}\" is out of range, expected {min}s to {max}s"),
         )),
+        Err(e) => Err(PolicyError::at(key, value, token, e.to_string())),
     }
 }
 
+/// The HPA's `HPAScalingRules` as JSON, as it appears in an HPA's
+/// `behavior`. The core knows no Kubernetes client types, so it reads the
+/// few fields itself; unknown fields are refused rather than ignored, so a
+/// misspelt field name cannot silently drop a rule.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct HpaScalingRules {
+    policies: Option<Vec<HpaScalingPolicy>>,
+    select_policy: Option<String>,
+    stabilization_window_seconds: Option<i32>,
+    /// Per-rule tolerance (beta in 1.35) needs a metric, which the webhook
+    /// does not have: it is refused with a message rather than ignored.
+    tolerance: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct HpaScalingPolicy {
+    #[serde(rename = "type")]
+    type_: String,
+    value: i32,
+    period_seconds: i32,
+}
+
 fn parse_json(key: &str, value: &str, direction: Direction) -> Result<ScalingRules, PolicyError> {
-    let raw: HPAScalingRules = serde_json::from_str(value).map_err(|e| {
+    let raw: HpaScalingRules = serde_json::from_str(value).map_err(|e| {
         PolicyError::whole(
             key,
             value.trim(),
@@ -319,6 +344,12 @@ fn parse_json(key: &str, value: &str, direction: Direction) -> Result<ScalingRul
     })?;
     let defaults = ScalingRules::hpa_default(direction);
     let bad = |token: String, message: String| PolicyError::whole(key, &token, message);
+    if raw.tolerance.is_some() {
+        return Err(bad(
+            "tolerance".to_owned(),
+            "tolerance is an HPA metric setting and has no meaning in a scale-up or scale-down rule; remove it".to_owned(),
+        ));
+    }
     let select = match raw.select_policy.as_deref() {
         None => SelectPolicy::Max,
         Some(s) => SelectPolicy::parse(s).ok_or_else(|| {
@@ -438,7 +469,16 @@ mod tests {
     #[test]
     fn errors_name_the_token_and_expectation() {
         let cases = [
-            ("4 pods/60", "\"60\" is not a duration"),
+            ("4 pods/60x", "\"60x\" is not a duration"),
+            ("4 widgets/60s", "unknown unit \"widgets\""),
+            (
+                r#"{"policies":[{"type":"Pods","value":4,"periodSeconds":60}],"tolerance":"0.05"}"#,
+                "tolerance is an HPA metric setting",
+            ),
+            (
+                r#"{"policies":[{"type":"Pods","value":4,"periodSeconds":60}],"stabilisationWindowSeconds":5}"#,
+                "unknown field `stabilisationWindowSeconds`",
+            ),
             ("4 pods/0s", "0s is out of range, expected 1s to 1800s"),
             ("4 pods/1h", "3600s is out of range"),
             ("0 pods/60s", "\"0\" is not a positive integer"),
@@ -462,6 +502,18 @@ mod tests {
             let err = up(value).unwrap_err();
             assert!(err.to_string().contains(expected), "{value}: {err}");
             assert_eq!(err.annotation, KEY);
+        }
+    }
+
+    #[test]
+    fn the_hpa_spellings_and_bare_seconds_mean_the_same_rules() {
+        let compact = up("4 pods/60s, 50%/60s, select=Min, stabilization=300s").unwrap();
+        for spelling in [
+            "4 Pods/60s, 50 Percent/60s, selectPolicy=Min, stabilizationWindowSeconds=300",
+            "4 PODS/60, 50 percent/1m, SELECT=min, stabilization=5m",
+            "4pods/60s, 50%/60s, select=MIN, Stabilization=300",
+        ] {
+            assert_eq!(up(spelling).unwrap(), compact, "{spelling}");
         }
     }
 

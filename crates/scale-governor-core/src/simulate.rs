@@ -9,7 +9,6 @@
 //!   recommendation is a floor under them, as in a cluster.
 //! - `oracle`: perfect foresight, the least pods that are ready in time.
 
-pub mod chart;
 mod fleet;
 pub mod hpa;
 mod summary;
@@ -26,8 +25,8 @@ pub use self::{
 };
 use crate::{
     engine::{self, Ledger, Request},
-    policy::{MAX_REPLICA_COUNT, Policy, RecommendationKind},
-    recommend::{RecommendConfig, Recommender, Trend},
+    policy::{MAX_REPLICA_COUNT, Policy, RecommendConfig, RecommendationKind, Trend},
+    recommend::Recommender,
 };
 
 /// Who scales the workload in a run.
@@ -370,5 +369,4 @@ impl Governed {
 }
 
 #[cfg(test)]
-#[path = "simulate_tests.rs"]
 mod tests;

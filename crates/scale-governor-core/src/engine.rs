@@ -304,5 +304,4 @@ fn apply_rate_rules(
 }
 
 #[cfg(test)]
-#[path = "engine_tests.rs"]
 mod tests;

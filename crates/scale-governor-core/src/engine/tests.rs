@@ -357,8 +357,18 @@ fn level_at(start: u32, steps: &[(DateTime<Utc>, u32, Decision, Ledger)], t: Dat
         .map_or(start, |(_, _, d, _)| d.replicas)
 }
 
+/// `default` cases, unless `PROPTEST_CASES` asks for another number (`make
+/// props`); the seed comes from `PROPTEST_RNG_SEED` when set (`make check`).
+fn cases(default: u32) -> ProptestConfig {
+    let mut config = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = default;
+    }
+    config
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(cases(512))]
 
     #[test]
     fn result_is_always_within_active_bounds(p in arb_policy(), start in 0u32..80, run in arb_run()) {

@@ -358,5 +358,4 @@ fn parse_instant(text: &str, is_end: bool) -> Result<NaiveDateTime, String> {
 }
 
 #[cfg(test)]
-#[path = "windows_tests.rs"]
 mod tests;

@@ -3,15 +3,17 @@
 
 mod behavior;
 mod error;
+mod recommend;
 mod recommendation;
 mod windows;
 
 use chrono::{DateTime, Utc};
 
-use crate::recommend::RecommendConfig;
+use crate::units;
 
 pub use behavior::{Direction, PolicyKind, RatePolicy, ScalingRules, SelectPolicy};
 pub use error::PolicyError;
+pub use recommend::{RecommendConfig, Trend};
 pub use recommendation::{Recommendation, RecommendationKind};
 pub use windows::{DaySet, Span, TimeOfDay, Window, WindowBounds, Windows};
 
@@ -213,19 +215,8 @@ fn parse_count(key: &str, value: &str) -> Result<u32, PolicyError> {
 }
 
 fn parse_time(key: &str, value: &str) -> Result<DateTime<Utc>, PolicyError> {
-    let token = value.trim();
-    DateTime::parse_from_rfc3339(token)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            PolicyError::at(
-                key,
-                value,
-                token,
-                format!(
-                    "\"{token}\" is not a time ({e}), expected RFC 3339 like 2026-11-21T18:00:00Z"
-                ),
-            )
-        })
+    units::parse_instant(value)
+        .map_err(|message| PolicyError::at(key, value, value.trim(), message))
 }
 
 fn unknown_key_warning(key: &str) -> String {

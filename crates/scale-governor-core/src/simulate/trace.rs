@@ -113,8 +113,8 @@ impl Trace {
 }
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
+    if let Ok(t) = crate::units::parse_instant(s) {
+        return Some(t);
     }
     for format in [
         "%Y-%m-%dT%H:%M:%S",

@@ -194,9 +194,7 @@ fn parse_csv_line(line: &str) -> Result<Change, String> {
         s.parse::<u32>()
             .map_err(|_| format!("{name} \"{s}\" is not a replica count"))
     };
-    let at = DateTime::parse_from_rfc3339(fields[0])
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("time \"{}\" is not RFC 3339 ({e})", fields[0]))?;
+    let at = crate::units::parse_instant(fields[0])?;
     let to = count("to", fields[2])?;
     Ok(Change {
         at,

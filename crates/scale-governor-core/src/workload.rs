@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 
 use crate::policy::{GOVERNED_LABEL, Policy, PolicyError};
@@ -18,6 +17,9 @@ pub enum WorkloadKind {
 }
 
 impl WorkloadKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [WorkloadKind; 2] = [WorkloadKind::Deployment, WorkloadKind::StatefulSet];
+
     /// The Kubernetes kind name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -26,13 +28,24 @@ impl WorkloadKind {
         }
     }
 
+    /// The `apps/v1` resource name, also the metric label.
+    pub fn resource(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployments",
+            WorkloadKind::StatefulSet => "statefulsets",
+        }
+    }
+
     /// The kind for an `apps` resource name (`deployments`, `statefulsets`).
     pub fn from_resource(resource: &str) -> Option<WorkloadKind> {
-        match resource {
-            "deployments" => Some(WorkloadKind::Deployment),
-            "statefulsets" => Some(WorkloadKind::StatefulSet),
-            _ => None,
-        }
+        WorkloadKind::ALL
+            .into_iter()
+            .find(|k| k.resource() == resource)
+    }
+
+    /// The kind for a Kubernetes kind name (`Deployment`, `StatefulSet`).
+    pub fn from_kind(kind: &str) -> Option<WorkloadKind> {
+        WorkloadKind::ALL.into_iter().find(|k| k.as_str() == kind)
     }
 }
 
@@ -48,13 +61,30 @@ pub enum WorkloadError {
     UnsupportedKind(String),
 }
 
+/// The parts of `metadata` the governor reads. The core knows no Kubernetes
+/// client types; adapters copy these few fields out of theirs.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Meta {
+    /// `metadata.name`.
+    pub name: Option<String>,
+    /// `metadata.namespace`.
+    pub namespace: Option<String>,
+    /// `metadata.uid`.
+    pub uid: Option<String>,
+    /// `metadata.labels`.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// `metadata.annotations`.
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
 /// The parts of a Deployment or StatefulSet the governor reads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
     /// Deployment or StatefulSet.
     pub kind: WorkloadKind,
     /// Name, namespace, labels, annotations.
-    pub metadata: ObjectMeta,
+    pub metadata: Meta,
     /// `spec.replicas`; Kubernetes defaults an absent value to 1.
     pub replicas: u32,
 }
@@ -63,7 +93,7 @@ pub struct Workload {
 struct Raw {
     kind: Option<String>,
     #[serde(default)]
-    metadata: ObjectMeta,
+    metadata: Meta,
     #[serde(default)]
     spec: RawSpec,
 }
@@ -81,15 +111,9 @@ impl Workload {
         } else {
             serde_saphyr::from_str(text).map_err(|e| WorkloadError::Syntax(e.to_string()))?
         };
-        let kind = match raw.kind.as_deref() {
-            Some("Deployment") => WorkloadKind::Deployment,
-            Some("StatefulSet") => WorkloadKind::StatefulSet,
-            other => {
-                return Err(WorkloadError::UnsupportedKind(
-                    other.unwrap_or("").to_owned(),
-                ));
-            }
-        };
+        let kind_name = raw.kind.as_deref().unwrap_or("");
+        let kind = WorkloadKind::from_kind(kind_name)
+            .ok_or_else(|| WorkloadError::UnsupportedKind(kind_name.to_owned()))?;
         Ok(Workload {
             kind,
             metadata: raw.metadata,

@@ -121,8 +121,6 @@ pub fn normalize(
     engine::decide(spec, history, request, now).governed
 }
 
-impl Hpa {}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,21 +109,3 @@ fn timeline_csv_has_a_column_pair_per_run() {
     assert_eq!(lines.next(), Some("2026-11-23T10:00:00+00:00,20,2,2"));
     assert_eq!(csv.lines().count(), 11);
 }
-
-#[test]
-fn chart_is_an_svg_with_a_panel_per_run() {
-    let sim = simulate(
-        &spike(),
-        &workload(&[(keys::WINDOWS, "Mon 10:02-10:05 min=1")]),
-        &config(&Actor::ALL),
-    );
-    assert!(sim.windows[2] && !sim.windows[5]);
-    let svg = chart::svg(&sim, "spike").unwrap();
-    assert!(svg.starts_with("<svg"), "{}", &svg[..50.min(svg.len())]);
-    for actor in ["hpa", "governor", "hpa+governor", "oracle"] {
-        assert!(
-            svg.contains(&format!("\n{actor}\n")),
-            "no panel for {actor}"
-        );
-    }
-}
