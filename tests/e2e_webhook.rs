@@ -3,117 +3,11 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::{
-    Cluster, TestNamespace, eventually,
+    e2e::{WAIT, apply, create, describe, replicas, scale, setup, workload},
+    eventually,
     governor::{self, Governor},
 };
-
-const WAIT: Duration = Duration::from_secs(20);
-
-fn workload(kind: &str, name: &str, replicas: u32, annotations: &[(&str, &str)]) -> String {
-    let annotations: String = annotations
-        .iter()
-        .map(|(k, v)| format!("    scale-governor.io/{k}: {v:?}\n"))
-        .collect();
-    let service = if kind == "StatefulSet" {
-        format!("  serviceName: {name}\n")
-    } else {
-        String::new()
-    };
-    format!(
-        "apiVersion: apps/v1\nkind: {kind}\nmetadata:\n  name: {name}\n  labels:\n    app: {name}\n    scale-governor.io/governed: \"true\"\n  annotations:\n{annotations}spec:\n  replicas: {replicas}\n{service}  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers: [{{name: app, image: registry.k8s.io/pause:3.10}}]\n"
-    )
-}
-
-async fn apply(cluster: &Cluster, ns: &TestNamespace, yaml: &str) -> std::process::Output {
-    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "{}-{}.yaml",
-        ns.name(),
-        yaml.len()
-    ));
-    std::fs::write(&path, yaml).unwrap();
-    cluster
-        .kubectl(["apply", "-n", ns.name(), "-f", path.to_str().unwrap()])
-        .await
-}
-
-async fn replicas(cluster: &Cluster, ns: &TestNamespace, resource: &str) -> u32 {
-    cluster
-        .kubectl_ok([
-            "get",
-            "-n",
-            ns.name(),
-            resource,
-            "-o",
-            "jsonpath={.spec.replicas}",
-        ])
-        .await
-        .trim()
-        .parse()
-        .expect("spec.replicas")
-}
-
-/// `kubectl scale`, returning (success, stderr).
-async fn scale(
-    cluster: &Cluster,
-    ns: &TestNamespace,
-    resource: &str,
-    to: u32,
-    extra: &[&str],
-) -> (bool, String) {
-    let to = format!("--replicas={to}");
-    let mut args = vec!["scale", "-n", ns.name(), resource, to.as_str()];
-    args.extend_from_slice(extra);
-    let out = cluster.kubectl(&args).await;
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-async fn describe(cluster: &Cluster, ns: &TestNamespace, resource: &str) -> String {
-    cluster
-        .kubectl_ok(["describe", "-n", ns.name(), resource])
-        .await
-}
-
-struct Setup {
-    cluster: &'static Cluster,
-    ns: TestNamespace,
-    governor: Governor,
-    _webhooks: [support::DeleteOnDrop; 2],
-}
-
-async fn setup(prefix: &str) -> Option<Setup> {
-    let cluster = support::require_cluster!(None);
-    let ns = cluster.namespace(prefix).await;
-    let governor = Governor::start(cluster, ns.name(), "a").await;
-    let webhooks = governor::register(cluster, &ns, &governor.url()).await;
-    Some(Setup {
-        cluster,
-        ns,
-        governor,
-        _webhooks: webhooks,
-    })
-}
-
-/// A create through freshly registered webhooks can race the apiserver's
-/// webhook informer; retry until the governor has seen it.
-async fn create(s: &Setup, yaml: &str) {
-    eventually("the create to pass through the webhook", WAIT, || async {
-        let before = s.governor.reviews().await;
-        let out = apply(s.cluster, &s.ns, yaml).await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (s.governor.reviews().await > before).then_some(())
-    })
-    .await;
-}
 
 #[tokio::test]
 async fn enforce_clamps_kubectl_scale_and_explains_it() {

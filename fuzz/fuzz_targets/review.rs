@@ -128,7 +128,7 @@ fuzz_target!(|data: &[u8]| {
             // Not an AdmissionReview, or no uid: the handler answers 400.
             continue;
         };
-        check(&first);
+        check(&first, data);
         let again = review(endpoint, data, &cache, now).expect("a review read once reads again");
         assert_eq!(
             first.response, again.response,
@@ -137,7 +137,7 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-fn check(reviewed: &Reviewed) {
+fn check(reviewed: &Reviewed, data: &[u8]) {
     let response = &reviewed.response;
     assert!(!response.uid.is_empty(), "answered a review without a uid");
     serde_json::to_vec(&ReviewResponse::new(response.clone())).expect("response serializes");
@@ -157,13 +157,17 @@ fn check(reviewed: &Reviewed) {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(patch)
             .expect("patch is base64");
-        let ops: Value = serde_json::from_slice(&bytes).expect("patch is JSON");
-        let [op] = ops.as_array().expect("patch is a list").as_slice() else {
-            panic!("patch is not one operation: {ops}");
-        };
-        assert_eq!(op["op"], "add", "{ops}");
-        assert_eq!(op["path"], "/spec/replicas", "{ops}");
-        let replicas = op["value"].as_u64().expect("replicas is a count");
+        let patch: json_patch::Patch = serde_json::from_slice(&bytes).expect("patch is a JSON Patch");
+        assert_eq!(patch.0.len(), 1, "patch is not one operation: {patch:?}");
+        // The patch must apply to the object exactly as sent, as the
+        // apiserver applies it.
+        let review: Value = serde_json::from_slice(data).expect("an answered review is JSON");
+        let mut object = review["request"]["object"].clone();
+        json_patch::patch(&mut object, &patch)
+            .unwrap_or_else(|e| panic!("patch {patch:?} does not apply to the object: {e}"));
+        let replicas = object["spec"]["replicas"]
+            .as_u64()
+            .expect("the patched object has a replica count");
         assert!(
             replicas <= u64::from(MAX_REPLICA_COUNT),
             "patch sets {replicas} replicas, above int32: {response:?}"

@@ -129,8 +129,7 @@ pub struct Reviewed {
 struct Object {
     #[serde(default)]
     metadata: Meta,
-    #[serde(default)]
-    spec: Spec,
+    spec: Option<Spec>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -148,9 +147,14 @@ struct Spec {
 }
 
 impl Object {
-    fn replicas(&self) -> Option<u32> {
-        // The apiserver defaults spec.replicas to 1 before admission.
-        u32::try_from(self.spec.replicas.unwrap_or(1)).ok()
+    /// `spec.replicas` as sent. A Scale's `replicas` is `omitempty`, so a
+    /// scale to 0 arrives as `"spec": {}`: absent means 0. A Deployment's or
+    /// StatefulSet's absent count was defaulted to 1 before admission, so
+    /// absent there only happens in a hand-made review; 1 is what would land.
+    fn replicas(&self, scale: bool) -> Option<u32> {
+        let absent = if scale { 0 } else { 1 };
+        let replicas = self.spec.as_ref().and_then(|s| s.replicas);
+        u32::try_from(replicas.unwrap_or(absent)).ok()
     }
 }
 
@@ -255,12 +259,13 @@ fn decide_governed(
         return Err(Answer::Ungoverned);
     }
     let object = &subject.object;
+    let is_scale = req.sub_resource.is_some();
     let (Some(requested), Some(current)) = (
-        object.replicas(),
+        object.replicas(is_scale),
         subject
             .old
             .as_ref()
-            .map_or(object.replicas(), Object::replicas),
+            .map_or(object.replicas(is_scale), |old| old.replicas(is_scale)),
     ) else {
         // A negative count: apiserver validation will refuse it with a better message.
         return Err(Answer::Ungoverned);
@@ -280,7 +285,7 @@ fn decide_governed(
             .get_or_insert(kind, &key, &policy, current)
             .decide(&policy, request, uid, dry_run, now)
     };
-    let mut response = respond(uid, &decision, &policy);
+    let mut response = respond(uid, &decision, &policy, object.spec.is_some());
     if decision.outcome == Outcome::Denied && requested == current && req.operation == "UPDATE" {
         // The update does not touch replicas; refusing it would block unrelated
         // changes (a rollout) just because the workload is out of bounds.
@@ -427,7 +432,9 @@ fn invalid_policy(
     )
 }
 
-fn respond(uid: &str, decision: &Decision, policy: &Policy) -> AdmissionResponse {
+/// The response for a decision; `has_spec` says whether the object as sent
+/// has a `spec` the patch can add `replicas` to (a hand-made Scale may not).
+fn respond(uid: &str, decision: &Decision, policy: &Policy, has_spec: bool) -> AdmissionResponse {
     let mut response = match decision.outcome {
         Outcome::Denied => AdmissionResponse::deny(
             uid,
@@ -442,10 +449,20 @@ fn respond(uid: &str, decision: &Decision, policy: &Policy) -> AdmissionResponse
         _ => "scale-governor: ",
     };
     if decision.outcome == Outcome::Clamped {
-        let patch = Patch(vec![PatchOperation::Add(AddOperation {
-            path: PointerBuf::from_tokens(["spec", "replicas"]),
-            value: decision.replicas.into(),
-        })]);
+        // `add` replaces an existing member, so it works whether or not
+        // `replicas` was sent; a missing `spec` is added whole.
+        let operation = if has_spec {
+            AddOperation {
+                path: PointerBuf::from_tokens(["spec", "replicas"]),
+                value: decision.replicas.into(),
+            }
+        } else {
+            AddOperation {
+                path: PointerBuf::from_tokens(["spec"]),
+                value: serde_json::json!({ "replicas": decision.replicas }),
+            }
+        };
+        let patch = Patch(vec![PatchOperation::Add(operation)]);
         let bytes = serde_json::to_vec(&patch).unwrap_or_default();
         response.patch = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
         response.patch_type = Some("JSONPatch".to_owned());

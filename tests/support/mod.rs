@@ -22,6 +22,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod e2e;
 pub mod external_metrics;
 pub mod governor;
 

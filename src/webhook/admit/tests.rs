@@ -71,14 +71,17 @@ fn cache_with(annotations: &[(&str, &str)], replicas: u32) -> Cache {
     cache
 }
 
-fn patched_replicas(r: &AdmissionResponse) -> Option<i64> {
+/// Applies the response's patch to `object` as the apiserver would, and
+/// returns the resulting `spec.replicas`; `None` when there is no patch.
+fn patched_replicas(r: &AdmissionResponse, object: &Value) -> Option<i64> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(r.patch.as_ref()?)
         .unwrap();
-    let patch: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(patch[0]["op"], "add");
-    assert_eq!(patch[0]["path"], "/spec/replicas");
-    patch[0]["value"].as_i64()
+    let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(patch.0.len(), 1, "one operation: {patch:?}");
+    let mut patched = object.clone();
+    json_patch::patch(&mut patched, &patch).expect("the patch applies to the object as sent");
+    patched["spec"]["replicas"].as_i64()
 }
 
 #[test]
@@ -93,7 +96,7 @@ fn scale_beyond_max_is_clamped_with_a_json_patch() {
     .unwrap();
     assert!(r.response.allowed);
     assert_eq!(r.response.patch_type.as_deref(), Some("JSONPatch"));
-    assert_eq!(patched_replicas(&r.response), Some(20));
+    assert_eq!(patched_replicas(&r.response, &scale(100)), Some(20));
     assert_eq!(
         r.response.warnings,
         ["scale-governor: max-replicas 20: asked 100, allowed 20"]
@@ -170,12 +173,12 @@ fn deployment_create_and_update_are_governed_from_their_own_annotations() {
     let obj = deployment(100, json!({ keys::MAX_REPLICAS: "20" }), true);
     let r = review(
         Endpoint::Mutate,
-        &body("CREATE", None, obj, None, false),
+        &body("CREATE", None, obj.clone(), None, false),
         &cache,
         now(),
     )
     .unwrap();
-    assert_eq!(patched_replicas(&r.response), Some(20));
+    assert_eq!(patched_replicas(&r.response, &obj), Some(20));
     let unlabeled = deployment(100, json!({ keys::MAX_REPLICAS: "20" }), false);
     let r = review(
         Endpoint::Mutate,
@@ -193,7 +196,7 @@ fn dry_run_spends_no_budget() {
     let b = body("UPDATE", Some("scale"), scale(40), Some(scale(10)), true);
     for _ in 0..3 {
         let r = review(Endpoint::Mutate, &b, &cache, now()).unwrap();
-        assert_eq!(patched_replicas(&r.response), Some(14));
+        assert_eq!(patched_replicas(&r.response, &scale(40)), Some(14));
         assert!(r.report.unwrap().dry_run);
     }
     let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
@@ -318,4 +321,54 @@ fn unreadable_reviews_are_errors_and_unreadable_objects_are_allowed() {
     .unwrap();
     assert!(r.response.allowed);
     assert!(r.response.warnings[0].starts_with("scale-governor could not read the object"));
+}
+
+/// A Scale to 0 arrives as `"spec": {}` (`replicas` is `omitempty`); a
+/// hand-made Scale may have no `spec` at all. Both mean 0, and the patch
+/// must apply to the object exactly as sent.
+#[test]
+fn a_scale_without_replicas_is_a_scale_to_zero() {
+    let cache = cache_with(&[(keys::MIN_REPLICAS, "1")], 3);
+    let mut no_replicas = scale(0);
+    no_replicas["spec"] = json!({});
+    let mut no_spec = scale(0);
+    no_spec.as_object_mut().unwrap().remove("spec");
+    for object in [no_replicas, no_spec] {
+        let r = review(
+            Endpoint::Mutate,
+            &body(
+                "UPDATE",
+                Some("scale"),
+                object.clone(),
+                Some(scale(3)),
+                false,
+            ),
+            &cache,
+            now(),
+        )
+        .unwrap();
+        assert_eq!(patched_replicas(&r.response, &object), Some(1), "{object}");
+        assert_eq!(
+            r.response.warnings,
+            ["scale-governor: min-replicas 1: asked 0, allowed 1"]
+        );
+        let d = r.report.unwrap().decision;
+        assert_eq!((d.current, d.requested, d.replicas), (3, 0, 1));
+    }
+    // And a scale *from* 0 starts from 0.
+    let cache = cache_with(&[(keys::SCALE_UP, "2 pods/60s")], 0);
+    let mut from_zero = scale(0);
+    from_zero["spec"] = json!({});
+    let r = review(
+        Endpoint::Mutate,
+        &body("UPDATE", Some("scale"), scale(10), Some(from_zero), false),
+        &cache,
+        now(),
+    )
+    .unwrap();
+    assert_eq!(patched_replicas(&r.response, &scale(10)), Some(2));
+    assert_eq!(
+        r.response.warnings,
+        ["scale-governor: scale-up 2 pods/60s: asked 10, allowed 2 (0 at period start)"]
+    );
 }

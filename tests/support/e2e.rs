@@ -1,0 +1,124 @@
+//! Helpers the end-to-end test files share: a namespace with its own
+//! governor, workload manifests, and kubectl wrappers.
+
+use std::time::Duration;
+
+use super::{
+    Cluster, DeleteOnDrop, TestNamespace, eventually,
+    governor::{self, Governor},
+};
+
+/// How long an e2e step may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A governed workload manifest with `scale-governor.io/` annotations.
+pub fn workload(kind: &str, name: &str, replicas: u32, annotations: &[(&str, &str)]) -> String {
+    let annotations: String = annotations
+        .iter()
+        .map(|(k, v)| format!("    scale-governor.io/{k}: {v:?}\n"))
+        .collect();
+    let service = if kind == "StatefulSet" {
+        format!("  serviceName: {name}\n")
+    } else {
+        String::new()
+    };
+    format!(
+        "apiVersion: apps/v1\nkind: {kind}\nmetadata:\n  name: {name}\n  labels:\n    app: {name}\n    scale-governor.io/governed: \"true\"\n  annotations:\n{annotations}spec:\n  replicas: {replicas}\n{service}  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers: [{{name: app, image: registry.k8s.io/pause:3.10}}]\n"
+    )
+}
+
+/// `kubectl apply` of a manifest into the namespace.
+pub async fn apply(cluster: &Cluster, ns: &TestNamespace, yaml: &str) -> std::process::Output {
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{}-{}.yaml",
+        ns.name(),
+        yaml.len()
+    ));
+    std::fs::write(&path, yaml).unwrap();
+    cluster
+        .kubectl(["apply", "-n", ns.name(), "-f", path.to_str().unwrap()])
+        .await
+}
+
+/// The stored `spec.replicas` of `resource`.
+pub async fn replicas(cluster: &Cluster, ns: &TestNamespace, resource: &str) -> u32 {
+    cluster
+        .kubectl_ok([
+            "get",
+            "-n",
+            ns.name(),
+            resource,
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ])
+        .await
+        .trim()
+        .parse()
+        .expect("spec.replicas")
+}
+
+/// `kubectl scale`, returning (success, stderr).
+pub async fn scale(
+    cluster: &Cluster,
+    ns: &TestNamespace,
+    resource: &str,
+    to: u32,
+    extra: &[&str],
+) -> (bool, String) {
+    let to = format!("--replicas={to}");
+    let mut args = vec!["scale", "-n", ns.name(), resource, to.as_str()];
+    args.extend_from_slice(extra);
+    let out = cluster.kubectl(&args).await;
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `kubectl describe`.
+pub async fn describe(cluster: &Cluster, ns: &TestNamespace, resource: &str) -> String {
+    cluster
+        .kubectl_ok(["describe", "-n", ns.name(), resource])
+        .await
+}
+
+/// A namespace with its own governor registered as its webhooks.
+pub struct Setup {
+    /// The shared local control plane.
+    pub cluster: &'static Cluster,
+    /// This test's namespace.
+    pub ns: TestNamespace,
+    /// The governor serving it.
+    pub governor: Governor,
+    _webhooks: [DeleteOnDrop; 2],
+}
+
+/// A fresh namespace, a governor for it, and its webhooks registered.
+pub async fn setup(prefix: &str) -> Option<Setup> {
+    let cluster = super::require_cluster!(None);
+    let ns = cluster.namespace(prefix).await;
+    let governor = Governor::start(cluster, ns.name(), "a").await;
+    let webhooks = governor::register(cluster, &ns, &governor.url()).await;
+    Some(Setup {
+        cluster,
+        ns,
+        governor,
+        _webhooks: webhooks,
+    })
+}
+
+/// A create through freshly registered webhooks can race the apiserver's
+/// webhook informer; retry until the governor has seen it.
+pub async fn create(s: &Setup, yaml: &str) {
+    eventually("the create to pass through the webhook", WAIT, || async {
+        let before = s.governor.reviews().await;
+        let out = apply(s.cluster, &s.ns, yaml).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (s.governor.reviews().await > before).then_some(())
+    })
+    .await;
+}
