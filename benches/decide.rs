@@ -36,6 +36,7 @@ fn setup() -> (Policy, Ledger, DateTime<Utc>) {
             to,
             requested: to,
             actor: if i % 2 == 0 { "hpa" } else { "alice" }.into(),
+            pending: false,
         });
         replicas = to;
     }

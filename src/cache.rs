@@ -20,7 +20,9 @@ use crate::{
 };
 
 /// How long after admitting a change the same change seen on the watch is
-/// taken to be that change rather than a new one.
+/// taken to be that change rather than a new one, and how long an admitted
+/// change (or a workload admitted by a CREATE) waits for the watch to show
+/// it stored before it is taken never to have happened.
 const SAME_CHANGE_SECONDS: i64 = 30;
 
 /// What the watch last saw of a workload.
@@ -41,29 +43,38 @@ pub struct Entry {
     observed: ArcSwap<Observed>,
     ledger: Mutex<LedgerState>,
     dirty: AtomicBool,
+    /// Whether the watch has shown this workload stored. An entry made by
+    /// the admission of a CREATE is not, until the watch delivers it: the
+    /// apiserver may still refuse the create.
+    stored: AtomicBool,
+    /// When the entry was made, to expire one the watch never confirms.
+    since: DateTime<Utc>,
 }
 
 #[derive(Debug, Default)]
 struct LedgerState {
+    /// Stored changes, plus this replica's admitted changes still pending
+    /// confirmation by the watch ([`Change::pending`]).
     ledger: Ledger,
     /// The last admission decided here, so a re-sent review (same uid) gets
     /// the same answer instead of spending the budget twice.
     last: Option<(String, Decision)>,
-    /// The last change admitted here that the watch has not confirmed yet.
-    pending: Option<Change>,
 }
 
 impl Entry {
-    fn new(observed: Observed, ledger: Ledger) -> Entry {
+    fn new(observed: Observed, ledger: Ledger, stored: bool, since: DateTime<Utc>) -> Entry {
         Entry {
             observed: ArcSwap::from_pointee(observed),
-            ledger: Mutex::new(LedgerState {
-                ledger,
-                last: None,
-                pending: None,
-            }),
+            ledger: Mutex::new(LedgerState { ledger, last: None }),
             dirty: AtomicBool::new(false),
+            stored: AtomicBool::new(stored),
+            since,
         }
+    }
+
+    /// Whether the watch has shown this workload stored.
+    pub fn is_stored(&self) -> bool {
+        self.stored.load(Ordering::Acquire)
     }
 
     /// What the watch last saw; a lock-free read.
@@ -98,21 +109,29 @@ impl Entry {
         }
         let decision = engine::decide(policy, &state.ledger, request, now);
         if !dry_run {
-            if let Some(change) = decision.change(request.actor, now) {
-                if change.to != change.from {
-                    state.pending = Some(change.clone());
+            if let Some(mut change) = decision.change(request.actor, now) {
+                // A change waits for the watch to show it stored; a refused
+                // or unchanged request is only a recommendation and is kept
+                // for stabilization as it is.
+                change.pending = change.to != change.from;
+                if !change.pending {
+                    self.dirty.store(true, Ordering::Release);
                 }
                 record(&mut state.ledger, policy, change, now);
-                self.dirty.store(true, Ordering::Release);
             }
             state.last = Some((uid.to_owned(), decision.clone()));
         }
         decision
     }
 
-    /// A copy of the ledger, e.g. to persist it.
+    /// A copy of the ledger, pending changes included.
     pub fn ledger(&self) -> Ledger {
         self.state().ledger.clone()
+    }
+
+    /// What may be persisted: the ledger without pending changes.
+    pub fn stored_ledger(&self) -> Ledger {
+        self.state().ledger.stored()
     }
 
     /// Asks for the ledger to be persisted again (after a failed write).
@@ -136,12 +155,9 @@ impl Entry {
 /// actor's scale) may arrive while the change is still in flight, and the
 /// change must keep counting.
 fn retract_unlanded(state: &mut LedgerState, request: &Request<'_>) {
-    let retried = state.pending.as_ref().is_some_and(|p| {
+    state.ledger.retract_pending(|p| {
         p.from == request.current && p.requested == request.requested && p.actor == request.actor
     });
-    if retried && let Some(pending) = state.pending.take() {
-        state.ledger.retract(&pending);
-    }
 }
 
 fn record(ledger: &mut Ledger, policy: &Policy, change: Change, now: DateTime<Utc>) {
@@ -167,6 +183,31 @@ pub struct Update<'a> {
     pub history: Option<&'a str>,
     /// The field manager that last wrote `spec.replicas`, if known.
     pub actor: Option<&'a str>,
+}
+
+/// Runs [`Cache::sweep`] every few seconds until `shutdown`.
+pub async fn run_sweeper(
+    cache: Arc<Cache>,
+    timeout: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let timeout = Duration::from_std(timeout).unwrap_or(Duration::seconds(SAME_CHANGE_SECONDS));
+    let period = (timeout / 4).clamp(Duration::milliseconds(200), Duration::seconds(5));
+    let mut tick = tokio::time::interval(period.to_std().unwrap_or_default());
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let (entries, changes) = cache.sweep(Utc::now(), timeout);
+        if entries + changes > 0 {
+            tracing::info!(
+                entries,
+                changes,
+                "forgot what the watch never showed stored (refused creates, changes that did not land)"
+            );
+        }
+    }
 }
 
 /// Governed workloads by kind and `namespace/name`.
@@ -205,14 +246,16 @@ impl Cache {
         self.map(kind).pin().get(key).cloned()
     }
 
-    /// The entry for a workload the admission path is about to govern, created
-    /// empty if the watch has not delivered it yet (a CREATE, or a race).
+    /// The entry for a workload the admission path is about to govern, made
+    /// empty and not yet stored if the watch has not delivered it (a CREATE,
+    /// or a race); [`Cache::sweep`] removes it if the watch never does.
     pub fn get_or_insert(
         &self,
         kind: WorkloadKind,
         key: &str,
         policy: &Policy,
         replicas: u32,
+        now: DateTime<Utc>,
     ) -> Arc<Entry> {
         let map = self.map(kind).pin();
         if let Some(entry) = map.get(key) {
@@ -225,8 +268,33 @@ impl Cache {
                 replicas,
             },
             Ledger::new(),
+            false,
+            now,
         ));
         map.get_or_insert(key.to_owned(), fresh).clone()
+    }
+
+    /// Forgets what the watch has not confirmed within `timeout`: entries
+    /// made by a CREATE that the apiserver then refused, and admitted changes
+    /// that never landed. Returns (entries removed, changes dropped).
+    pub fn sweep(&self, now: DateTime<Utc>, timeout: Duration) -> (usize, usize) {
+        let cutoff = now - timeout;
+        let (mut entries, mut changes) = (0, 0);
+        for kind in WorkloadKind::ALL {
+            let map = self.map(kind).pin();
+            for (key, entry) in map.iter() {
+                if !entry.is_stored() && entry.since <= cutoff {
+                    map.remove(key);
+                    entries += 1;
+                    continue;
+                }
+                let mut state = entry.state();
+                if state.ledger.has_pending() {
+                    changes += state.ledger.expire_pending(cutoff);
+                }
+            }
+        }
+        (entries, changes)
     }
 
     /// Applies what the watch saw: a changed `spec.replicas` becomes a ledger
@@ -259,21 +327,18 @@ impl Cache {
             }
             map.insert(
                 update.key.to_owned(),
-                Arc::new(Entry::new(observed, persisted)),
+                Arc::new(Entry::new(observed, persisted, true, now)),
             );
             return;
         };
+        entry.stored.store(true, Ordering::Release);
         let previous = entry.observed.load().replicas;
         let mut state = entry.state();
-        if state
-            .pending
-            .as_ref()
-            .is_some_and(|p| p.from == previous && p.to == update.replicas)
-        {
-            state.pending = None;
-        }
         let mut changed = merge(&mut state.ledger, &persisted);
-        if previous != update.replicas
+        if previous != update.replicas && state.ledger.confirm(previous, update.replicas) {
+            // The change this replica admitted has landed.
+            changed = true;
+        } else if previous != update.replicas
             && !admitted_here(&state.ledger, previous, update.replicas, now)
         {
             state.ledger.record(Change {
@@ -282,6 +347,7 @@ impl Cache {
                 to: update.replicas,
                 requested: update.replicas,
                 actor: update.actor.unwrap_or("unknown").to_owned(),
+                pending: false,
             });
             changed = true;
         }
@@ -335,26 +401,41 @@ impl Cache {
     }
 }
 
+/// Whether the ledger already holds this stored change, e.g. merged from
+/// another replica's persisted history before the watch event came.
 fn admitted_here(ledger: &Ledger, from: u32, to: u32, now: DateTime<Utc>) -> bool {
     let since = now - Duration::seconds(SAME_CHANGE_SECONDS);
     ledger
         .since(since)
         .iter()
-        .any(|c| c.from == from && c.to == to)
+        .any(|c| !c.pending && c.from == from && c.to == to)
 }
 
 /// Adds persisted entries this replica does not hold yet. Entries are the
-/// same when their second, from and to agree (the annotation keeps seconds).
+/// same when their second, from and to agree (the annotation keeps seconds);
+/// a persisted entry that matches a change still pending here is that change
+/// seen stored by another replica, so it confirms it instead.
 fn merge(ledger: &mut Ledger, persisted: &Ledger) -> bool {
     let mut changed = false;
     for entry in persisted.changes() {
         let known = ledger.changes().iter().any(|c| {
-            c.at.timestamp() == entry.at.timestamp() && c.from == entry.from && c.to == entry.to
+            !c.pending
+                && c.at.timestamp() == entry.at.timestamp()
+                && c.from == entry.from
+                && c.to == entry.to
         });
-        if !known {
-            ledger.record(entry.clone());
-            changed = true;
+        if known {
+            continue;
         }
+        let near = |c: &Change| (c.at - entry.at).num_seconds().abs() <= SAME_CHANGE_SECONDS;
+        let pending = ledger
+            .changes()
+            .iter()
+            .any(|c| c.pending && c.from == entry.from && c.to == entry.to && near(c));
+        if !(pending && ledger.confirm(entry.from, entry.to)) {
+            ledger.record(entry.clone());
+        }
+        changed = true;
     }
     changed
 }

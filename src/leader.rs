@@ -105,7 +105,9 @@ pub async fn persist(client: &Client, cache: &Cache, metrics: &Metrics) {
                 cache
                     .entries(kind)
                     .into_iter()
-                    .filter(|(_, entry)| entry.take_dirty())
+                    // A workload the watch has not shown stored may never
+                    // exist; its history waits until it does.
+                    .filter(|(_, entry)| entry.is_stored() && entry.take_dirty())
                     .map(move |(key, entry)| (kind, key, entry))
             })
             .collect();
@@ -117,9 +119,18 @@ pub async fn persist(client: &Client, cache: &Cache, metrics: &Metrics) {
                 .history_writes
                 .get_or_create(&ResultLabels { result: label })
                 .inc();
-            if let Err(err) = result {
-                tracing::warn!(%key, error = %err, "writing history failed; will retry");
-                entry.mark_dirty();
+            match result {
+                Ok(()) => {}
+                Err(kube::Error::Api(status)) if status.is_not_found() => {
+                    // Deleted since: the watch will say so too, but there is
+                    // nothing left to write to, so stop trying now.
+                    tracing::info!(%key, "workload gone; dropping its history");
+                    cache.remove(kind, &key);
+                }
+                Err(err) => {
+                    tracing::warn!(%key, error = %err, "writing history failed; will retry");
+                    entry.mark_dirty();
+                }
             }
         })
         .await;
@@ -132,8 +143,7 @@ async fn write(
     entry: &Entry,
 ) -> Result<(), kube::Error> {
     let (namespace, name) = key.split_once('/').unwrap_or(("", key));
-    let patch =
-        json!({"metadata": {"annotations": {keys::HISTORY: entry.ledger().to_annotation()}}});
+    let patch = json!({"metadata": {"annotations": {keys::HISTORY: entry.stored_ledger().to_annotation()}}});
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PatchParams::default()

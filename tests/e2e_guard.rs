@@ -72,3 +72,71 @@ async fn scale_from_zero_counts_from_zero() {
     .await;
     assert!(text.contains("asked 10 replicas (current 0)"), "{text}");
 }
+
+/// `kubectl create` of a workload that already exists is admitted, then
+/// refused with AlreadyExists. It must leave no trace on the existing
+/// workload: a clamped create counted as a scale-down would free budget.
+#[tokio::test]
+async fn a_create_that_fails_with_already_exists_spends_and_frees_nothing() {
+    let Some(s) = setup("exists").await else {
+        return;
+    };
+    let policy = [("max-replicas", "20"), ("scale-up", "4 pods/60s")];
+    create(&s, &workload("Deployment", "web", 3, &policy)).await;
+    let (ok, e) = scale(s.cluster, &s.ns, "deploy/web", 7, &[]).await;
+    assert!(ok, "{e}");
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/web").await, 7);
+
+    let again = workload("Deployment", "web", 100, &policy);
+    let path = std::env::temp_dir().join(format!("{}-again.yaml", s.ns.name()));
+    std::fs::write(&path, again).unwrap();
+    let out = s
+        .cluster
+        .kubectl(["create", "-n", s.ns.name(), "-f", path.to_str().unwrap()])
+        .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("AlreadyExists"),
+        "{stderr}"
+    );
+
+    let (ok, e) = scale(s.cluster, &s.ns, "deploy/web", 10, &[]).await;
+    assert!(
+        ok && e.contains("budget spent"),
+        "the failed create freed budget: {e}"
+    );
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/web").await, 7);
+}
+
+/// A governed CREATE that the apiserver refuses after the mutating webhook
+/// (here: a selector that does not match the template) never existed: no
+/// workload stays in the cache, and nothing tries to write its history.
+#[tokio::test]
+async fn a_create_the_apiserver_refuses_leaves_no_phantom_workload() {
+    let Some(s) = setup("phantom").await else {
+        return;
+    };
+    // One good workload first, so the webhook is known to be in the path.
+    create(&s, &workload("Deployment", "web", 1, &[])).await;
+    let broken = workload("Deployment", "broken", 100, &[("max-replicas", "20")])
+        .replace("matchLabels: {app: broken}", "matchLabels: {app: other}");
+    let out = support::e2e::apply(s.cluster, &s.ns, &broken).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("selector"),
+        "{stderr}"
+    );
+    // Long enough for a sweep and several persist ticks.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let metrics = s.governor.metrics().await;
+    let gauge = metrics
+        .lines()
+        .find(|l| l.starts_with("scale_governor_cache_workloads{kind=\"deployments\"}"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(gauge.ends_with(" 1"), "phantom in the cache: {gauge}");
+    assert!(
+        !metrics.contains("scale_governor_cache_history_writes_total{result=\"error\"}"),
+        "history writes for a workload that does not exist:\n{metrics}"
+    );
+}

@@ -51,7 +51,10 @@ fn admitted_changes_spend_the_budget_and_dry_runs_do_not() {
     assert!(entry.ledger().changes().is_empty(), "dry run left a trace");
     assert!(!entry.take_dirty());
     assert_eq!(ask(&entry, 10, 40, "b", false, now()), 14);
-    assert!(entry.take_dirty());
+    assert!(
+        !entry.take_dirty(),
+        "a change the watch has not shown stored is not persisted"
+    );
     assert_eq!(
         ask(&entry, 14, 40, "c", false, now() + Duration::seconds(5)),
         14
@@ -61,7 +64,7 @@ fn admitted_changes_spend_the_budget_and_dry_runs_do_not() {
 #[test]
 fn a_resent_review_gets_the_same_answer_without_spending_twice() {
     let cache = Cache::new();
-    let entry = cache.get_or_insert(WorkloadKind::Deployment, "shop/web", &policy(), 10);
+    let entry = cache.get_or_insert(WorkloadKind::Deployment, "shop/web", &policy(), 10, now());
     assert_eq!(ask(&entry, 10, 40, "same", false, now()), 14);
     assert_eq!(ask(&entry, 10, 40, "same", false, now()), 14);
     assert_eq!(entry.ledger().changes().len(), 1);
@@ -79,6 +82,8 @@ fn watch_records_other_actors_but_not_our_own_change_twice() {
         now() + Duration::seconds(1),
     );
     assert_eq!(entry.ledger().changes().len(), 1);
+    assert!(!entry.ledger().has_pending(), "the watch confirmed it");
+    assert!(entry.take_dirty(), "a confirmed change is persisted");
     // Someone else scales 14 -> 16 behind our back (e.g. before a webhook restart).
     cache.apply(
         update("shop/web", 16, None, Some("argocd")),
@@ -173,4 +178,53 @@ fn an_unrelated_update_does_not_retract_a_change_in_flight() {
         1,
         "bob's change must still count"
     );
+}
+
+#[test]
+fn what_the_watch_never_shows_stored_is_forgotten() {
+    let timeout = Duration::seconds(30);
+    let cache = Cache::new();
+    // A CREATE's entry that the apiserver then refused.
+    let created = cache.get_or_insert(WorkloadKind::Deployment, "shop/new", &policy(), 3, now());
+    assert!(!created.is_stored());
+    // A stored workload with a change admitted here that never landed.
+    cache.apply(update("shop/web", 10, None, None), now());
+    let web = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    assert_eq!(ask(&web, 10, 40, "a", false, now()), 14);
+    assert_eq!(cache.sweep(now() + Duration::seconds(29), timeout), (0, 0));
+    assert_eq!(cache.sweep(now() + Duration::seconds(30), timeout), (1, 1));
+    assert!(cache.get(WorkloadKind::Deployment, "shop/new").is_none());
+    assert!(web.ledger().changes().is_empty());
+    // The budget it held is back.
+    assert_eq!(
+        ask(&web, 10, 40, "b", false, now() + Duration::seconds(31)),
+        14
+    );
+    // An entry the watch delivers in time stays.
+    let soon = cache.get_or_insert(WorkloadKind::Deployment, "shop/soon", &policy(), 3, now());
+    cache.apply(
+        update("shop/soon", 3, None, None),
+        now() + Duration::seconds(1),
+    );
+    assert!(soon.is_stored());
+    cache.sweep(now() + Duration::seconds(60), timeout);
+    assert!(cache.get(WorkloadKind::Deployment, "shop/soon").is_some());
+}
+
+#[test]
+fn another_replicas_persisted_copy_confirms_a_pending_change() {
+    let cache = Cache::new();
+    cache.apply(update("shop/web", 10, None, None), now());
+    let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    assert_eq!(ask(&entry, 10, 40, "a", false, now()), 14);
+    // The leader saw 10 -> 14 land and persisted it (its own second) before
+    // this replica's watch event arrived: one change, not two.
+    let history = r#"[[1795428002,10,14,14,"kubectl"]]"#; // 10:00:02Z
+    cache.apply(
+        update("shop/web", 14, Some(history), Some("kubectl")),
+        now() + Duration::seconds(3),
+    );
+    let ledger = entry.ledger();
+    assert_eq!(ledger.changes().len(), 1, "{ledger:?}");
+    assert!(!ledger.has_pending());
 }

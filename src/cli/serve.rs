@@ -57,9 +57,19 @@ pub struct Args {
     /// How often the leader writes changed ledgers to the history annotation, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub persist_interval_ms: u64,
+    /// How long an admitted change (or CREATE) may wait for the watch to
+    /// show it stored before it is taken never to have happened, e.g. `30s`.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub confirm_timeout: Duration,
     /// Log format: `text` for a terminal, `json` in a cluster.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::units::parse_seconds(s)
+        .map(Duration::from_secs)
+        .map_err(|e| e.to_string())
 }
 
 /// Log output format.
@@ -166,6 +176,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.admin_addr))?;
 
+    tokio::spawn(cache::run_sweeper(
+        cache.clone(),
+        args.confirm_timeout,
+        shutdown.clone(),
+    ));
     let watch = tokio::spawn(cache::watch::run(
         client.clone(),
         args.watch_namespace.clone(),

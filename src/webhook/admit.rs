@@ -277,12 +277,20 @@ fn decide_governed(
         requested,
         actor,
     };
-    let decision = if subject.name.is_empty() {
-        // generateName CREATE: no key yet, and nothing to spend a budget on.
+    let decision = if req.operation == "CREATE" {
+        // A new object has no history and its first count spends no budget,
+        // so a CREATE is decided against an empty ledger and records
+        // nothing. It never touches an existing entry: that one belongs to
+        // the stored object, and this create may yet fail (AlreadyExists).
+        // A not-yet-stored entry lets a /scale right after it be governed;
+        // the sweep removes it if the apiserver refuses the create.
+        if !dry_run && !subject.name.is_empty() {
+            cache.get_or_insert(kind, &key, &policy, current, now);
+        }
         engine::decide(&policy, &Ledger::new(), request, now)
     } else {
         cache
-            .get_or_insert(kind, &key, &policy, current)
+            .get_or_insert(kind, &key, &policy, current, now)
             .decide(&policy, request, uid, dry_run, now)
     };
     let mut response = respond(uid, &decision, &policy, object.spec.is_some());

@@ -93,6 +93,9 @@ impl Governor {
                 "200",
                 "--cert-reload-seconds",
                 "1",
+                // Short, so a test sees a refused create forgotten quickly.
+                "--confirm-timeout",
+                "2s",
             ])
             .arg(format!("--addr=127.0.0.1:{}", self.https_port))
             .arg(format!("--admin-addr=127.0.0.1:{}", self.admin_port))

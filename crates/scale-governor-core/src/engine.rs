@@ -154,6 +154,7 @@ impl Decision {
             to: self.replicas,
             requested: self.requested,
             actor: actor.to_owned(),
+            pending: false,
         })
     }
 }

@@ -78,6 +78,7 @@ fn run(case: &Case, now: DateTime<Utc>) -> u32 {
         to,
         requested,
         actor: "horizontal-pod-autoscaler".into(),
+        pending: false,
     };
     for e in &case.scale_up_events {
         ledger.record(entry(

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_ENTRIES: usize = 256;
 
 /// One replica change, or a request that was clamped to no change.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Change {
     /// When it was admitted (or observed).
     pub at: DateTime<Utc>,
@@ -21,6 +21,12 @@ pub struct Change {
     pub requested: u32,
     /// Who asked: a username, or a field manager from `managedFields`.
     pub actor: String,
+    /// Admitted here but not yet seen stored by the watch. The apiserver
+    /// may still refuse it (AlreadyExists, a later webhook, a conflict), so
+    /// a pending change only ever tightens a limit: it counts against the
+    /// direction it moved in and never frees budget for the other one.
+    #[serde(skip)]
+    pub pending: bool,
 }
 
 impl Change {
@@ -100,6 +106,54 @@ impl Ledger {
         }
     }
 
+    /// Marks the most recent pending change from `from` to `to` as stored
+    /// (the watch saw it land). Returns whether there was one.
+    pub fn confirm(&mut self, from: u32, to: u32) -> bool {
+        let found = self
+            .changes
+            .iter_mut()
+            .rev()
+            .find(|c| c.pending && c.from == from && c.to == to);
+        match found {
+            Some(change) => {
+                change.pending = false;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the most recent pending change that `matches`; returns it.
+    pub fn retract_pending(&mut self, matches: impl Fn(&Change) -> bool) -> Option<Change> {
+        let i = self.changes.iter().rposition(|c| c.pending && matches(c))?;
+        Some(self.changes.remove(i))
+    }
+
+    /// Drops pending changes admitted at or before `cutoff`: the watch never
+    /// saw them land, so they never happened. Returns how many.
+    pub fn expire_pending(&mut self, cutoff: DateTime<Utc>) -> usize {
+        let before = self.changes.len();
+        self.changes.retain(|c| !(c.pending && c.at <= cutoff));
+        before - self.changes.len()
+    }
+
+    /// Whether any change is still waiting for the watch.
+    pub fn has_pending(&self) -> bool {
+        self.changes.iter().any(|c| c.pending)
+    }
+
+    /// A copy without the pending changes: what may be persisted.
+    pub fn stored(&self) -> Ledger {
+        Ledger {
+            changes: self
+                .changes
+                .iter()
+                .filter(|c| !c.pending)
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// Drops entries at or before `cutoff`; no rule can see them any more.
     pub fn prune(&mut self, cutoff: DateTime<Utc>) {
         let keep_from = self.changes.partition_point(|c| c.at <= cutoff);
@@ -128,6 +182,7 @@ impl Ledger {
                     to,
                     requested,
                     actor,
+                    pending: false,
                 });
             }
         }
@@ -179,6 +234,7 @@ fn parse_json_line(line: &str) -> Result<Change, String> {
         to: j.to,
         requested: j.requested.unwrap_or(j.to),
         actor: j.actor,
+        pending: false,
     })
 }
 
@@ -206,6 +262,7 @@ fn parse_csv_line(line: &str) -> Result<Change, String> {
             .transpose()?
             .unwrap_or(to),
         actor: fields[3].to_owned(),
+        pending: false,
     })
 }
 
@@ -224,6 +281,7 @@ mod tests {
             to,
             requested: to,
             actor: "hpa".into(),
+            pending: false,
         }
     }
 
@@ -252,6 +310,31 @@ mod tests {
             ledger.changes()[0].at,
             start + chrono::Duration::seconds(10)
         );
+    }
+
+    #[test]
+    fn pending_changes_are_confirmed_retracted_or_expire() {
+        let pending = |t: &str, from, to| Change {
+            pending: true,
+            ..change(t, from, to)
+        };
+        let mut ledger = Ledger::new();
+        ledger.record(change("2026-11-21T12:00:00Z", 2, 4));
+        ledger.record(pending("2026-11-21T12:00:10Z", 4, 8));
+        ledger.record(pending("2026-11-21T12:00:20Z", 8, 9));
+        assert!(!ledger.confirm(2, 4), "a stored change is not pending");
+        assert!(ledger.confirm(4, 8));
+        assert_eq!(ledger.stored().changes().len(), 2);
+        assert!(ledger.has_pending());
+        assert_eq!(
+            ledger.retract_pending(|c| c.from == 8).map(|c| c.to),
+            Some(9)
+        );
+        ledger.record(pending("2026-11-21T12:00:30Z", 8, 12));
+        assert_eq!(ledger.expire_pending(at("2026-11-21T12:00:29Z")), 0);
+        assert_eq!(ledger.expire_pending(at("2026-11-21T12:00:30Z")), 1);
+        assert!(!ledger.has_pending());
+        assert_eq!(ledger.changes().len(), 2);
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub(crate) fn limit<'r>(
     let prefer_more = up == (rules.select == SelectPolicy::Max);
     let mut best: Option<(i64, &RatePolicy, i64)> = None;
     for policy in &rules.policies {
-        let start = period_start(ledger, current, policy.period_seconds, now);
+        let start = period_start(ledger, current, policy.period_seconds, up, now);
         let proposed = proposal(policy, start, up);
         let better = match best {
             None => true,
@@ -93,12 +93,27 @@ pub(crate) fn limit<'r>(
 }
 
 /// `periodStartReplicas = currentReplicas - added + removed` over events
-/// strictly after `now - period`.
-fn period_start(ledger: &Ledger, current: u32, period_seconds: u32, now: DateTime<Utc>) -> i64 {
+/// strictly after `now - period`. A pending change (admitted, not yet seen
+/// stored) counts only in the direction being limited: a scale-up it may
+/// have made spends scale-up budget, but a scale-down it may not have made
+/// frees none (and the other way round).
+fn period_start(
+    ledger: &Ledger,
+    current: u32,
+    period_seconds: u32,
+    up: bool,
+    now: DateTime<Utc>,
+) -> i64 {
     let cutoff = now - Duration::seconds(i64::from(period_seconds));
-    let (added, removed) = ledger.since(cutoff).iter().fold((0i64, 0i64), |(a, r), c| {
-        (a + i64::from(c.added()), r + i64::from(c.removed()))
-    });
+    let counts =
+        |c: &&super::ledger::Change| !c.pending || if up { c.added() > 0 } else { c.removed() > 0 };
+    let (added, removed) = ledger
+        .since(cutoff)
+        .iter()
+        .filter(counts)
+        .fold((0i64, 0i64), |(a, r), c| {
+            (a + i64::from(c.added()), r + i64::from(c.removed()))
+        });
     i64::from(current) - added + removed
 }
 

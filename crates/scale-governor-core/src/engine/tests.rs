@@ -34,6 +34,7 @@ fn change(secs_ago: i64, from: u32, to: u32, requested: u32) -> Change {
         to,
         requested,
         actor: "bob".into(),
+        pending: false,
     }
 }
 
@@ -88,6 +89,37 @@ fn rate_budget_is_shared_across_actors() {
         messages(&d),
         ["scale-up 4 pods/60s: asked 40, allowed 14 (budget spent: 10 at period start)"]
     );
+}
+
+/// A change admitted but not yet seen stored may never land (AlreadyExists,
+/// a later webhook, a conflict): it may only tighten a limit.
+#[test]
+fn a_pending_change_spends_budget_but_never_frees_it() {
+    let p = policy(&[
+        (keys::SCALE_UP, "4 pods/60s"),
+        (keys::SCALE_DOWN, "4 pods/60s"),
+    ]);
+    let pending = |from, to| Change {
+        pending: true,
+        ..change(10, from, to, to)
+    };
+    // A pending 7 -> 3 that did not land: current is still 7. Counted, it
+    // would make the period start 11 and allow 15; ignored, it allows 11.
+    let mut ledger = Ledger::new();
+    ledger.record(pending(7, 3));
+    assert_eq!(ask(&p, &ledger, 7, 20).replicas, 11);
+    // The same change confirmed (it landed, current is 3) frees the budget
+    // it took, as the HPA counts it.
+    let mut confirmed = Ledger::new();
+    confirmed.record(change(10, 7, 3, 3));
+    assert_eq!(ask(&p, &confirmed, 3, 20).replicas, 11);
+    // A pending scale-up spends scale-up budget at once, so a burst cannot
+    // slip through before the watch confirms it.
+    let mut ledger = Ledger::new();
+    ledger.record(pending(10, 14));
+    assert_eq!(ask(&p, &ledger, 14, 40).replicas, 14);
+    // ... and frees no scale-down budget: 14 -> 10 -> 6 stays 10.
+    assert_eq!(ask(&p, &ledger, 14, 2).replicas, 10);
 }
 
 #[test]

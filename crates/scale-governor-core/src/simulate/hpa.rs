@@ -96,6 +96,7 @@ impl Hpa {
             to: normalized,
             requested: raw,
             actor: String::new(),
+            pending: false,
         });
         let lookback = i64::from(self.spec.lookback_seconds());
         self.history.prune(now - Duration::seconds(lookback));
