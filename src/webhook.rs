@@ -28,9 +28,16 @@ use crate::{
     workload::WorkloadKind,
 };
 
-/// Largest AdmissionReview accepted; the apiserver's own request limit is
-/// 3 MiB, so a real review never exceeds it.
-pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// The apiserver's own limit on a request body (`MaxRequestBodyBytes`).
+pub const APISERVER_REQUEST_BYTES: usize = 3 * 1024 * 1024;
+
+/// Largest AdmissionReview accepted: an UPDATE review carries the object and
+/// the old object, each as large as a request the apiserver accepted, plus
+/// the envelope (userInfo, options, managedFields the apiserver added). A
+/// smaller limit would refuse real reviews of large workloads with 413,
+/// which under `failurePolicy: Fail` blocks them. `docs/policy.md` says
+/// what happens beyond it.
+pub const MAX_BODY_BYTES: usize = 2 * APISERVER_REQUEST_BYTES + 1024 * 1024;
 
 /// Longest a review may take, body included; the apiserver gives up after
 /// at most 30 s (usually 10), so a slower client is not an apiserver.

@@ -140,3 +140,57 @@ async fn a_create_the_apiserver_refuses_leaves_no_phantom_workload() {
         "history writes for a workload that does not exist:\n{metrics}"
     );
 }
+
+/// An UPDATE review carries object and oldObject. A Deployment whose create
+/// request was 2.5 MB of JSON (control characters, which JSON escapes
+/// six-fold while etcd stores them raw) makes a 5 MB review; refusing it
+/// with 413 would block every write to it under `failurePolicy: Fail`.
+#[tokio::test]
+async fn a_review_twice_the_apiserver_request_size_is_answered() {
+    let Some(s) = setup("large").await else {
+        return;
+    };
+    create(&s, &workload("Deployment", "probe", 1, &[])).await;
+    let value: String = "\u{1}".repeat(420_000);
+    let manifest = serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "big", "labels": {"app": "big", "scale-governor.io/governed": "true"},
+                     "annotations": {"scale-governor.io/max-replicas": "5"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "big"}},
+                 "template": {"metadata": {"labels": {"app": "big"}},
+                              "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10",
+                                                       "env": [{"name": "BLOB", "value": value}]}]}}}
+    });
+    let text = serde_json::to_string(&manifest).unwrap();
+    assert!(text.len() > 2_500_000, "{} bytes", text.len());
+    let path = std::env::temp_dir().join(format!("{}-big.json", s.ns.name()));
+    std::fs::write(&path, &text).unwrap();
+    let out = s
+        .cluster
+        .kubectl(["create", "-n", s.ns.name(), "-f", path.to_str().unwrap()])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = s
+        .cluster
+        .kubectl([
+            "patch",
+            "-n",
+            s.ns.name(),
+            "deploy/big",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"replicas":50}}"#,
+        ])
+        .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("max-replicas 5: asked 50, allowed 5"),
+        "{stderr}"
+    );
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/big").await, 5);
+}
