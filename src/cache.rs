@@ -56,9 +56,29 @@ struct LedgerState {
     /// Stored changes, plus this replica's admitted changes still pending
     /// confirmation by the watch ([`Change::pending`]).
     ledger: Ledger,
-    /// The last admission decided here, so a re-sent review (same uid) gets
-    /// the same answer instead of spending the budget twice.
-    last: Option<(String, Decision)>,
+    /// The last admission decided here, so a re-sent review (same uid and
+    /// body) gets the same answer instead of spending the budget twice.
+    last: Option<Last>,
+}
+
+#[derive(Debug)]
+struct Last {
+    uid: String,
+    digest: u64,
+    decision: Decision,
+    /// What it recorded, to replace when the same uid comes back changed.
+    change: Option<Change>,
+}
+
+/// Which review a decision answers: its uid, and a digest of its body and
+/// endpoint, since one uid is sent to each webhook, and again with another
+/// body when the apiserver re-invokes a mutating webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReviewKey<'a> {
+    /// `request.uid`.
+    pub uid: &'a str,
+    /// A hash of the endpoint and the review body.
+    pub digest: u64,
 }
 
 impl Entry {
@@ -88,27 +108,40 @@ impl Entry {
         self.ledger.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Decides a request and, unless it is a dry run, records it, atomically
-    /// per workload, so two concurrent requests cannot both spend one budget.
+    /// Decides a request against `policies` (see [`engine::decide_all`])
+    /// and, unless it is a dry run, records it, atomically per workload, so
+    /// two concurrent requests cannot both spend one budget. The second
+    /// value says whether this is a repeat: the same review (uid and body)
+    /// answered again, which gets the same decision and records nothing.
     pub fn decide(
         &self,
-        policy: &Policy,
+        policies: &[&Policy],
         request: Request<'_>,
-        uid: &str,
+        review: ReviewKey<'_>,
         dry_run: bool,
         now: DateTime<Utc>,
-    ) -> Decision {
+    ) -> (Decision, bool) {
         let mut state = self.state();
-        if let Some((last_uid, decision)) = &state.last
-            && last_uid == uid
+        if let Some(last) = &state.last
+            && last.uid == review.uid
         {
-            return decision.clone();
+            if last.digest == review.digest {
+                return (last.decision.clone(), true);
+            }
+            // The same uid with another body: the apiserver re-invoking
+            // the webhook after a later one changed the object, or the
+            // next webhook seeing this one's patch. It replaces what that
+            // uid recorded, rather than adding to it.
+            if let Some(change) = state.last.take().and_then(|l| l.change) {
+                state.ledger.retract(&change);
+            }
         }
         if !dry_run {
             retract_unlanded(&mut state, &request);
         }
-        let decision = engine::decide(policy, &state.ledger, request, now);
+        let decision = engine::decide_all(policies, &state.ledger, request, now);
         if !dry_run {
+            let mut recorded = None;
             if let Some(mut change) = decision.change(request.actor, now) {
                 // A change waits for the watch to show it stored; a refused
                 // or unchanged request is only a recommendation and is kept
@@ -117,11 +150,22 @@ impl Entry {
                 if !change.pending {
                     self.dirty.store(true, Ordering::Release);
                 }
-                record(&mut state.ledger, policy, change, now);
+                recorded = Some(change.clone());
+                let keep = policies
+                    .iter()
+                    .map(|p| p.lookback_seconds())
+                    .max()
+                    .unwrap_or(0);
+                record(&mut state.ledger, keep, change, now);
             }
-            state.last = Some((uid.to_owned(), decision.clone()));
+            state.last = Some(Last {
+                uid: review.uid.to_owned(),
+                digest: review.digest,
+                decision: decision.clone(),
+                change: recorded,
+            });
         }
-        decision
+        (decision, false)
     }
 
     /// A copy of the ledger, pending changes included.
@@ -160,9 +204,9 @@ fn retract_unlanded(state: &mut LedgerState, request: &Request<'_>) {
     });
 }
 
-fn record(ledger: &mut Ledger, policy: &Policy, change: Change, now: DateTime<Utc>) {
+fn record(ledger: &mut Ledger, lookback_seconds: u32, change: Change, now: DateTime<Utc>) {
     ledger.record(change);
-    let keep = i64::from(policy.lookback_seconds()).max(SAME_CHANGE_SECONDS);
+    let keep = i64::from(lookback_seconds).max(SAME_CHANGE_SECONDS);
     ledger.prune(now - Duration::seconds(keep));
 }
 

@@ -35,7 +35,7 @@ impl EventSink {
     /// Queues an Event for a report if its outcome deserves one and it is
     /// not a dry run. Never waits.
     pub fn emit(&self, report: &Report) {
-        if report.dry_run || report.decision.outcome.event_reason().is_none() {
+        if report.dry_run || report.repeat || events_for(report).is_empty() {
             return;
         }
         if self.tx.try_send(report.clone()).is_err() {
@@ -63,71 +63,85 @@ pub fn start(
                 () = shutdown.cancelled() => return,
                 next = rx.recv() => match next { Some(r) => r, None => return },
             };
-            let Some(event) = event_for(&report) else {
-                continue;
-            };
-            let result = match recorder.publish(&event, &reference(&report)).await {
-                Ok(()) => "ok",
-                Err(err) => {
-                    tracing::warn!(error = %err, namespace = %report.namespace, name = %report.name, "publishing Event failed");
-                    "error"
-                }
-            };
-            task_metrics
-                .events
-                .get_or_create(&ResultLabels { result })
-                .inc();
+            for event in events_for(&report) {
+                let result = match recorder.publish(&event, &reference(&report)).await {
+                    Ok(()) => "ok",
+                    Err(err) => {
+                        tracing::warn!(error = %err, namespace = %report.namespace, name = %report.name, "publishing Event failed");
+                        "error"
+                    }
+                };
+                task_metrics
+                    .events
+                    .get_or_create(&ResultLabels { result })
+                    .inc();
+            }
         }
     });
     EventSink { tx, metrics }
 }
 
-/// The Event a report becomes, if any.
-pub fn event_for(report: &Report) -> Option<Event> {
-    let d = &report.decision;
-    let reason = d.outcome.event_reason()?;
-    let mut note = format!(
+/// The Events a report becomes: one for a decision that changed or
+/// refused something, one for a notice about the policy.
+pub fn events_for(report: &Report) -> Vec<Event> {
+    let mut events = Vec::new();
+    if let Some(notice) = &report.notice {
+        events.push(Event {
+            type_: EventType::Warning,
+            reason: notice.kind.event_reason().to_owned(),
+            note: Some(truncate(notice.message.clone(), MAX_NOTE)),
+            action: truncate(format!("Edit policy by {}", report.actor), MAX_ACTION),
+            secondary: None,
+        });
+    }
+    let Some(d) = &report.decision else {
+        return events;
+    };
+    let Some(reason) = d.outcome.event_reason() else {
+        return events;
+    };
+    let note = format!(
         "{} asked {} replicas (current {}): {}",
         report.actor,
         d.requested,
         d.current,
         d.summary()
     );
-    if note.len() > MAX_NOTE {
-        let mut cut = MAX_NOTE - 3;
-        while !note.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        note.truncate(cut);
-        note.push_str("...");
-    }
-    Some(Event {
+    // The Recorder folds Events with the same reason and action into one
+    // series that keeps the first note; putting the actor and numbers in
+    // the action folds only true repeats (an HPA re-asking every sync), not
+    // new decisions.
+    let action = format!("Scale {}->{} by {}", d.requested, d.replicas, report.actor);
+    events.push(Event {
         type_: if d.outcome == Outcome::Denied {
             EventType::Warning
         } else {
             EventType::Normal
         },
         reason: reason.to_owned(),
-        note: Some(note),
-        action: action(report),
+        note: Some(truncate(note, MAX_NOTE)),
+        action: truncate(action, MAX_ACTION),
         secondary: None,
-    })
+    });
+    events
 }
 
-/// The Recorder folds Events with the same reason and action into one series
-/// that keeps the first note; putting the actor and numbers in the action
-/// folds only true repeats (an HPA re-asking every sync), not new decisions.
-fn action(report: &Report) -> String {
-    let d = &report.decision;
-    let mut action = format!("Scale {}->{} by {}", d.requested, d.replicas, report.actor);
-    if action.len() > 128 {
-        let mut cut = 128;
-        while !action.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        action.truncate(cut);
+/// The Events API limits an action to 128 bytes.
+const MAX_ACTION: usize = 128;
+
+/// Cuts `text` to at most `max` bytes on a character boundary, marking the
+/// cut with `...` when there is room.
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
     }
-    action
+    let mut cut = max.saturating_sub(3);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text.push_str("...");
+    text
 }
 
 fn reference(report: &Report) -> ObjectReference {
@@ -164,13 +178,21 @@ mod tests {
             uid: Some("u".into()),
             actor: "alice".into(),
             dry_run,
-            decision: decide(
+            repeat: false,
+            decision: Some(decide(
                 &policy,
                 &Ledger::new(),
                 request,
                 "2026-11-23T10:00:00Z".parse().unwrap(),
-            ),
+            )),
+            notice: None,
         }
+    }
+
+    fn event_for(report: &Report) -> Option<Event> {
+        let mut events = events_for(report);
+        assert!(events.len() <= 1, "{} events", events.len());
+        events.pop()
     }
 
     #[test]
@@ -200,6 +222,26 @@ mod tests {
         assert!(event_for(&report(&[(keys::MAX_REPLICAS, "20")], 10, false)).is_none());
     }
 
+    #[test]
+    fn a_notice_is_a_warning_event_naming_the_actor() {
+        let mut r = report(&[(keys::MAX_REPLICAS, "20")], 10, false);
+        r.notice = Some(crate::report::Notice {
+            kind: crate::report::NoticeKind::Loosened,
+            message: "alice loosened the policy: bounds now 0..20 -> 0..1000".into(),
+        });
+        let events = events_for(&r);
+        assert_eq!(events.len(), 1, "unchanged decision, one notice");
+        assert_eq!(
+            (
+                events[0].reason.as_str(),
+                events[0].type_,
+                events[0].action.as_str()
+            ),
+            ("PolicyLoosened", EventType::Warning, "Edit policy by alice")
+        );
+        assert_eq!(truncate("é".repeat(10), 7), "éé...");
+    }
+
     #[tokio::test]
     async fn dry_runs_and_unchanged_decisions_are_not_queued() {
         let (tx, mut rx) = mpsc::channel(4);
@@ -209,8 +251,11 @@ mod tests {
         };
         sink.emit(&report(&[(keys::MAX_REPLICAS, "20")], 100, true));
         sink.emit(&report(&[(keys::MAX_REPLICAS, "20")], 10, false));
+        let mut repeat = report(&[(keys::MAX_REPLICAS, "20")], 100, false);
+        repeat.repeat = true;
+        sink.emit(&repeat);
         sink.emit(&report(&[(keys::MAX_REPLICAS, "20")], 100, false));
-        assert_eq!(rx.recv().await.unwrap().decision.requested, 100);
+        assert_eq!(rx.recv().await.unwrap().decision.unwrap().requested, 100);
         assert!(rx.try_recv().is_err());
     }
 }

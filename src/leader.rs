@@ -14,6 +14,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::managed::FIELD_MANAGER;
 use crate::{
     cache::{Cache, Entry},
     metrics::{Metrics, ResultLabels},
@@ -25,8 +26,6 @@ use crate::{
 pub const LEASE_NAME: &str = "scale-governor-leader";
 /// How long shutdown waits for the last history writes.
 const FINAL_PERSIST: Duration = Duration::from_secs(5);
-/// Field manager of the governor's own writes.
-pub const FIELD_MANAGER: &str = "scale-governor";
 
 /// Leader election settings.
 #[derive(Debug, Clone)]

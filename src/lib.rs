@@ -20,6 +20,7 @@ pub mod chart;
 pub mod cli;
 pub mod events;
 pub mod leader;
+pub mod managed;
 pub mod metrics;
 pub mod report;
 pub mod server;

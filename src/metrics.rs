@@ -43,6 +43,13 @@ pub struct KindLabels {
     pub kind: &'static str,
 }
 
+/// Labels of `scale_governor_admission_policy_edits_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct EditLabels {
+    /// `loosened`, `refused` or `invalid`.
+    pub kind: &'static str,
+}
+
 /// Labels naming a result.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -70,6 +77,8 @@ pub struct Metrics {
     pub events: Family<ResultLabels, Counter>,
     /// History annotation writes by result.
     pub history_writes: Family<ResultLabels, Counter>,
+    /// Policy edits found loosening, refused, or invalid.
+    pub policy_edits: Family<EditLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -93,6 +102,7 @@ impl Metrics {
         let cert_reloads = Family::<ResultLabels, Counter>::default();
         let events = Family::<ResultLabels, Counter>::default();
         let history_writes = Family::<ResultLabels, Counter>::default();
+        let policy_edits = Family::<EditLabels, Counter>::default();
 
         let admission = registry.sub_registry_with_prefix("admission");
         admission.register("reviews", "Admission reviews answered", reviews.clone());
@@ -107,6 +117,11 @@ impl Metrics {
             duration.clone(),
         );
         admission.register("events", "Kubernetes Events for decisions", events.clone());
+        admission.register(
+            "policy_edits",
+            "Policy edits that loosened a policy, were refused, or did not parse",
+            policy_edits.clone(),
+        );
         let cache = registry.sub_registry_with_prefix("cache");
         cache.register(
             "workloads",
@@ -139,6 +154,7 @@ impl Metrics {
             cert_reloads,
             events,
             history_writes,
+            policy_edits,
         }
     }
 

@@ -1,11 +1,11 @@
-//! A governed decision with the workload and actor it is about: what the
+//! A governed review with the workload and actor it is about: what the
 //! webhook hands to the reporters (Events, metrics, logs). It belongs to
 //! neither side, so `webhook` and `events` both depend on it and not on each
 //! other.
 
 use crate::{engine::Decision, workload::WorkloadKind};
 
-/// A governed decision, for Events, metrics and logs.
+/// A governed review, for Events, metrics and logs.
 #[derive(Debug, Clone)]
 pub struct Report {
     /// Deployment or StatefulSet.
@@ -20,6 +20,54 @@ pub struct Report {
     pub actor: String,
     /// `--dry-run=server`: report nothing outside the response.
     pub dry_run: bool,
-    /// What the engine decided.
-    pub decision: Decision,
+    /// The same review answered again (an apiserver retry): already
+    /// reported once.
+    pub repeat: bool,
+    /// What the engine decided; `None` when the review was answered before
+    /// a decision (an invalid policy, a refused edit).
+    pub decision: Option<Decision>,
+    /// Something about the policy itself.
+    pub notice: Option<Notice>,
+}
+
+/// A finding about a workload's policy, reported beside (or instead of) a
+/// decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// What kind of finding.
+    pub kind: NoticeKind,
+    /// For the Event and the log line; names the actor and the numbers.
+    pub message: String,
+}
+
+/// The kinds of [`Notice`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NoticeKind {
+    /// The policy does not parse: refused, or (unchanged) not enforced.
+    InvalidPolicy,
+    /// An edit loosened the policy, by someone allowed to.
+    Loosened,
+    /// An edit that would loosen the policy (or pause it too long) was
+    /// refused.
+    EditRefused,
+}
+
+impl NoticeKind {
+    /// The Event reason.
+    pub fn event_reason(self) -> &'static str {
+        match self {
+            NoticeKind::InvalidPolicy => "PolicyInvalid",
+            NoticeKind::Loosened => "PolicyLoosened",
+            NoticeKind::EditRefused => "PolicyEditRefused",
+        }
+    }
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::InvalidPolicy => "invalid",
+            NoticeKind::Loosened => "loosened",
+            NoticeKind::EditRefused => "refused",
+        }
+    }
 }

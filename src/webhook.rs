@@ -3,6 +3,8 @@
 //! endpoints (`/livez`, `/readyz`, `/metrics`).
 
 pub mod admit;
+pub mod guard;
+mod reporting;
 pub mod review;
 
 use std::{sync::Arc, time::Instant};
@@ -17,14 +19,11 @@ use axum::{
 };
 use chrono::Utc;
 
-use self::{
-    admit::{Endpoint, Reviewed},
-    review::ReviewResponse,
-};
+use self::{admit::Endpoint, guard::AdmitConfig, review::ReviewResponse};
 use crate::{
     cache::Cache,
     events::EventSink,
-    metrics::{EndpointLabels, KindLabels, Metrics, ReviewLabels},
+    metrics::{EndpointLabels, KindLabels, Metrics},
     workload::WorkloadKind,
 };
 
@@ -52,6 +51,8 @@ pub struct Webhook {
     pub metrics: Arc<Metrics>,
     /// Where Events go; `None` in tests without a cluster.
     pub events: Option<EventSink>,
+    /// Policy admins and the `suspend-until` cap.
+    pub config: AdmitConfig,
 }
 
 /// `/mutate` and `/validate`.
@@ -81,10 +82,10 @@ impl Webhook {
         let started = Instant::now();
         let name = endpoint.as_str();
         let labels = EndpointLabels { endpoint: name };
-        let response = match admit::review(endpoint, body, &self.cache, Utc::now()) {
+        let response = match admit::review(endpoint, body, &self.cache, &self.config, Utc::now()) {
             Ok(reviewed) => {
-                self.report(name, &reviewed);
-                Json(ReviewResponse::new(reviewed.response)).into_response()
+                reporting::report(self, name, &reviewed);
+                Json(ReviewResponse::new(reviewed.version, reviewed.response)).into_response()
             }
             Err(bad) => {
                 self.metrics.bad_reviews.get_or_create(&labels).inc();
@@ -102,68 +103,6 @@ impl Webhook {
             .get_or_create(&labels)
             .observe(started.elapsed().as_secs_f64());
         response
-    }
-
-    /// Metrics, a log line and an Event for one answered review. The log
-    /// fields go on the event itself rather than a per-review span: a span
-    /// costs more than the decision, and most reviews log nothing.
-    fn report(&self, endpoint: &'static str, reviewed: &Reviewed) {
-        let (outcome, rule) = match &reviewed.report {
-            None => ("ungoverned", "none"),
-            Some(r) => (
-                r.decision.outcome.as_str(),
-                r.decision
-                    .reasons
-                    .last()
-                    .map_or("none", |reason| reason.rule.as_str()),
-            ),
-        };
-        self.metrics
-            .reviews
-            .get_or_create(&ReviewLabels {
-                endpoint,
-                kind: reviewed.resource.as_str(),
-                operation: reviewed.operation.as_str(),
-                outcome,
-                rule,
-            })
-            .inc();
-        let Some(report) = &reviewed.report else {
-            return;
-        };
-        let d = &report.decision;
-        if d.reasons.is_empty() && d.warnings.is_empty() {
-            tracing::debug!(
-                uid = %reviewed.response.uid,
-                ns = %report.namespace,
-                workload = %report.name,
-                actor = %report.actor,
-                current = d.current,
-                requested = d.requested,
-                "unchanged"
-            );
-        } else {
-            tracing::info!(
-                endpoint,
-                uid = %reviewed.response.uid,
-                ns = %report.namespace,
-                workload = %report.name,
-                decision = outcome,
-                rule,
-                actor = %report.actor,
-                kind = report.kind.as_str(),
-                current = d.current,
-                requested = d.requested,
-                replicas = d.replicas,
-                dry_run = report.dry_run,
-                reasons = %d.summary(),
-                warnings = ?d.warnings,
-                "{outcome}"
-            );
-        }
-        if let Some(events) = &self.events {
-            events.emit(report);
-        }
     }
 }
 

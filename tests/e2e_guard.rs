@@ -5,7 +5,10 @@
 mod support;
 
 use support::{
-    e2e::{WAIT, create, describe, replicas, scale, setup, workload},
+    e2e::{
+        WAIT, create, describe, events, grant_scaler, patch, replicas, scale, setup, setup_with,
+        workload,
+    },
     eventually,
 };
 
@@ -193,4 +196,246 @@ async fn a_review_twice_the_apiserver_request_size_is_answered() {
         "{stderr}"
     );
     assert_eq!(replicas(s.cluster, &s.ns, "deploy/big").await, 5);
+}
+
+/// Anyone who can patch a Deployment can edit its policy. An edit that
+/// loosens it (a higher max, mode off, the label removed) in the same
+/// request as a scale does not govern that request; it is reported with
+/// who made it, and governs from the next request on.
+#[tokio::test]
+async fn a_policy_loosened_in_the_same_request_still_governs_it() {
+    let Some(s) = setup("loosen").await else {
+        return;
+    };
+    create(
+        &s,
+        &workload("Deployment", "web", 10, &[("max-replicas", "20")]),
+    )
+    .await;
+    let (ok, e) = patch(
+        &s,
+        "deploy/web",
+        r#"{"metadata":{"annotations":{"scale-governor.io/max-replicas":"100","scale-governor.io/mode":"off"}},"spec":{"replicas":100}}"#,
+        &[],
+    )
+    .await;
+    assert!(ok, "{e}");
+    assert!(
+        e.contains("max-replicas 20: asked 100, allowed 20")
+            && e.contains("the stored policy governs it"),
+        "{e}"
+    );
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/web").await, 20);
+    let text = eventually("the PolicyLoosened Event", WAIT, || async {
+        let text = events(&s, "PolicyLoosened").await;
+        (!text.is_empty()).then_some(text)
+    })
+    .await;
+    assert!(
+        text.contains("admin loosened the policy: mode enforce -> off; bounds now 0..20 -> 0..100"),
+        "{text}"
+    );
+    let metrics = s.governor.metrics().await;
+    assert!(
+        metrics.contains("scale_governor_admission_policy_edits_total{kind=\"loosened\"} 1"),
+        "{metrics}"
+    );
+    // From the next request on, the new policy (off) governs.
+    let (ok, e) = scale(s.cluster, &s.ns, "deploy/web", 100, &[]).await;
+    assert!(ok && !e.contains("scale-governor"), "{e}");
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/web").await, 100);
+
+    // Removing the label in the same request as a scale is governed too.
+    create(
+        &s,
+        &workload("Deployment", "api", 2, &[("max-replicas", "5")]),
+    )
+    .await;
+    let (ok, e) = patch(
+        &s,
+        "deploy/api",
+        r#"{"metadata":{"labels":{"scale-governor.io/governed":null}},"spec":{"replicas":50}}"#,
+        &[],
+    )
+    .await;
+    assert!(
+        ok && e.contains("max-replicas 5: asked 50, allowed 5"),
+        "{e}"
+    );
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/api").await, 5);
+}
+
+/// With `--policy-admins`, a loosening edit by anyone else is refused with
+/// the reason; tightening stays open to anyone, and admins may loosen.
+#[tokio::test]
+async fn only_policy_admins_may_loosen_a_policy() {
+    let Some(s) = setup_with("admins", &["--policy-admins=group=system:masters"]).await else {
+        return;
+    };
+    grant_scaler(&s, "bob").await;
+    create(
+        &s,
+        &workload("Deployment", "web", 3, &[("max-replicas", "20")]),
+    )
+    .await;
+    let raise = r#"{"metadata":{"annotations":{"scale-governor.io/max-replicas":"1000"}}}"#;
+    let (ok, e) = patch(&s, "deploy/web", raise, &["--as=bob"]).await;
+    assert!(!ok, "bob loosened the policy");
+    assert!(
+        e.contains("only policy admins (group system:masters) may loosen this policy; bob asked for: bounds now 0..20 -> 0..1000"),
+        "{e}"
+    );
+    let far = r#"{"metadata":{"annotations":{"scale-governor.io/suspend-until":"2099-01-01T00:00:00Z"}}}"#;
+    let (ok, e) = patch(&s, "deploy/web", far, &[]).await;
+    assert!(!ok && e.contains("capped at 24h"), "even an admin: {e}");
+    let tighten = r#"{"metadata":{"annotations":{"scale-governor.io/max-replicas":"10"}}}"#;
+    let (ok, e) = patch(&s, "deploy/web", tighten, &["--as=bob"]).await;
+    assert!(ok, "{e}");
+    let (ok, e) = patch(&s, "deploy/web", raise, &[]).await;
+    assert!(ok, "the admin may loosen: {e}");
+    eventually("the PolicyEditRefused Event", WAIT, || async {
+        let text = events(&s, "PolicyEditRefused").await;
+        text.contains("bob asked for").then_some(())
+    })
+    .await;
+}
+
+/// A governed label added to a Deployment whose annotations already hold a
+/// broken policy is refused like writing the broken policy: otherwise it
+/// would count as governed while nothing is enforced.
+#[tokio::test]
+async fn labelling_a_workload_with_a_broken_policy_is_refused() {
+    let Some(s) = setup("labelbroken").await else {
+        return;
+    };
+    create(&s, &workload("Deployment", "probe", 1, &[])).await;
+    let broken = workload(
+        "Deployment",
+        "web",
+        3,
+        &[("windows", "Mon-Fry 08:00-20:00 UTC min=1")],
+    )
+    .replace("    scale-governor.io/governed: \"true\"\n", "");
+    let out = support::e2e::apply(s.cluster, &s.ns, &broken).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = s
+        .cluster
+        .kubectl([
+            "label",
+            "-n",
+            s.ns.name(),
+            "deploy/web",
+            "scale-governor.io/governed=true",
+        ])
+        .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the label was added: {stderr}");
+    assert!(
+        stderr.contains("scale-governor: invalid policy: scale-governor.io/windows: at \"Fry\""),
+        "{stderr}"
+    );
+}
+
+/// The policy admins' backstop: the ValidatingAdmissionPolicy in
+/// deploy/policy-admins refuses loosening edits by anyone else with no
+/// governor running at all, and lets unrelated changes through.
+#[tokio::test]
+async fn the_admission_policy_refuses_loosening_while_the_governor_is_down() {
+    let Some(mut s) = setup("vap").await else {
+        return;
+    };
+    grant_scaler(&s, "bob").await;
+    create(
+        &s,
+        &workload("Deployment", "web", 3, &[("max-replicas", "20")]),
+    )
+    .await;
+    // The governor goes away entirely: no webhook, no process.
+    s.governor.kill().await;
+    for kind in [
+        "mutatingwebhookconfiguration",
+        "validatingwebhookconfiguration",
+    ] {
+        s.cluster
+            .kubectl_ok(["delete", kind, &format!("scale-governor-{}", s.ns.name())])
+            .await;
+    }
+    // deploy/policy-admins as shipped (its list: group system:masters),
+    // bound to this namespace only.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/policy-admins");
+    let ns = s.ns.name();
+    let name = format!("scale-governor-policy-edits-{ns}");
+    let policy = std::fs::read_to_string(root.join("policy.yaml"))
+        .unwrap()
+        .replace(
+            "name: scale-governor-policy-edits",
+            &format!("name: {name}"),
+        );
+    let binding = std::fs::read_to_string(root.join("binding.yaml"))
+        .unwrap()
+        .replace("scale-governor-policy-edits", &name)
+        .replace(
+            "operator: NotIn\n          values: [\"kube-system\", \"scale-governor\"]",
+            &format!("operator: In\n          values: [\"{ns}\"]"),
+        );
+    let dir = std::env::temp_dir().join(format!("{ns}-vap"));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, text) in [("policy.yaml", policy), ("binding.yaml", binding)] {
+        std::fs::write(dir.join(file), text).unwrap();
+        s.cluster
+            .kubectl_ok(["apply", "-f", dir.join(file).to_str().unwrap()])
+            .await;
+    }
+    let _policy = s.cluster.delete_on_drop("validatingadmissionpolicy", &name);
+    let _binding = s
+        .cluster
+        .delete_on_drop("validatingadmissionpolicybinding", &name);
+
+    // Until the apiserver has loaded the policy a raise goes through, so
+    // each try asks for more than the last.
+    let tries = std::sync::atomic::AtomicU32::new(1000);
+    let e = eventually("the admission policy to take effect", WAIT, || async {
+        let max = tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let raise = format!(
+            r#"{{"metadata":{{"annotations":{{"scale-governor.io/max-replicas":"{max}"}}}}}}"#
+        );
+        let (ok, e) = patch(&s, "deploy/web", &raise, &["--as=bob"]).await;
+        (!ok).then_some(e)
+    })
+    .await;
+    assert!(
+        e.contains("only policy admins may raise or remove scale-governor.io/max-replicas"),
+        "{e}"
+    );
+    for (edit, message) in [
+        (
+            r#"{"metadata":{"labels":{"scale-governor.io/governed":null}}}"#,
+            "may remove the scale-governor.io/governed label",
+        ),
+        (
+            r#"{"metadata":{"annotations":{"scale-governor.io/mode":"off"}}}"#,
+            "may set scale-governor.io/mode to audit or off",
+        ),
+        (
+            r#"{"metadata":{"annotations":{"scale-governor.io/suspend-until":"2026-12-31T00:00:00Z"}}}"#,
+            "may change scale-governor.io/windows, scale-up, scale-down or suspend-until",
+        ),
+    ] {
+        let (ok, e) = patch(&s, "deploy/web", edit, &["--as=bob"]).await;
+        assert!(!ok && e.contains(message), "{edit}: {e}");
+    }
+    // Unrelated changes and tightening pass; an admin may loosen.
+    let unrelated = r#"{"metadata":{"annotations":{"team":"shop"}},"spec":{"replicas":4}}"#;
+    let (ok, e) = patch(&s, "deploy/web", unrelated, &["--as=bob"]).await;
+    assert!(ok, "{e}");
+    let tighten = r#"{"metadata":{"annotations":{"scale-governor.io/max-replicas":"10"}}}"#;
+    let (ok, e) = patch(&s, "deploy/web", tighten, &["--as=bob"]).await;
+    assert!(ok, "{e}");
+    let raise = r#"{"metadata":{"annotations":{"scale-governor.io/max-replicas":"5000"}}}"#;
+    let (ok, e) = patch(&s, "deploy/web", raise, &[]).await;
+    assert!(ok, "the admin may loosen: {e}");
 }

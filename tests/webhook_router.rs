@@ -45,6 +45,7 @@ fn webhook(annotations: &[(&str, &str)]) -> Arc<Webhook> {
         cache,
         metrics: Arc::new(Metrics::new()),
         events: None,
+        config: Default::default(),
     })
 }
 

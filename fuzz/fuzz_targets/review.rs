@@ -19,6 +19,7 @@ use scale_governor::{
     policy::{MAX_REPLICA_COUNT, Policy, keys},
     webhook::{
         admit::{Endpoint, Reviewed, review},
+        guard::AdmitConfig,
         review::ReviewResponse,
     },
     workload::WorkloadKind,
@@ -123,13 +124,14 @@ fuzz_target!(|data: &[u8]| {
     // A fresh cache per input: the ledger a review spends must not leak into
     // the next input, or a crash would not reproduce on its own.
     let cache = cache(now);
+    let config = AdmitConfig::default();
     for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
-        let Ok(first) = review(endpoint, data, &cache, now) else {
+        let Ok(first) = review(endpoint, data, &cache, &config, now) else {
             // Not an AdmissionReview, or no uid: the handler answers 400.
             continue;
         };
         check(&first, data);
-        let again = review(endpoint, data, &cache, now).expect("a review read once reads again");
+        let again = review(endpoint, data, &cache, &config, now).expect("a review read once reads again");
         assert_eq!(
             first.response, again.response,
             "a re-sent review (same uid) must get the same answer"
@@ -140,7 +142,7 @@ fuzz_target!(|data: &[u8]| {
 fn check(reviewed: &Reviewed, data: &[u8]) {
     let response = &reviewed.response;
     assert!(!response.uid.is_empty(), "answered a review without a uid");
-    serde_json::to_vec(&ReviewResponse::new(response.clone())).expect("response serializes");
+    serde_json::to_vec(&ReviewResponse::new(reviewed.version, response.clone())).expect("response serializes");
     if !response.allowed {
         assert!(
             response.status.is_some(),
@@ -173,8 +175,7 @@ fn check(reviewed: &Reviewed, data: &[u8]) {
             "patch sets {replicas} replicas, above int32: {response:?}"
         );
     }
-    if let Some(report) = &reviewed.report {
-        let d = &report.decision;
+    if let Some(d) = reviewed.report.as_ref().and_then(|r| r.decision.as_ref()) {
         let _ = d.summary();
         if d.outcome == Outcome::Clamped {
             assert!(response.patch.is_some(), "clamped without a patch: {d:?}");

@@ -39,7 +39,18 @@ fn ask(
         requested,
         actor: "alice",
     };
-    entry.decide(&policy(), request, uid, dry_run, at).replicas
+    entry
+        .decide(&[&policy()], request, review(uid), dry_run, at)
+        .0
+        .replicas
+}
+
+/// A review key whose digest is the uid's: one body per uid.
+fn review(uid: &str) -> ReviewKey<'_> {
+    ReviewKey {
+        uid,
+        digest: uid.len() as u64,
+    }
 }
 
 #[test]
@@ -68,6 +79,38 @@ fn a_resent_review_gets_the_same_answer_without_spending_twice() {
     assert_eq!(ask(&entry, 10, 40, "same", false, now()), 14);
     assert_eq!(ask(&entry, 10, 40, "same", false, now()), 14);
     assert_eq!(entry.ledger().changes().len(), 1);
+}
+
+/// The apiserver re-invokes a mutating webhook (same uid, another body)
+/// when a later webhook changed the object: the new decision replaces what
+/// that uid recorded.
+#[test]
+fn the_same_uid_with_another_body_replaces_its_change() {
+    let cache = Cache::new();
+    cache.apply(update("shop/web", 10, None, None), now());
+    let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    let request = |requested| Request {
+        current: 10,
+        requested,
+        actor: "alice",
+    };
+    let first = ReviewKey {
+        uid: "u",
+        digest: 1,
+    };
+    let (d, repeat) = entry.decide(&[&policy()], request(12), first, false, now());
+    assert_eq!((d.replicas, repeat), (12, false));
+    let (_, repeat) = entry.decide(&[&policy()], request(12), first, false, now());
+    assert!(repeat, "the same review again is a repeat");
+    let again = ReviewKey {
+        uid: "u",
+        digest: 2,
+    };
+    let (d, repeat) = entry.decide(&[&policy()], request(13), again, false, now());
+    assert_eq!((d.replicas, repeat), (13, false));
+    let ledger = entry.ledger();
+    assert_eq!(ledger.changes().len(), 1, "{ledger:?}");
+    assert_eq!(ledger.changes()[0].to, 13);
 }
 
 #[test]
@@ -118,7 +161,7 @@ fn persisted_history_is_merged_once() {
         requested: 40,
         actor: "bob",
     };
-    let d = entry.decide(&policy(), request, "x", false, later);
+    let (d, _) = entry.decide(&[&policy()], request, review("x"), false, later);
     assert_eq!(d.replicas, 14);
 }
 
@@ -172,7 +215,7 @@ fn an_unrelated_update_does_not_retract_a_change_in_flight() {
         requested: 4,
         actor: "scale-governor",
     };
-    entry.decide(&policy(), keep, "history", false, now());
+    entry.decide(&[&policy()], keep, review("history"), false, now());
     assert_eq!(
         entry.ledger().changes().len(),
         1,

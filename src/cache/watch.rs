@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Cache, Update, key};
 use crate::{
+    managed::{recommendation_by_governor, replicas_writer},
     policy::{GOVERNED_LABEL, keys},
     workload::{WorkloadKind, policy_of},
 };
@@ -133,68 +134,27 @@ fn apply<K: Watched>(cache: &Cache, obj: &K) {
     let annotations = meta.annotations.as_ref();
     let k = object_key(obj);
     let actor = replicas_writer(obj);
+    let now = Utc::now();
+    let mut policy = policy_of(annotations);
+    if let Ok(policy) = &mut policy {
+        let by_governor = recommendation_by_governor(meta.managed_fields.as_deref().unwrap_or(&[]));
+        if let Some(warning) = policy.vet_recommendation(by_governor, now) {
+            tracing::debug!(key = %k, %warning, "recommendation vetted");
+            policy.warnings.push(warning);
+        }
+    }
     cache.apply(
         Update {
             kind: K::KIND,
             key: &k,
             uid: meta.uid.clone(),
-            policy: policy_of(annotations),
+            policy,
             replicas: obj.replicas(),
             history: annotations
                 .and_then(|a| a.get(keys::HISTORY))
                 .map(String::as_str),
             actor: actor.as_deref(),
         },
-        Utc::now(),
+        now,
     );
-}
-
-/// The field manager that most recently wrote `spec.replicas`, from
-/// `managedFields`, e.g. `kubectl (scale)` or `kube-controller-manager (scale)`.
-pub fn replicas_writer<K: Resource>(obj: &K) -> Option<String> {
-    obj.meta()
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter(|m| {
-            m.fields_v1
-                .as_ref()
-                .and_then(|f| f.0.get("f:spec"))
-                .and_then(|s| s.get("f:replicas"))
-                .is_some()
-        })
-        .max_by_key(|m| m.time.as_ref().map(|t| t.0))
-        .and_then(|m| {
-            let manager = m.manager.as_deref()?;
-            Some(match m.subresource.as_deref() {
-                Some(sub) if !sub.is_empty() => format!("{manager} ({sub})"),
-                _ => manager.to_owned(),
-            })
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replicas_writer_picks_the_latest_manager_of_spec_replicas() {
-        let obj: Deployment = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "web", "managedFields": [
-                {"manager": "kubectl-client-side-apply", "operation": "Update", "time": "2026-11-23T09:00:00Z",
-                 "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {}}}},
-                {"manager": "kube-controller-manager", "operation": "Update", "subresource": "scale",
-                 "time": "2026-11-23T09:30:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
-                {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
-                 "time": "2026-11-23T09:45:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {"f:replicas": {}}}}
-            ]},
-            "spec": {"replicas": 3, "selector": {}, "template": {}}
-        }))
-        .unwrap();
-        assert_eq!(
-            replicas_writer(&obj).as_deref(),
-            Some("kube-controller-manager (scale)")
-        );
-        assert_eq!(obj.replicas(), 3);
-    }
 }

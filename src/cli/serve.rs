@@ -15,7 +15,10 @@ use crate::{
     metrics::{Metrics, ResultLabels},
     server::{self, HttpsOptions},
     tls::{self, CertPaths, CertStore},
-    webhook::{self, Admin, CertStatus, Webhook},
+    webhook::{
+        self, Admin, CertStatus, Webhook,
+        guard::{AdmitConfig, PolicyAdmins},
+    },
 };
 
 /// `serve` arguments.
@@ -61,6 +64,15 @@ pub struct Args {
     /// show it stored before it is taken never to have happened, e.g. `30s`.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub confirm_timeout: Duration,
+    /// Who may loosen a policy, e.g. `group=system:masters,user=alice`. When
+    /// set, a loosening edit by anyone else is refused; when empty (the
+    /// default) it is allowed and reported. deploy/strict sets it from the
+    /// same ConfigMap its ValidatingAdmissionPolicy reads.
+    #[arg(long, env = "SCALE_GOVERNOR_POLICY_ADMINS", default_value = "")]
+    pub policy_admins: PolicyAdmins,
+    /// The furthest ahead `suspend-until` may be set, e.g. `24h`.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub max_suspend: Duration,
     /// Log format: `text` for a terminal, `json` in a cluster.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -162,6 +174,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             metrics.clone(),
             shutdown.clone(),
         )),
+        config: AdmitConfig {
+            policy_admins: args.policy_admins.clone(),
+            max_suspend: chrono::Duration::from_std(args.max_suspend)
+                .unwrap_or(chrono::Duration::hours(24)),
+        },
     });
     let admin = Arc::new(Admin {
         cache: cache.clone(),

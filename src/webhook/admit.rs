@@ -3,20 +3,25 @@
 //! engine, and what should be reported (Event, metric, log) is returned to
 //! the caller.
 
-use std::{collections::BTreeMap, sync::Arc};
+mod subject;
+
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use json_patch::{AddOperation, Patch, PatchOperation, jsonptr::PointerBuf};
-use serde::Deserialize;
 
-use super::review::{AdmissionRequest, AdmissionResponse, AdmissionReview};
-pub use crate::report::Report;
+use self::subject::{Governing, Invalid, Subject, governing, read_subject};
+use super::{
+    guard::{AdmitConfig, EditCheck, check_edit},
+    review::{AdmissionRequest, AdmissionResponse, AdmissionReview, ReviewVersion},
+};
+pub use crate::report::{Notice, NoticeKind, Report};
 use crate::{
-    cache::{self, Cache},
+    cache::{self, Cache, ReviewKey},
     engine::{self, Decision, Ledger, Outcome, Request},
-    policy::{Mode, PREFIX, Policy},
-    workload::{WorkloadKind, is_governed, policy_of},
+    policy::{Mode, Policy},
+    workload::WorkloadKind,
 };
 
 /// Which webhook the apiserver called.
@@ -24,7 +29,8 @@ use crate::{
 pub enum Endpoint {
     /// `/mutate`: clamps in `enforce` mode, warns in `audit` mode.
     Mutate,
-    /// `/validate`: refuses in `deny` mode; rejects unparseable policies.
+    /// `/validate`: refuses in `deny` mode; rejects unparseable policies
+    /// and refused policy edits.
     Validate,
 }
 
@@ -37,8 +43,8 @@ impl Endpoint {
         }
     }
 
-    /// Whether this endpoint applies a policy of `mode`; every mode has
-    /// exactly one, so a change is never decided (and counted) twice.
+    /// Whether this endpoint applies a policy of `mode`: every mode has
+    /// exactly one.
     fn handles(self, mode: Mode) -> bool {
         matches!(
             (self, mode),
@@ -47,13 +53,19 @@ impl Endpoint {
     }
 }
 
-/// A review that cannot be answered: no uid to echo.
+/// A review that cannot be answered: no uid to echo, or no version to
+/// answer in.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BadReview {
     /// The body is not an AdmissionReview.
     #[error("body is not an admission.k8s.io/v1 AdmissionReview: {0}")]
     Malformed(String),
+    /// An `apiVersion` or `kind` the webhook does not answer.
+    #[error(
+        "{0} is not an AdmissionReview this webhook answers; expected kind AdmissionReview in admission.k8s.io/v1 (or v1beta1): set admissionReviewVersions: [\"v1\"]"
+    )]
+    Version(String),
     /// The review carries no request or no uid.
     #[error("AdmissionReview has no request.uid")]
     NoUid,
@@ -117,45 +129,14 @@ impl Operation {
 pub struct Reviewed {
     /// Goes back to the apiserver.
     pub response: AdmissionResponse,
+    /// The version to answer in: the one asked in.
+    pub version: ReviewVersion,
     /// Metric label.
     pub resource: Resource,
     /// Metric label.
     pub operation: Operation,
-    /// Set for governed decisions.
+    /// Set for governed reviews.
     pub report: Option<Report>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Object {
-    #[serde(default)]
-    metadata: Meta,
-    spec: Option<Spec>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Meta {
-    name: Option<String>,
-    namespace: Option<String>,
-    uid: Option<String>,
-    labels: Option<BTreeMap<String, String>>,
-    annotations: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Spec {
-    replicas: Option<i64>,
-}
-
-impl Object {
-    /// `spec.replicas` as sent. A Scale's `replicas` is `omitempty`, so a
-    /// scale to 0 arrives as `"spec": {}`: absent means 0. A Deployment's or
-    /// StatefulSet's absent count was defaulted to 1 before admission, so
-    /// absent there only happens in a hand-made review; 1 is what would land.
-    fn replicas(&self, scale: bool) -> Option<u32> {
-        let absent = if scale { 0 } else { 1 };
-        let replicas = self.spec.as_ref().and_then(|s| s.replicas);
-        u32::try_from(replicas.unwrap_or(absent)).ok()
-    }
 }
 
 /// Answers one review body.
@@ -163,10 +144,31 @@ pub fn review(
     endpoint: Endpoint,
     body: &[u8],
     cache: &Cache,
+    config: &AdmitConfig,
     now: DateTime<Utc>,
 ) -> Result<Reviewed, BadReview> {
     let review: AdmissionReview<'_> =
         serde_json::from_slice(body).map_err(|e| BadReview::Malformed(e.to_string()))?;
+    // An absent apiVersion is read as v1, what every current apiserver sends.
+    let version = ReviewVersion::of(
+        review
+            .api_version
+            .as_deref()
+            .or(Some("admission.k8s.io/v1")),
+    )
+    .filter(|_| {
+        review
+            .kind
+            .as_deref()
+            .is_none_or(|k| k == "AdmissionReview")
+    })
+    .ok_or_else(|| {
+        BadReview::Version(format!(
+            "{} {}",
+            review.api_version.as_deref().unwrap_or("<no apiVersion>"),
+            review.kind.as_deref().unwrap_or("<no kind>")
+        ))
+    })?;
     let req = review.request.ok_or(BadReview::NoUid)?;
     if req.uid.is_empty() {
         return Err(BadReview::NoUid);
@@ -177,6 +179,7 @@ pub fn review(
     let operation = Operation::of(&req.operation, req.sub_resource.as_deref());
     let mut reviewed = Reviewed {
         response: AdmissionResponse::allow(&req.uid),
+        version,
         resource: kind.map_or(Resource::Other, Resource::Workload),
         operation,
         report: None,
@@ -191,35 +194,47 @@ pub fn review(
     if operation == Operation::Other {
         return Ok(reviewed);
     }
-    match governed(endpoint, kind, &req, cache, now) {
-        Answer::Ungoverned => {}
-        Answer::Early(response) => reviewed.response = *response,
-        Answer::Decided(decided) => {
-            let (response, report) = *decided;
-            reviewed.response = response;
-            reviewed.report = Some(report);
-        }
+    let context = Context {
+        endpoint,
+        kind,
+        req: &req,
+        cache,
+        config,
+        digest: digest(endpoint, body),
+        now,
+    };
+    match decide_governed(&context) {
+        Ok(answer) | Err(answer) => match answer {
+            Answer::Ungoverned => {}
+            Answer::Early(response) => reviewed.response = *response,
+            Answer::Reported(reported) => {
+                let (response, report) = *reported;
+                reviewed.response = response;
+                reviewed.report = Some(report);
+            }
+        },
     }
     Ok(reviewed)
+}
+
+/// Tells one review from another with the same uid: the endpoint and body.
+fn digest(endpoint: Endpoint, body: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    endpoint.hash(&mut hasher);
+    body.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// How a workload review ends.
 enum Answer {
     /// Not governed here (no label, another endpoint's mode, no count to
-    /// decide on): allow, decide nothing.
+    /// decide on): allow, report nothing.
     Ungoverned,
-    /// Answered without a decision: an unreadable object or a policy error.
+    /// Answered with nothing to report: an unreadable object.
     Early(Box<AdmissionResponse>),
-    /// The engine decided.
-    Decided(Box<(AdmissionResponse, Report)>),
-}
-
-/// The request's objects and the names it is about.
-struct Subject {
-    object: Object,
-    old: Option<Object>,
-    namespace: String,
-    name: String,
+    /// Answered, with a report: a decision, a notice about the policy, or
+    /// both.
+    Reported(Box<(AdmissionResponse, Report)>),
 }
 
 impl Answer {
@@ -232,166 +247,187 @@ impl Answer {
 /// [`Answer`] (`Err`), so the happy path reads top to bottom.
 type Step<T> = Result<T, Answer>;
 
-fn governed(
+/// What every step of one review reads.
+struct Context<'c, 'r> {
     endpoint: Endpoint,
     kind: WorkloadKind,
-    req: &AdmissionRequest<'_>,
-    cache: &Cache,
+    req: &'c AdmissionRequest<'r>,
+    cache: &'c Cache,
+    config: &'c AdmitConfig,
+    digest: u64,
     now: DateTime<Utc>,
-) -> Answer {
-    match decide_governed(endpoint, kind, req, cache, now) {
-        Ok(answer) | Err(answer) => answer,
+}
+
+impl Context<'_, '_> {
+    fn uid(&self) -> &str {
+        &self.req.uid
+    }
+
+    fn actor(&self) -> &str {
+        self.req.user_info.username.as_deref().unwrap_or("unknown")
+    }
+
+    fn report(
+        &self,
+        subject: &Subject<'_>,
+        uid: Option<String>,
+        decision: Option<Decision>,
+        notice: Option<Notice>,
+    ) -> Report {
+        Report {
+            kind: self.kind,
+            namespace: subject.namespace.clone(),
+            name: subject.name.clone(),
+            uid,
+            actor: self.actor().to_owned(),
+            dry_run: self.req.dry_run.unwrap_or(false),
+            repeat: false,
+            decision,
+            notice,
+        }
     }
 }
 
-fn decide_governed(
-    endpoint: Endpoint,
-    kind: WorkloadKind,
-    req: &AdmissionRequest<'_>,
-    cache: &Cache,
-    now: DateTime<Utc>,
-) -> Step<Answer> {
-    let uid = req.uid.as_str();
-    let subject = read_subject(req)?;
+fn decide_governed(cx: &Context<'_, '_>) -> Step<Answer> {
+    let subject = read_subject(cx.req)?;
     let key = cache::key(&subject.namespace, &subject.name);
-    let (policy, object_uid) = policy_for(endpoint, kind, req, &subject, &key, cache)?;
-    if !endpoint.handles(policy.mode) {
-        return Err(Answer::Ungoverned);
-    }
-    let object = &subject.object;
-    let is_scale = req.sub_resource.is_some();
-    let (Some(requested), Some(current)) = (
-        object.replicas(is_scale),
-        subject
-            .old
-            .as_ref()
-            .map_or(object.replicas(is_scale), |old| old.replicas(is_scale)),
-    ) else {
-        // A negative count: apiserver validation will refuse it with a better message.
-        return Err(Answer::Ungoverned);
+    let governing = match governing(cx.kind, cx.req, &subject, &key, cx.cache, cx.now)? {
+        Ok(governing) => governing,
+        Err(invalid) => return Err(invalid_policy(cx, &subject, invalid)),
     };
-    let actor = req.user_info.username.as_deref().unwrap_or("unknown");
-    let dry_run = req.dry_run.unwrap_or(false);
+    let notice = check_policy_edit(cx, &subject, &governing)?;
+    let handled: Vec<&Policy> = [&governing.stored, &governing.new]
+        .into_iter()
+        .flatten()
+        .map(|p| p.as_ref())
+        .filter(|p| cx.endpoint.handles(p.mode))
+        .collect();
+    let counts = replica_counts(cx, &subject);
+    let (Some((current, requested)), false) = (counts, handled.is_empty()) else {
+        // Nothing to decide here (another endpoint's mode, or a negative
+        // count the apiserver's validation refuses with a better message),
+        // but a policy edit may still be worth reporting.
+        return match notice {
+            Some(notice) => Ok(Answer::Reported(Box::new((
+                AdmissionResponse::allow(cx.uid()),
+                cx.report(&subject, governing.uid, None, Some(notice)),
+            )))),
+            None => Err(Answer::Ungoverned),
+        };
+    };
     let request = Request {
         current,
         requested,
-        actor,
+        actor: cx.actor(),
     };
-    let decision = if req.operation == "CREATE" {
+    let dry_run = cx.req.dry_run.unwrap_or(false);
+    let (mut decision, repeat) = if cx.req.operation == "CREATE" {
         // A new object has no history and its first count spends no budget,
         // so a CREATE is decided against an empty ledger and records
         // nothing. It never touches an existing entry: that one belongs to
         // the stored object, and this create may yet fail (AlreadyExists).
         // A not-yet-stored entry lets a /scale right after it be governed;
         // the sweep removes it if the apiserver refuses the create.
-        if !dry_run && !subject.name.is_empty() {
-            cache.get_or_insert(kind, &key, &policy, current, now);
+        if let Some(policy) = &governing.new
+            && !dry_run
+            && !subject.name.is_empty()
+        {
+            cx.cache
+                .get_or_insert(cx.kind, &key, policy, current, cx.now);
         }
-        engine::decide(&policy, &Ledger::new(), request, now)
+        let decision = engine::decide_all(&handled, &Ledger::new(), request, cx.now);
+        (decision, false)
     } else {
-        cache
-            .get_or_insert(kind, &key, &policy, current, now)
-            .decide(&policy, request, uid, dry_run, now)
+        let entry_policy = governing.new.as_ref().or(governing.stored.as_ref());
+        let Some(entry_policy) = entry_policy else {
+            return Err(Answer::Ungoverned);
+        };
+        let review = ReviewKey {
+            uid: cx.uid(),
+            digest: cx.digest,
+        };
+        cx.cache
+            .get_or_insert(cx.kind, &key, entry_policy, current, cx.now)
+            .decide(&handled, request, review, dry_run, cx.now)
     };
-    let mut response = respond(uid, &decision, &policy, object.spec.is_some());
-    if decision.outcome == Outcome::Denied && requested == current && req.operation == "UPDATE" {
+    let mut response = respond(cx.uid(), &decision, &handled, subject.object.spec.is_some());
+    if decision.outcome == Outcome::Denied && requested == current && cx.req.operation == "UPDATE" {
         // The update does not touch replicas; refusing it would block unrelated
         // changes (a rollout) just because the workload is out of bounds.
         response = warn(
-            uid,
+            cx.uid(),
             format!(
                 "scale-governor: replicas {current} are outside the policy ({}); allowed because this update does not change them",
                 decision.summary()
             ),
         );
+        decision.allowed = true;
+        decision.outcome = Outcome::Unchanged;
+        decision.replicas = current;
     }
-    let report = Report {
-        kind,
-        namespace: subject.namespace,
-        name: subject.name,
-        uid: object_uid,
-        actor: actor.to_owned(),
-        dry_run,
-        decision,
-    };
-    Ok(Answer::Decided(Box::new((response, report))))
+    if !decision.reasons.is_empty()
+        && let (Some(stored), Some(new)) = (&governing.stored, &governing.new)
+        && stored != new
+    {
+        response.warnings.push(
+            "scale-governor: this request also edits the policy; the stored policy governs it, the new one governs from the next request on".to_owned(),
+        );
+    }
+    let mut report = cx.report(&subject, governing.uid, Some(decision), notice);
+    report.repeat = repeat;
+    Ok(Answer::Reported(Box::new((response, report))))
 }
 
-/// Reads `object` and `oldObject`. No object (a DELETE sent by mistake) is
-/// ungoverned; an unreadable one is allowed with a warning.
-fn read_subject(req: &AdmissionRequest<'_>) -> Step<Subject> {
-    let unreadable = |what: &str, e: serde_json::Error| {
-        Answer::early(warn(
-            &req.uid,
-            format!("scale-governor could not read the {what} ({e}); the change is not governed"),
-        ))
+/// The counts a request moves between; `None` for a negative count.
+fn replica_counts(cx: &Context<'_, '_>, subject: &Subject<'_>) -> Option<(u32, u32)> {
+    let is_scale = cx.req.sub_resource.is_some();
+    let requested = subject.object.replicas(is_scale)?;
+    let current = match &subject.old {
+        Some(old) => old.replicas(is_scale)?,
+        None => requested,
     };
-    let Some(raw) = req.object else {
-        return Err(Answer::Ungoverned);
-    };
-    let object: Object = serde_json::from_str(raw.get()).map_err(|e| unreadable("object", e))?;
-    let old = match req.old_object {
-        Some(raw) => Some(serde_json::from_str(raw.get()).map_err(|e| unreadable("oldObject", e))?),
-        None => None,
-    };
-    let namespace = req
-        .namespace
-        .clone()
-        .or_else(|| object.metadata.namespace.clone())
-        .unwrap_or_default();
-    let name = req
-        .name
-        .clone()
-        .or_else(|| object.metadata.name.clone())
-        .unwrap_or_default();
-    Ok(Subject {
-        object,
-        old,
-        namespace,
-        name,
-    })
+    Some((current, requested))
 }
 
-type Found = (Arc<Policy>, Option<String>);
-
-/// The policy that governs the request, with the workload's uid. A Scale
-/// carries no labels or annotations, so its parent's policy comes from the
-/// cache; a workload write carries its own.
-fn policy_for(
-    endpoint: Endpoint,
-    kind: WorkloadKind,
-    req: &AdmissionRequest<'_>,
-    subject: &Subject,
-    key: &str,
-    cache: &Cache,
-) -> Step<Found> {
-    let uid = req.uid.as_str();
-    if req.sub_resource.is_some() {
-        let Some(entry) = cache.get(kind, key) else {
-            return Err(Answer::Ungoverned);
-        };
-        let observed = entry.observed();
-        return match &observed.policy {
-            Ok(policy) => Ok((Arc::clone(policy), observed.uid.clone())),
-            Err(e) => Err(Answer::early(warn(
-                uid,
-                format!("scale-governor: policy is invalid and not enforced: {e}"),
-            ))),
-        };
+/// The validating webhook checks every policy edit (see [`super::guard`]):
+/// a refused one ends the review; a loosening one is reported.
+fn check_policy_edit(
+    cx: &Context<'_, '_>,
+    subject: &Subject<'_>,
+    governing: &Governing,
+) -> Step<Option<Notice>> {
+    if cx.endpoint != Endpoint::Validate || cx.req.sub_resource.is_some() {
+        return Ok(None);
     }
-    let object = &subject.object;
-    if !is_governed(object.metadata.labels.as_ref()) {
-        return Err(Answer::Ungoverned);
+    let edited = match (&governing.stored, &governing.new) {
+        (Some(stored), Some(new)) => stored != new,
+        _ => true,
+    };
+    if !edited {
+        return Ok(None);
     }
-    match policy_of(object.metadata.annotations.as_ref()) {
-        Ok(policy) => Ok((Arc::new(policy), object.metadata.uid.clone())),
-        Err(e) => Err(Answer::early(invalid_policy(
-            endpoint,
-            uid,
-            &e.to_string(),
-            object,
-            subject.old.as_ref(),
-        ))),
+    let check = check_edit(
+        cx.config,
+        governing.stored.as_deref(),
+        governing.new.as_deref(),
+        &cx.req.user_info,
+        cx.now,
+    );
+    match check {
+        EditCheck::Fine => Ok(None),
+        EditCheck::Loosened(message) => Ok(Some(Notice {
+            kind: NoticeKind::Loosened,
+            message,
+        })),
+        EditCheck::Refused(message) => {
+            let response = AdmissionResponse::deny(cx.uid(), 403, "Forbidden", message.clone());
+            let notice = Notice {
+                kind: NoticeKind::EditRefused,
+                message,
+            };
+            let report = cx.report(subject, governing.uid.clone(), None, Some(notice));
+            Err(Answer::Reported(Box::new((response, report))))
+        }
     }
 }
 
@@ -401,48 +437,51 @@ fn warn(uid: &str, warning: String) -> AdmissionResponse {
     r
 }
 
-/// An unparseable policy is refused by the validating webhook, unless the
-/// update leaves the policy annotations exactly as they were (ratcheting):
-/// a policy that was already broken must not block unrelated changes.
-fn invalid_policy(
-    endpoint: Endpoint,
-    uid: &str,
-    error: &str,
-    object: &Object,
-    old: Option<&Object>,
-) -> AdmissionResponse {
-    let governed_annotations = |o: &Object| -> Vec<(String, String)> {
-        o.metadata
-            .annotations
-            .iter()
-            .flatten()
-            .filter(|(k, _)| k.starts_with(PREFIX))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+/// A policy that does not parse is refused by the validating webhook,
+/// unless the update keeps the same broken policy on a workload that was
+/// already governed (ratcheting): a policy that was already broken must not
+/// block unrelated changes. Adding the governed label to a broken policy is
+/// refused like writing one. The mutating webhook stays silent: one message
+/// is enough. Either way the finding is reported.
+fn invalid_policy(cx: &Context<'_, '_>, subject: &Subject<'_>, invalid: Invalid) -> Answer {
+    let uid = subject.object.metadata.uid.clone();
+    let error = invalid.error.to_string();
+    // A workload write is the validating webhook's to refuse; a /scale of a
+    // workload with a broken policy is warned about once, by the first.
+    let reporter = match cx.req.sub_resource {
+        None => Endpoint::Validate,
+        Some(_) => Endpoint::Mutate,
     };
-    if endpoint == Endpoint::Mutate {
-        // The validating webhook owns policy errors; one message is enough.
-        return AdmissionResponse::allow(uid);
-    }
-    let unchanged =
-        old.is_some_and(|old| governed_annotations(old) == governed_annotations(object));
-    if !unchanged {
-        return AdmissionResponse::deny(
-            uid,
-            422,
-            "Invalid",
-            format!("scale-governor: invalid policy: {error}"),
-        );
-    }
-    warn(
-        uid,
-        format!("scale-governor: policy is invalid and not enforced: {error}"),
-    )
+    let (response, message) = if cx.endpoint != reporter {
+        return Answer::early(AdmissionResponse::allow(cx.uid()));
+    } else if invalid.ratchet {
+        let message = format!("scale-governor: policy is invalid and not enforced: {error}");
+        (warn(cx.uid(), message.clone()), message)
+    } else {
+        let message = format!("scale-governor: invalid policy: {error}");
+        (
+            AdmissionResponse::deny(cx.uid(), 422, "Invalid", message.clone()),
+            message,
+        )
+    };
+    let notice = Notice {
+        kind: NoticeKind::InvalidPolicy,
+        message,
+    };
+    Answer::Reported(Box::new((
+        response,
+        cx.report(subject, uid, None, Some(notice)),
+    )))
 }
 
 /// The response for a decision; `has_spec` says whether the object as sent
 /// has a `spec` the patch can add `replicas` to (a hand-made Scale may not).
-fn respond(uid: &str, decision: &Decision, policy: &Policy, has_spec: bool) -> AdmissionResponse {
+fn respond(
+    uid: &str,
+    decision: &Decision,
+    policies: &[&Policy],
+    has_spec: bool,
+) -> AdmissionResponse {
     let mut response = match decision.outcome {
         Outcome::Denied => AdmissionResponse::deny(
             uid,
@@ -483,13 +522,17 @@ fn respond(uid: &str, decision: &Decision, policy: &Policy, has_spec: bool) -> A
                 .map(|r| format!("{prefix}{}", r.message)),
         );
     }
-    response.warnings.extend(
-        decision
-            .warnings
-            .iter()
-            .chain(&policy.warnings)
-            .map(|w| format!("scale-governor: {w}")),
-    );
+    let mut warnings: Vec<&String> = decision.warnings.iter().collect();
+    for policy in policies {
+        for w in &policy.warnings {
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+    }
+    response
+        .warnings
+        .extend(warnings.into_iter().map(|w| format!("scale-governor: {w}")));
     if !decision.reasons.is_empty() {
         response.audit_annotations.insert(
             "decision".to_owned(),

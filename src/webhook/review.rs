@@ -11,9 +11,13 @@ use serde_json::value::RawValue;
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AdmissionReview<'a> {
-    /// Always `admission.k8s.io/v1` from a current apiserver.
+    /// `admission.k8s.io/v1` from a current apiserver; `v1beta1` from an
+    /// old webhook configuration.
     #[serde(default)]
     pub api_version: Option<String>,
+    /// `AdmissionReview`.
+    #[serde(default)]
+    pub kind: Option<String>,
     /// The request; absent only in malformed reviews.
     #[serde(borrow)]
     pub request: Option<AdmissionRequest<'a>>,
@@ -88,6 +92,40 @@ pub struct UserInfo {
     /// Username, e.g. `system:serviceaccount:kube-system:horizontal-pod-autoscaler`.
     #[serde(default)]
     pub username: Option<String>,
+    /// Groups, e.g. `system:masters`.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// The AdmissionReview versions the webhook answers. The response shape is
+/// the same in both; the apiserver refuses an answer in another version
+/// than it asked in (`unknown conversion`), so the answer echoes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReviewVersion {
+    /// `admission.k8s.io/v1`.
+    #[default]
+    V1,
+    /// `admission.k8s.io/v1beta1`.
+    V1beta1,
+}
+
+impl ReviewVersion {
+    /// The version a review asks in; `None` for any other.
+    pub fn of(api_version: Option<&str>) -> Option<ReviewVersion> {
+        match api_version {
+            Some("admission.k8s.io/v1") => Some(ReviewVersion::V1),
+            Some("admission.k8s.io/v1beta1") => Some(ReviewVersion::V1beta1),
+            _ => None,
+        }
+    }
+
+    /// The `apiVersion` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewVersion::V1 => "admission.k8s.io/v1",
+            ReviewVersion::V1beta1 => "admission.k8s.io/v1beta1",
+        }
+    }
 }
 
 /// The outgoing review.
@@ -101,10 +139,10 @@ pub struct ReviewResponse {
 }
 
 impl ReviewResponse {
-    /// Wraps a response in an `admission.k8s.io/v1` review.
-    pub fn new(response: AdmissionResponse) -> ReviewResponse {
+    /// Wraps a response in a review of the version the request came in.
+    pub fn new(version: ReviewVersion, response: AdmissionResponse) -> ReviewResponse {
         ReviewResponse {
-            api_version: "admission.k8s.io/v1",
+            api_version: version.as_str(),
             kind: "AdmissionReview",
             response,
         }

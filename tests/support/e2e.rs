@@ -95,9 +95,14 @@ pub struct Setup {
 
 /// A fresh namespace, a governor for it, and its webhooks registered.
 pub async fn setup(prefix: &str) -> Option<Setup> {
+    setup_with(prefix, &[]).await
+}
+
+/// [`setup`] with extra `serve` flags for the governor.
+pub async fn setup_with(prefix: &str, serve_flags: &[&str]) -> Option<Setup> {
     let cluster = super::require_cluster!(None);
     let ns = cluster.namespace(prefix).await;
-    let governor = Governor::start(cluster, ns.name(), "a").await;
+    let governor = Governor::start_with(cluster, ns.name(), "a", serve_flags).await;
     let webhooks = governor::register(cluster, &ns, &governor.url()).await;
     Some(Setup {
         cluster,
@@ -121,4 +126,67 @@ pub async fn create(s: &Setup, yaml: &str) {
         (s.governor.reviews().await > before).then_some(())
     })
     .await;
+}
+
+/// Lets `user` get, patch and scale Deployments in the namespace (the
+/// built-in roles are empty without the aggregation controller).
+pub async fn grant_scaler(s: &Setup, user: &str) {
+    let ns = s.ns.name();
+    let role = format!("scaler-{user}");
+    s.cluster
+        .kubectl_ok([
+            "create",
+            "role",
+            &role,
+            "--verb=get,list,patch,update",
+            "--resource=deployments,deployments/scale",
+            "-n",
+            ns,
+        ])
+        .await;
+    s.cluster
+        .kubectl_ok([
+            "create",
+            "rolebinding",
+            &role,
+            &format!("--role={role}"),
+            &format!("--user={user}"),
+            "-n",
+            ns,
+        ])
+        .await;
+}
+
+/// `kubectl patch --type=merge`, returning (success, stderr).
+pub async fn patch(s: &Setup, resource: &str, json: &str, extra: &[&str]) -> (bool, String) {
+    let mut args = vec![
+        "patch",
+        "-n",
+        s.ns.name(),
+        resource,
+        "--type=merge",
+        "-p",
+        json,
+    ];
+    args.extend_from_slice(extra);
+    let out = s.cluster.kubectl(&args).await;
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Events in the namespace with this reason, as `reason: message` lines.
+pub async fn events(s: &Setup, reason: &str) -> String {
+    s.cluster
+        .kubectl_ok([
+            "get",
+            "events",
+            "-n",
+            s.ns.name(),
+            &format!("--field-selector=reason={reason}"),
+            "-o",
+            "jsonpath={range .items[*]}{.reason}: {.note}{.message}{\"\\n\"}{end}",
+        ])
+        .await
 }

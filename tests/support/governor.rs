@@ -42,6 +42,7 @@ pub fn certs() -> &'static TestCerts {
 /// A running `scale-governor serve`, killed on drop.
 pub struct Governor {
     child: Option<Child>,
+    extra: Vec<String>,
     /// HTTPS port of `/mutate` and `/validate`.
     pub https_port: u16,
     /// Plain-HTTP port of `/readyz` and `/metrics`.
@@ -64,8 +65,19 @@ impl Governor {
     /// Starts one replica; the Lease lives in `lease_namespace` so tests do
     /// not contend for one leader.
     pub async fn start(cluster: &Cluster, lease_namespace: &str, identity: &str) -> Governor {
+        Governor::start_with(cluster, lease_namespace, identity, &[]).await
+    }
+
+    /// [`Governor::start`] with extra `serve` flags.
+    pub async fn start_with(
+        cluster: &Cluster,
+        lease_namespace: &str,
+        identity: &str,
+        extra: &[&str],
+    ) -> Governor {
         let mut g = Governor {
             child: None,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
             https_port: free_port(),
             admin_port: free_port(),
             identity: identity.to_owned(),
@@ -110,6 +122,7 @@ impl Governor {
             // its own namespace, as one Lease holder per cluster would.
             .arg(format!("--watch-namespace={}", self.lease_namespace))
             .arg(format!("--identity={}", self.identity))
+            .args(&self.extra)
             .env("RUST_LOG", "info,scale_governor=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

@@ -8,6 +8,7 @@
 
 mod bounds;
 pub mod ledger;
+mod loosen;
 mod rate;
 
 use chrono::{DateTime, Utc};
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 pub use bounds::Bounds;
 pub use ledger::{Change, Ledger, LedgerError};
+pub use loosen::loosenings;
 
 use crate::policy::{Direction, Mode, Policy, ScalingRules};
 
@@ -239,6 +241,56 @@ pub fn decide(
         _ => {}
     }
     decision
+}
+
+/// Decides a request against several policies in turn, so the result
+/// satisfies each: a request that edits a workload's policy is decided by
+/// the stored policy and then by the new one, and a looser edit governs
+/// only from the next request on. Each policy sees the count the one before
+/// it allowed. Equal policies are applied once; an empty list allows the
+/// request unchanged.
+pub fn decide_all(
+    policies: &[&Policy],
+    ledger: &Ledger,
+    request: Request<'_>,
+    now: DateTime<Utc>,
+) -> Decision {
+    let mut distinct: Vec<&Policy> = Vec::with_capacity(policies.len());
+    for policy in policies {
+        if !distinct.contains(policy) {
+            distinct.push(policy);
+        }
+    }
+    let Some((first, rest)) = distinct.split_first() else {
+        return decide(&Policy::default(), ledger, request, now);
+    };
+    let mut combined = decide(first, ledger, request, now);
+    for policy in rest {
+        if !combined.allowed {
+            break;
+        }
+        let next = Request {
+            requested: combined.replicas,
+            ..request
+        };
+        let d = decide(policy, ledger, next, now);
+        combined.reasons.extend(d.reasons);
+        combined.warnings.extend(d.warnings);
+        if d.outcome != Outcome::Paused {
+            combined.mode = d.mode;
+            combined.governed = d.governed;
+        }
+        combined.allowed = d.allowed;
+        combined.replicas = d.replicas;
+        combined.outcome = match (combined.outcome, d.outcome) {
+            (_, Outcome::Denied) => Outcome::Denied,
+            _ if d.replicas != request.requested => Outcome::Clamped,
+            (Outcome::Audited, _) | (_, Outcome::Audited) => Outcome::Audited,
+            (Outcome::Paused, Outcome::Paused) => Outcome::Paused,
+            _ => Outcome::Unchanged,
+        };
+    }
+    combined
 }
 
 fn apply_rate_rules(

@@ -13,7 +13,7 @@ use crate::units;
 
 pub use behavior::{Direction, PolicyKind, RatePolicy, ScalingRules, SelectPolicy};
 pub use error::PolicyError;
-pub use recommend::{RecommendConfig, Trend};
+pub use recommend::{DEFAULT_TTL_SECONDS, RecommendConfig, Trend};
 pub use recommendation::{Recommendation, RecommendationKind};
 pub use windows::{DaySet, Span, TimeOfDay, Window, WindowBounds, Windows};
 
@@ -168,6 +168,47 @@ impl Policy {
         Ok(policy)
     }
 
+    /// Keeps the `recommendation` only if the governor wrote it, and never
+    /// for longer than the policy's TTL: anyone who can edit the workload
+    /// could otherwise plant a floor (or a target) of their own, for as long
+    /// as they like. `written_by_governor` comes from `managedFields`, which
+    /// the adapters read. Returns a warning when the recommendation is
+    /// dropped or its lifetime cut.
+    pub fn vet_recommendation(
+        &mut self,
+        written_by_governor: bool,
+        now: DateTime<Utc>,
+    ) -> Option<String> {
+        let rec = self.recommendation.as_mut()?;
+        if !written_by_governor {
+            self.recommendation = None;
+            return Some(
+                "the recommendation annotation was not written by the governor (field manager scale-governor); ignored".to_owned(),
+            );
+        }
+        // A little clock skew between replicas is normal; more is not.
+        if rec.computed_at > now + chrono::Duration::seconds(60) {
+            let at = rec.computed_at.to_rfc3339();
+            self.recommendation = None;
+            return Some(format!(
+                "the recommendation claims to be computed in the future ({at}); ignored"
+            ));
+        }
+        let ttl = self
+            .recommend
+            .as_ref()
+            .map_or(DEFAULT_TTL_SECONDS, |r| r.ttl_seconds);
+        let longest = rec.computed_at + chrono::Duration::seconds(i64::from(ttl));
+        if rec.expires_at > longest {
+            rec.expires_at = longest;
+            return Some(format!(
+                "the recommendation's lifetime is cut to the policy's {ttl}s TTL (expires {})",
+                longest.to_rfc3339()
+            ));
+        }
+        None
+    }
+
     /// Whether enforcement is paused at `now` (mode `off` or `suspend-until`).
     pub fn is_paused(&self, now: DateTime<Utc>) -> bool {
         self.mode == Mode::Off || self.suspend_until.is_some_and(|until| now < until)
@@ -299,6 +340,45 @@ mod tests {
         assert_eq!(until.to_rfc3339(), "2026-11-21T17:00:00+00:00");
         assert!(policy.is_paused(until - chrono::Duration::seconds(1)));
         assert!(!policy.is_paused(until));
+    }
+
+    #[test]
+    fn a_recommendation_counts_only_from_the_governor_and_within_its_ttl() {
+        let rec = r#"{"replicas":40,"computedAt":"2026-11-23T10:00:00Z","expiresAt":"2027-11-23T10:00:00Z"}"#;
+        let now: DateTime<Utc> = "2026-11-23T10:01:00Z".parse().unwrap();
+        let mut forged = parse(&[(keys::RECOMMENDATION, rec)]).unwrap();
+        let warning = forged.vet_recommendation(false, now).unwrap();
+        assert!(warning.contains("not written by the governor"), "{warning}");
+        assert!(forged.recommendation.is_none());
+
+        let mut own = parse(&[(keys::RECOMMENDATION, rec)]).unwrap();
+        let warning = own.vet_recommendation(true, now).unwrap();
+        assert!(warning.contains("300s TTL"), "{warning}");
+        assert_eq!(
+            own.recommendation.unwrap().expires_at.to_rfc3339(),
+            "2026-11-23T10:05:00+00:00"
+        );
+        let with_ttl = r#"{"targetPerPod":10,"ttlSeconds":3600}"#;
+        let mut longer =
+            parse(&[(keys::RECOMMENDATION, rec), (keys::RECOMMEND, with_ttl)]).unwrap();
+        longer.vet_recommendation(true, now);
+        assert_eq!(
+            longer.recommendation.unwrap().expires_at.to_rfc3339(),
+            "2026-11-23T11:00:00+00:00"
+        );
+        let future = r#"{"replicas":40,"computedAt":"2027-01-01T00:00:00Z","expiresAt":"2027-01-01T00:05:00Z"}"#;
+        let mut planted = parse(&[(keys::RECOMMENDATION, future)]).unwrap();
+        assert!(
+            planted
+                .vet_recommendation(true, now)
+                .unwrap()
+                .contains("future")
+        );
+        assert!(planted.recommendation.is_none());
+        let fine = r#"{"replicas":4,"computedAt":"2026-11-23T10:00:00Z","expiresAt":"2026-11-23T10:05:00Z"}"#;
+        let mut fine = parse(&[(keys::RECOMMENDATION, fine)]).unwrap();
+        assert_eq!(fine.vet_recommendation(true, now), None);
+        assert!(fine.recommendation.is_some());
     }
 
     #[test]

@@ -1,10 +1,21 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::webhook::review::ReviewVersion;
 use crate::{
     cache::Update,
     policy::{GOVERNED_LABEL, keys},
 };
+
+/// [`super::review`] with the default admission settings.
+fn review(
+    endpoint: Endpoint,
+    body: &[u8],
+    cache: &Cache,
+    now: DateTime<Utc>,
+) -> Result<Reviewed, BadReview> {
+    super::review(endpoint, body, cache, &AdmitConfig::default(), now)
+}
 
 fn now() -> DateTime<Utc> {
     "2026-11-23T10:00:00Z".parse().unwrap()
@@ -146,7 +157,10 @@ fn audit_mode_allows_and_warns() {
         r.response.warnings,
         ["scale-governor (audit only): max-replicas 20: asked 100, allowed 20"]
     );
-    assert_eq!(r.report.unwrap().decision.outcome, Outcome::Audited);
+    assert_eq!(
+        r.report.unwrap().decision.unwrap().outcome,
+        Outcome::Audited
+    );
 }
 
 #[test]
@@ -352,7 +366,7 @@ fn a_scale_without_replicas_is_a_scale_to_zero() {
             r.response.warnings,
             ["scale-governor: min-replicas 1: asked 0, allowed 1"]
         );
-        let d = r.report.unwrap().decision;
+        let d = r.report.unwrap().decision.unwrap();
         assert_eq!((d.current, d.requested, d.replicas), (3, 0, 1));
     }
     // And a scale *from* 0 starts from 0.
@@ -370,5 +384,157 @@ fn a_scale_without_replicas_is_a_scale_to_zero() {
     assert_eq!(
         r.response.warnings,
         ["scale-governor: scale-up 2 pods/60s: asked 10, allowed 2 (0 at period start)"]
+    );
+}
+
+/// The apiserver cannot read an answer in another version than it asked in
+/// (`unknown conversion`): a v1beta1 review is answered in v1beta1, and
+/// anything else is refused with a message that says what to configure.
+#[test]
+fn a_review_is_answered_in_its_own_version_or_refused() {
+    let cache = cache_with(&[(keys::MAX_REPLICAS, "20")], 5);
+    let mut v: Value = serde_json::from_slice(&body(
+        "UPDATE",
+        Some("scale"),
+        scale(100),
+        Some(scale(5)),
+        false,
+    ))
+    .unwrap();
+    v["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let r = review(
+        Endpoint::Mutate,
+        &serde_json::to_vec(&v).unwrap(),
+        &cache,
+        now(),
+    )
+    .unwrap();
+    assert_eq!(r.version, ReviewVersion::V1beta1);
+    assert_eq!(patched_replicas(&r.response, &scale(100)), Some(20));
+    for (api_version, kind) in [
+        ("admission.k8s.io/v2", "AdmissionReview"),
+        ("admission.k8s.io/v1", "TokenReview"),
+    ] {
+        v["apiVersion"] = json!(api_version);
+        v["kind"] = json!(kind);
+        let err = review(
+            Endpoint::Mutate,
+            &serde_json::to_vec(&v).unwrap(),
+            &cache,
+            now(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, BadReview::Version(_))
+                && err.to_string().contains("admissionReviewVersions"),
+            "{err}"
+        );
+    }
+}
+
+/// A policy edit in the same request as a scale: the stored policy governs
+/// the request (the new one from the next request on), and the loosening
+/// is reported by the validating webhook.
+#[test]
+fn a_loosening_edit_does_not_govern_its_own_request() {
+    let cache = Cache::new();
+    let stored = json!({ keys::MAX_REPLICAS: "20" });
+    let loosened = json!({ keys::MAX_REPLICAS: "1000", keys::MODE: "off" });
+    let b = body(
+        "UPDATE",
+        None,
+        deployment(1000, loosened.clone(), true),
+        Some(deployment(10, stored.clone(), true)),
+        false,
+    );
+    let m = review(Endpoint::Mutate, &b, &cache, now()).unwrap();
+    assert_eq!(
+        patched_replicas(&m.response, &deployment(1000, loosened.clone(), true)),
+        Some(20)
+    );
+    assert!(
+        m.response
+            .warnings
+            .iter()
+            .any(|w| w.contains("the stored policy governs it")),
+        "{:?}",
+        m.response.warnings
+    );
+    let v = review(Endpoint::Validate, &b, &cache, now()).unwrap();
+    assert!(v.response.allowed);
+    let notice = v.report.unwrap().notice.unwrap();
+    assert_eq!(notice.kind, NoticeKind::Loosened);
+    assert!(
+        notice.message.starts_with(
+            "alice loosened the policy: mode enforce -> off; bounds now 0..20 -> 0..1000"
+        ),
+        "{}",
+        notice.message
+    );
+    // Removing the label in the same request as a scale is governed too.
+    let b = body(
+        "UPDATE",
+        None,
+        deployment(1000, stored.clone(), false),
+        Some(deployment(10, stored, true)),
+        false,
+    );
+    let m = review(Endpoint::Mutate, &b, &cache, now()).unwrap();
+    assert_eq!(
+        patched_replicas(&m.response, &deployment(1000, json!({}), false)),
+        Some(20)
+    );
+}
+
+/// With policy admins configured, a loosening edit by anyone else is refused
+/// by the validating webhook with the reason, and reported.
+#[test]
+fn only_policy_admins_may_loosen() {
+    let cache = Cache::new();
+    let config = AdmitConfig {
+        policy_admins: "group=system:masters".parse().unwrap(),
+        ..AdmitConfig::default()
+    };
+    let b = body(
+        "UPDATE",
+        None,
+        deployment(
+            10,
+            json!({ keys::SUSPEND_UNTIL: "2026-11-23T12:00:00Z" }),
+            true,
+        ),
+        Some(deployment(10, json!({}), true)),
+        false,
+    );
+    let v = super::review(Endpoint::Validate, &b, &cache, &config, now()).unwrap();
+    assert!(!v.response.allowed);
+    assert_eq!(
+        v.response.status.unwrap().message,
+        "scale-governor: only policy admins (group system:masters) may loosen this policy; alice asked for: suspended until 2026-11-23T12:00:00+00:00"
+    );
+    assert_eq!(
+        v.report.unwrap().notice.unwrap().kind,
+        NoticeKind::EditRefused
+    );
+}
+
+/// A governed label added to a workload whose annotations already hold a
+/// broken policy is refused like writing the broken policy.
+#[test]
+fn labelling_a_workload_with_a_broken_policy_is_refused() {
+    let cache = Cache::new();
+    let bad = json!({ keys::WINDOWS: "Mon-Fry 08:00-20:00 min=1" });
+    let b = body(
+        "UPDATE",
+        None,
+        deployment(3, bad.clone(), true),
+        Some(deployment(3, bad, false)),
+        false,
+    );
+    let v = review(Endpoint::Validate, &b, &cache, now()).unwrap();
+    assert_eq!(v.response.status.expect("refused").code, 422);
+    assert_eq!(
+        v.report.unwrap().notice.unwrap().kind,
+        NoticeKind::InvalidPolicy
     );
 }

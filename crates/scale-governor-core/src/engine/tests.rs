@@ -122,6 +122,49 @@ fn a_pending_change_spends_budget_but_never_frees_it() {
     assert_eq!(ask(&p, &ledger, 14, 2).replicas, 10);
 }
 
+/// A request that raises max-replicas and scales in one go is decided by
+/// the stored policy too; the looser one governs from the next request on.
+#[test]
+fn an_edit_and_a_scale_together_must_satisfy_both_policies() {
+    let stored = policy(&[(keys::MAX_REPLICAS, "20"), (keys::SCALE_UP, "4 pods/60s")]);
+    let loosened = policy(&[(keys::MAX_REPLICAS, "1000")]);
+    let request = Request {
+        current: 18,
+        requested: 1000,
+        actor: "mallory",
+    };
+    let d = decide_all(&[&stored, &loosened], &Ledger::new(), request, at(NOW));
+    assert_eq!((d.replicas, d.outcome), (20, Outcome::Clamped));
+    assert_eq!(
+        messages(&d),
+        [
+            "scale-up 4 pods/60s: asked 1000, allowed 22 (18 at period start)",
+            "max-replicas 20: asked 1000, allowed 20"
+        ]
+    );
+    // Tightening in the same request applies at once.
+    let tighter = policy(&[(keys::MAX_REPLICAS, "10")]);
+    let d = decide_all(&[&stored, &tighter], &Ledger::new(), request, at(NOW));
+    assert_eq!(d.replicas, 10);
+    // Paused by the edit (mode off, suspend-until): the stored policy holds.
+    let off = policy(&[(keys::MODE, "off")]);
+    let d = decide_all(&[&stored, &off], &Ledger::new(), request, at(NOW));
+    assert_eq!((d.replicas, d.outcome), (20, Outcome::Clamped));
+    // A deny in either refuses.
+    let deny = policy(&[(keys::MODE, "deny"), (keys::MAX_REPLICAS, "20")]);
+    let d = decide_all(&[&loosened, &deny], &Ledger::new(), request, at(NOW));
+    assert_eq!(
+        (d.allowed, d.outcome, d.replicas),
+        (false, Outcome::Denied, 18)
+    );
+    // One policy, or the same twice, is plain `decide`.
+    let once = decide(&stored, &Ledger::new(), request, at(NOW));
+    assert_eq!(
+        decide_all(&[&stored, &stored], &Ledger::new(), request, at(NOW)),
+        once
+    );
+}
+
 #[test]
 fn scale_down_percent_and_select_min() {
     let p = policy(&[(keys::SCALE_DOWN, "50%/60s, 2 pods/60s, select=Min")]);

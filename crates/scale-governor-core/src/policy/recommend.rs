@@ -57,8 +57,11 @@ fn default_smoothing() -> u32 {
 fn default_hold() -> u32 {
     300
 }
+/// A recommendation's lifetime when the `recommend` annotation sets none.
+pub const DEFAULT_TTL_SECONDS: u32 = 300;
+
 fn default_ttl() -> u32 {
-    300
+    DEFAULT_TTL_SECONDS
 }
 
 impl RecommendConfig {
