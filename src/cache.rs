@@ -3,6 +3,7 @@
 //! policy and its ledger. Watches feed it ([`watch`]); nothing on the request
 //! path talks to the apiserver.
 
+pub mod hpa;
 pub mod watch;
 
 use std::sync::{

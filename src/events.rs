@@ -1,18 +1,28 @@
 //! Kubernetes Events for decisions, so `kubectl describe` explains every
-//! clamp, denial and audit. Published off the request path: the webhook only
-//! queues a report; a background task talks to the apiserver.
+//! clamp, denial and audit, on the workload and on the HPA that targets it.
+//! Published off the request path: the webhook only queues a report; a
+//! background task talks to the apiserver. Repeats fold into series whose
+//! message and count stay current ([`series`]).
+
+pub mod series;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::ObjectReference;
+use chrono::Utc;
+use k8s_openapi::{
+    api::{core::v1::ObjectReference, events::v1::Event as K8sEvent, events::v1::EventSeries},
+    apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+};
 use kube::{
-    Client,
-    runtime::events::{Event, EventType, Recorder, Reporter},
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use self::series::{SeriesCache, SeriesKey, Write};
 use crate::{
+    cache::hpa::HpaIndex,
     engine::Outcome,
     metrics::{Metrics, ResultLabels},
     report::Report,
@@ -23,6 +33,39 @@ use crate::{
 const QUEUE: usize = 1024;
 /// The Events API limits a note to 1 kB.
 const MAX_NOTE: usize = 1000;
+/// The Events API limits an action to 128 bytes.
+const MAX_ACTION: usize = 128;
+
+/// Who publishes: `reportingController` and `reportingInstance`.
+#[derive(Debug, Clone)]
+pub struct Reporter {
+    /// `scale-governor`.
+    pub controller: String,
+    /// This replica's identity.
+    pub instance: String,
+}
+
+/// `Normal` or `Warning`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Something the governor did as designed.
+    Normal,
+    /// Something a person should look at.
+    Warning,
+}
+
+/// One Event to publish about the report's workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// Normal or Warning.
+    pub type_: EventType,
+    /// E.g. `ScaleClamped`, `PolicyLoosened`.
+    pub reason: String,
+    /// The rule, or `EditPolicy`: what the series folds on.
+    pub action: String,
+    /// The message, with the actor and the numbers.
+    pub note: String,
+}
 
 /// The webhook's handle for queueing Events.
 #[derive(Debug, Clone)]
@@ -32,10 +75,10 @@ pub struct EventSink {
 }
 
 impl EventSink {
-    /// Queues an Event for a report if its outcome deserves one and it is
-    /// not a dry run. Never waits.
+    /// Queues the Events of a report, unless it is a dry run or a repeat,
+    /// or has none. Never waits.
     pub fn emit(&self, report: &Report) {
-        if report.dry_run || report.repeat || events_for(report).is_empty() {
+        if report.dry_run || report.repeat || notes_for(report).is_empty() {
             return;
         }
         if self.tx.try_send(report.clone()).is_err() {
@@ -51,54 +94,163 @@ impl EventSink {
 pub fn start(
     client: Client,
     reporter: Reporter,
+    hpas: Arc<HpaIndex>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> EventSink {
     let (tx, mut rx) = mpsc::channel::<Report>(QUEUE);
-    let recorder = Recorder::new(client, reporter);
     let task_metrics = metrics.clone();
     tokio::spawn(async move {
+        let mut publisher = Publisher {
+            client,
+            reporter,
+            series: SeriesCache::default(),
+        };
         loop {
             let report = tokio::select! {
                 () = shutdown.cancelled() => return,
                 next = rx.recv() => match next { Some(r) => r, None => return },
             };
-            for event in events_for(&report) {
-                let result = match recorder.publish(&event, &reference(&report)).await {
-                    Ok(()) => "ok",
-                    Err(err) => {
-                        tracing::warn!(error = %err, namespace = %report.namespace, name = %report.name, "publishing Event failed");
-                        "error"
-                    }
-                };
-                task_metrics
-                    .events
-                    .get_or_create(&ResultLabels { result })
-                    .inc();
+            let workload = reference(&report);
+            let hpas: Vec<ObjectReference> = hpas
+                .targeting(report.kind, &report.namespace, &report.name)
+                .into_iter()
+                .map(|hpa| ObjectReference {
+                    api_version: Some("autoscaling/v2".to_owned()),
+                    kind: Some("HorizontalPodAutoscaler".to_owned()),
+                    name: Some(hpa.name),
+                    namespace: Some(report.namespace.clone()),
+                    uid: hpa.uid,
+                    ..ObjectReference::default()
+                })
+                .collect();
+            for note in notes_for(&report) {
+                let is_decision = note.action != EDIT_ACTION;
+                let mut targets = vec![(workload.clone(), note.clone())];
+                if is_decision {
+                    // The HPA's own status does not say its write was cut.
+                    let on_hpa = Note {
+                        note: truncate(
+                            format!("{} {}: {}", report.kind.as_str(), report.name, note.note),
+                            MAX_NOTE,
+                        ),
+                        ..note.clone()
+                    };
+                    targets.extend(hpas.iter().map(|h| (h.clone(), on_hpa.clone())));
+                }
+                for (regarding, note) in targets {
+                    let result = match publisher.publish(&note, &regarding).await {
+                        Ok(()) => "ok",
+                        Err(err) => {
+                            tracing::warn!(error = %err, namespace = %report.namespace, name = ?regarding.name, "publishing Event failed");
+                            "error"
+                        }
+                    };
+                    task_metrics
+                        .events
+                        .get_or_create(&ResultLabels { result })
+                        .inc();
+                }
             }
         }
     });
     EventSink { tx, metrics }
 }
 
+struct Publisher {
+    client: Client,
+    reporter: Reporter,
+    series: SeriesCache,
+}
+
+impl Publisher {
+    async fn publish(
+        &mut self,
+        note: &Note,
+        regarding: &ObjectReference,
+    ) -> Result<(), kube::Error> {
+        let namespace = regarding.namespace.clone().unwrap_or_default();
+        let key = SeriesKey {
+            namespace: namespace.clone(),
+            kind: regarding.kind.clone().unwrap_or_default(),
+            name: regarding.name.clone().unwrap_or_default(),
+            reason: note.reason.clone(),
+            action: note.action.clone(),
+        };
+        let now = Utc::now();
+        let write = self.series.next(&key, &note.note, now);
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
+        let result = match &write {
+            Write::Create { event, count } => {
+                let series = (*count > 1).then(|| EventSeries {
+                    count: *count,
+                    last_observed_time: MicroTime(now_ts()),
+                });
+                let event = K8sEvent {
+                    metadata: ObjectMeta {
+                        name: Some(event.clone()),
+                        namespace: Some(namespace.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    action: Some(note.action.clone()),
+                    reason: Some(note.reason.clone()),
+                    note: Some(note.note.clone()),
+                    type_: Some(
+                        match note.type_ {
+                            EventType::Normal => "Normal",
+                            EventType::Warning => "Warning",
+                        }
+                        .to_owned(),
+                    ),
+                    event_time: Some(MicroTime(now_ts())),
+                    regarding: Some(regarding.clone()),
+                    reporting_controller: Some(self.reporter.controller.clone()),
+                    reporting_instance: Some(self.reporter.instance.clone()),
+                    series,
+                    ..K8sEvent::default()
+                };
+                api.create(&PostParams::default(), &event).await.map(drop)
+            }
+            Write::Bump { event, count } => {
+                let patch = serde_json::json!({
+                    "series": {"count": count, "lastObservedTime": MicroTime(now_ts())}
+                });
+                api.patch(event, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(drop)
+            }
+        };
+        if result.is_err() {
+            self.series.forget(&key);
+        }
+        result
+    }
+}
+
+fn now_ts() -> k8s_openapi::jiff::Timestamp {
+    k8s_openapi::jiff::Timestamp::now()
+}
+
+/// The action of policy notices.
+const EDIT_ACTION: &str = "EditPolicy";
+
 /// The Events a report becomes: one for a decision that changed or
 /// refused something, one for a notice about the policy.
-pub fn events_for(report: &Report) -> Vec<Event> {
-    let mut events = Vec::new();
+pub fn notes_for(report: &Report) -> Vec<Note> {
+    let mut notes = Vec::new();
     if let Some(notice) = &report.notice {
-        events.push(Event {
+        notes.push(Note {
             type_: EventType::Warning,
             reason: notice.kind.event_reason().to_owned(),
-            note: Some(truncate(notice.message.clone(), MAX_NOTE)),
-            action: truncate(format!("Edit policy by {}", report.actor), MAX_ACTION),
-            secondary: None,
+            action: EDIT_ACTION.to_owned(),
+            note: truncate(notice.message.clone(), MAX_NOTE),
         });
     }
     let Some(d) = &report.decision else {
-        return events;
+        return notes;
     };
     let Some(reason) = d.outcome.event_reason() else {
-        return events;
+        return notes;
     };
     let note = format!(
         "{} asked {} replicas (current {}): {}",
@@ -107,27 +259,21 @@ pub fn events_for(report: &Report) -> Vec<Event> {
         d.current,
         d.summary()
     );
-    // The Recorder folds Events with the same reason and action into one
-    // series that keeps the first note; putting the actor and numbers in
-    // the action folds only true repeats (an HPA re-asking every sync), not
-    // new decisions.
-    let action = format!("Scale {}->{} by {}", d.requested, d.replicas, report.actor);
-    events.push(Event {
+    // One series per rule that set the result: an HPA re-asking every sync
+    // bumps its count, and new numbers show up as the latest message.
+    let rule = d.reasons.last().map_or("none", |r| r.rule.as_str());
+    notes.push(Note {
         type_: if d.outcome == Outcome::Denied {
             EventType::Warning
         } else {
             EventType::Normal
         },
         reason: reason.to_owned(),
-        note: Some(truncate(note, MAX_NOTE)),
-        action: truncate(action, MAX_ACTION),
-        secondary: None,
+        action: truncate(rule.to_owned(), MAX_ACTION),
+        note: truncate(note, MAX_NOTE),
     });
-    events
+    notes
 }
-
-/// The Events API limits an action to 128 bytes.
-const MAX_ACTION: usize = 128;
 
 /// Cuts `text` to at most `max` bytes on a character boundary, marking the
 /// cut with `...` when there is room.
@@ -189,37 +335,41 @@ mod tests {
         }
     }
 
-    fn event_for(report: &Report) -> Option<Event> {
-        let mut events = events_for(report);
-        assert!(events.len() <= 1, "{} events", events.len());
-        events.pop()
+    fn note_for(report: &Report) -> Option<Note> {
+        let mut notes = notes_for(report);
+        assert!(notes.len() <= 1, "{notes:?}");
+        notes.pop()
     }
 
     #[test]
     fn clamp_becomes_a_normal_event_with_the_reason() {
-        let event = event_for(&report(&[(keys::MAX_REPLICAS, "20")], 100, false)).unwrap();
-        assert_eq!(event.reason, "ScaleClamped");
-        assert_eq!(event.action, "Scale 100->20 by alice");
-        assert_eq!(event.type_, EventType::Normal);
+        let note = note_for(&report(&[(keys::MAX_REPLICAS, "20")], 100, false)).unwrap();
         assert_eq!(
-            event.note.as_deref(),
-            Some("alice asked 100 replicas (current 5): max-replicas 20: asked 100, allowed 20")
+            note,
+            Note {
+                type_: EventType::Normal,
+                reason: "ScaleClamped".into(),
+                action: "max-replicas".into(),
+                note:
+                    "alice asked 100 replicas (current 5): max-replicas 20: asked 100, allowed 20"
+                        .into(),
+            }
         );
     }
 
     #[test]
     fn denial_is_a_warning_and_unchanged_has_no_event() {
-        let event = event_for(&report(
+        let note = note_for(&report(
             &[(keys::MODE, "deny"), (keys::MAX_REPLICAS, "20")],
             100,
             false,
         ))
         .unwrap();
         assert_eq!(
-            (event.reason.as_str(), event.type_),
+            (note.reason.as_str(), note.type_),
             ("ScaleDenied", EventType::Warning)
         );
-        assert!(event_for(&report(&[(keys::MAX_REPLICAS, "20")], 10, false)).is_none());
+        assert!(note_for(&report(&[(keys::MAX_REPLICAS, "20")], 10, false)).is_none());
     }
 
     #[test]
@@ -229,21 +379,21 @@ mod tests {
             kind: crate::report::NoticeKind::Loosened,
             message: "alice loosened the policy: bounds now 0..20 -> 0..1000".into(),
         });
-        let events = events_for(&r);
-        assert_eq!(events.len(), 1, "unchanged decision, one notice");
+        let notes = notes_for(&r);
+        assert_eq!(notes.len(), 1, "unchanged decision, one notice");
         assert_eq!(
             (
-                events[0].reason.as_str(),
-                events[0].type_,
-                events[0].action.as_str()
+                notes[0].reason.as_str(),
+                notes[0].type_,
+                notes[0].action.as_str()
             ),
-            ("PolicyLoosened", EventType::Warning, "Edit policy by alice")
+            ("PolicyLoosened", EventType::Warning, "EditPolicy")
         );
         assert_eq!(truncate("é".repeat(10), 7), "éé...");
     }
 
     #[tokio::test]
-    async fn dry_runs_and_unchanged_decisions_are_not_queued() {
+    async fn dry_runs_repeats_and_unchanged_decisions_are_not_queued() {
         let (tx, mut rx) = mpsc::channel(4);
         let sink = EventSink {
             tx,

@@ -4,13 +4,13 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use kube::{Client, Config, config::KubeConfigOptions, runtime::events::Reporter};
+use kube::{Client, Config, config::KubeConfigOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    cache::{self, Cache},
-    events,
+    cache::{self, Cache, hpa::HpaIndex},
+    events::{self, Reporter},
     leader::{self, LeaderConfig},
     metrics::{Metrics, ResultLabels},
     server::{self, HttpsOptions},
@@ -162,6 +162,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     spawn_reload_metrics(certs.clone(), metrics.clone(), shutdown.clone());
     let tls_config = tls::server_config(certs.clone())?;
 
+    let hpas = Arc::new(HpaIndex::new());
+    tokio::spawn(cache::hpa::run(
+        client.clone(),
+        args.watch_namespace.clone(),
+        hpas.clone(),
+        shutdown.clone(),
+    ));
     let webhook = Arc::new(Webhook {
         cache: cache.clone(),
         metrics: metrics.clone(),
@@ -169,8 +176,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             client.clone(),
             Reporter {
                 controller: "scale-governor".into(),
-                instance: Some(identity.clone()),
+                instance: identity.clone(),
             },
+            hpas,
             metrics.clone(),
             shutdown.clone(),
         )),
