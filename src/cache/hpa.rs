@@ -27,10 +27,22 @@ pub struct HpaRef {
     pub uid: Option<String>,
 }
 
-/// HPAs by namespace and name, with the workload each targets.
+/// An HPA's namespace and name.
+type HpaKey = (String, String);
+
+/// What an HPA targets (kind and name, in its namespace), and its uid.
+#[derive(Debug, Clone)]
+struct Target {
+    kind: WorkloadKind,
+    name: String,
+    uid: Option<String>,
+}
+
+/// HPAs by namespace and name, with the workload each targets. Read only by
+/// the Event publisher, off the request path, so a plain mutex will do.
 #[derive(Debug, Default)]
 pub struct HpaIndex {
-    hpas: Mutex<HashMap<(String, String), (WorkloadKind, String, Option<String>)>>,
+    hpas: Mutex<HashMap<HpaKey, Target>>,
 }
 
 impl HpaIndex {
@@ -39,10 +51,7 @@ impl HpaIndex {
         HpaIndex::default()
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (WorkloadKind, String, Option<String>)>>
-    {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<HpaKey, Target>> {
         self.hpas.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -61,7 +70,12 @@ impl HpaIndex {
         let mut hpas = self.lock();
         match (kind, target) {
             (Some(kind), Some(target)) => {
-                hpas.insert(key, (kind, target.name.clone(), hpa.uid()));
+                let target = Target {
+                    kind,
+                    name: target.name.clone(),
+                    uid: hpa.uid(),
+                };
+                hpas.insert(key, target);
             }
             _ => {
                 hpas.remove(&key);
@@ -78,10 +92,10 @@ impl HpaIndex {
     pub fn targeting(&self, kind: WorkloadKind, namespace: &str, name: &str) -> Vec<HpaRef> {
         self.lock()
             .iter()
-            .filter(|((ns, _), (k, target, _))| ns == namespace && *k == kind && target == name)
-            .map(|((_, hpa), (_, _, uid))| HpaRef {
+            .filter(|((ns, _), t)| ns == namespace && t.kind == kind && t.name == name)
+            .map(|((_, hpa), t)| HpaRef {
                 name: hpa.clone(),
-                uid: uid.clone(),
+                uid: t.uid.clone(),
             })
             .collect()
     }
