@@ -72,8 +72,8 @@ struct Last {
 }
 
 /// Which review a decision answers: its uid, and a digest of its body and
-/// endpoint, since one uid is sent to each webhook, and again with another
-/// body when the apiserver re-invokes a mutating webhook.
+/// endpoint. The apiserver gives every round trip its own uid and resends
+/// one only with the same body, so a uid with another body is not a repeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReviewKey<'a> {
     /// `request.uid`.
@@ -129,10 +129,10 @@ impl Entry {
             if last.digest == review.digest {
                 return (last.decision.clone(), true);
             }
-            // The same uid with another body: the apiserver re-invoking
-            // the webhook after a later one changed the object, or the
-            // next webhook seeing this one's patch. It replaces what that
-            // uid recorded, rather than adding to it.
+            // The same uid with another body: not a retry, whatever sent
+            // it. It replaces what that uid recorded, rather than adding to
+            // it. (A re-invocation by the apiserver comes with a new uid;
+            // `retract_unlanded` handles that.)
             if let Some(change) = state.last.take().and_then(|l| l.change) {
                 state.ledger.retract(&change);
             }
@@ -190,19 +190,26 @@ impl Entry {
     }
 }
 
-/// The apiserver retries an update after a storage conflict and calls
-/// admission again, with a new uid but the same actor, the same starting
-/// count and the same ask. The first admission's change was never stored,
-/// so it leaves the ledger instead of spending the budget twice.
+/// Every webhook round trip has its own uid, so one user request can reach
+/// the governor several times: after a storage conflict (the apiserver
+/// retries with the same ask), after a later mutating webhook changed the
+/// object (re-invocation, with the changed count), and at the validating
+/// webhook after the mutating one. Of the changes one actor makes from one
+/// starting count, at most one can land (a write that lands changes the
+/// count the next one starts from), so a new change by the same actor from
+/// the same count supersedes the one still pending instead of spending the
+/// budget twice.
 ///
-/// Only an identical ask counts as a retry: any other update that starts
-/// from the same count (a history write, a controller's annotation, another
-/// actor's scale) may arrive while the change is still in flight, and the
-/// change must keep counting.
+/// A request that keeps the count (a history write, an annotation edit)
+/// supersedes nothing: a change still in flight must keep counting, and the
+/// watch records one that lands anyway.
 fn retract_unlanded(state: &mut LedgerState, request: &Request<'_>) {
-    state.ledger.retract_pending(|p| {
-        p.from == request.current && p.requested == request.requested && p.actor == request.actor
-    });
+    if request.requested == request.current {
+        return;
+    }
+    state
+        .ledger
+        .retract_pending(|p| p.from == request.current && p.actor == request.actor);
 }
 
 fn record(ledger: &mut Ledger, lookback_seconds: u32, change: Change, now: DateTime<Utc>) {

@@ -439,3 +439,115 @@ async fn the_admission_policy_refuses_loosening_while_the_governor_is_down() {
     let (ok, e) = patch(&s, "deploy/web", raise, &[]).await;
     assert!(ok, "the admin may loosen: {e}");
 }
+
+/// The apiserver re-invokes a mutating webhook (`reinvocationPolicy:
+/// IfNeeded`) after a later one changed the object, with a new uid. The
+/// governor's second decision on the same request replaces its first,
+/// instead of spending the budget twice (before, the second was clamped
+/// against the first's pending change: "asked 19, allowed 10").
+#[tokio::test]
+async fn a_reinvoked_review_replaces_its_change_instead_of_adding_one() {
+    use axum::{Json, Router, routing::post};
+    use base64::Engine;
+    let Some(s) = setup("reinvoke").await else {
+        return;
+    };
+    // A later mutating webhook that adds one replica to every /scale.
+    let bump = Router::new().route(
+        "/bump",
+        post(|Json(review): Json<serde_json::Value>| async move {
+            let request = &review["request"];
+            let replicas = request["object"]["spec"]["replicas"].as_i64().unwrap_or(0);
+            let patch = serde_json::json!([{"op": "add", "path": "/spec/replicas", "value": replicas + 1}]);
+            Json(serde_json::json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "response": {"uid": request["uid"], "allowed": true, "patchType": "JSONPatch",
+                             "patch": base64::engine::general_purpose::STANDARD.encode(patch.to_string())}
+            }))
+        }),
+    );
+    let server = support::HttpsServer::start(bump).await;
+    let ns = s.ns.name();
+    let name = format!("zz-bump-{ns}");
+    let config = format!(
+        r#"{{"apiVersion":"admissionregistration.k8s.io/v1","kind":"MutatingWebhookConfiguration","metadata":{{"name":"{name}"}},
+            "webhooks":[{{"name":"bump.test.io","admissionReviewVersions":["v1"],"sideEffects":"None","failurePolicy":"Fail",
+              "clientConfig":{{"url":"{}/bump","caBundle":"{}"}},
+              "namespaceSelector":{{"matchLabels":{{"kubernetes.io/metadata.name":"{ns}"}}}},
+              "rules":[{{"apiGroups":["apps"],"apiVersions":["v1"],"operations":["UPDATE"],"resources":["deployments/scale"]}}]}}]}}"#,
+        server.url,
+        server.tls.ca_bundle()
+    );
+    let policy = [("scale-up", "8 pods/60s")];
+    create(&s, &workload("Deployment", "web", 10, &policy)).await;
+    let path = std::env::temp_dir().join(format!("{name}.json"));
+    std::fs::write(&path, config).unwrap();
+    s.cluster
+        .kubectl_ok(["apply", "-f", path.to_str().unwrap()])
+        .await;
+    let _bump = s
+        .cluster
+        .delete_on_drop("mutatingwebhookconfiguration", &name);
+    // Until the apiserver knows the bump webhook, a scale lands at 18; with
+    // it, the governor clamps to 18, the bump makes 19, and the governor,
+    // re-invoked with the same uid, clamps to 18 again.
+    let probe = workload("Deployment", "probe", 1, &[]);
+    create(&s, &probe).await;
+    let bumped = eventually("the bump webhook to be called", WAIT, || async {
+        let (ok, e) = scale(s.cluster, &s.ns, "deploy/probe", 2, &[]).await;
+        assert!(ok, "{e}");
+        let now = replicas(s.cluster, &s.ns, "deploy/probe").await;
+        let (ok, e) = scale(s.cluster, &s.ns, "deploy/probe", 1, &[]).await;
+        assert!(ok, "{e}");
+        (now == 3).then_some(())
+    })
+    .await;
+    let () = bumped;
+    let (ok, e) = scale(s.cluster, &s.ns, "deploy/web", 100, &[]).await;
+    assert!(ok && e.contains("scale-up 8 pods/60s"), "{e}");
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/web").await, 18);
+    // One change of +8 in the ledger: 10 at period start, not 2.
+    let (ok, e) = scale(s.cluster, &s.ns, "deploy/web", 100, &[]).await;
+    assert!(ok && e.contains("budget spent: 10 at period start"), "{e}");
+}
+
+/// A webhook configuration that asks for `admission.k8s.io/v1beta1` reviews
+/// gets its answers in v1beta1; an answer in v1 would make the apiserver
+/// fail the request.
+#[tokio::test]
+async fn a_v1beta1_webhook_configuration_is_answered_in_v1beta1() {
+    let Some(s) = setup("v1beta1").await else {
+        return;
+    };
+    let ns = s.ns.name();
+    for kind in [
+        "mutatingwebhookconfiguration",
+        "validatingwebhookconfiguration",
+    ] {
+        s.cluster
+            .kubectl_ok([
+                "patch",
+                kind,
+                &format!("scale-governor-{ns}"),
+                "--type=json",
+                "-p",
+                r#"[{"op":"replace","path":"/webhooks/0/admissionReviewVersions","value":["v1beta1"]}]"#,
+            ])
+            .await;
+    }
+    let probe = workload("Deployment", "web", 2, &[("max-replicas", "5")]);
+    let text = eventually("a v1beta1 review to be answered", WAIT, || async {
+        let out = support::e2e::apply(s.cluster, &s.ns, &probe).await;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!stderr.contains("conversion"), "{stderr}");
+        out.status.success().then_some(())
+    })
+    .await;
+    let () = text;
+    let (ok, e) = scale(s.cluster, &s.ns, "deploy/web", 50, &[]).await;
+    assert!(
+        ok && e.contains("max-replicas 5: asked 50, allowed 5"),
+        "{e}"
+    );
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/web").await, 5);
+}
