@@ -71,6 +71,9 @@ pub struct Metrics {
     pub cache_workloads: Family<KindLabels, Gauge>,
     /// Seconds until the serving certificate expires.
     pub cert_expiry: Gauge<f64, AtomicU64>,
+    /// 1 when the served certificate does not verify against the caBundle
+    /// of the governor's own webhook configurations.
+    pub ca_bundle_mismatch: Gauge,
     /// Certificate reloads by result.
     pub cert_reloads: Family<ResultLabels, Counter>,
     /// Events published, by result (`dropped` when the queue was full).
@@ -100,6 +103,7 @@ impl Metrics {
         let cache_workloads = Family::<KindLabels, Gauge>::default();
         let cert_expiry = Gauge::<f64, AtomicU64>::default();
         let cert_reloads = Family::<ResultLabels, Counter>::default();
+        let ca_bundle_mismatch = Gauge::default();
         let events = Family::<ResultLabels, Counter>::default();
         let history_writes = Family::<ResultLabels, Counter>::default();
         let policy_edits = Family::<EditLabels, Counter>::default();
@@ -140,6 +144,11 @@ impl Metrics {
             cert_expiry.clone(),
         );
         tls.register(
+            "ca_bundle_mismatch",
+            "1 when the serving certificate does not verify against the webhook configurations' caBundle",
+            ca_bundle_mismatch.clone(),
+        );
+        tls.register(
             "cert_reloads",
             "Serving certificate reloads",
             cert_reloads.clone(),
@@ -151,6 +160,7 @@ impl Metrics {
             duration,
             cache_workloads,
             cert_expiry,
+            ca_bundle_mismatch,
             cert_reloads,
             events,
             history_writes,

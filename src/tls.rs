@@ -9,6 +9,7 @@
 //! content, because Kubernetes rotates Secret volumes by swapping a `..data`
 //! symlink, which file watches on the certificate itself miss.
 
+pub mod bundle;
 pub mod ca;
 mod reload;
 #[cfg(test)]
@@ -101,6 +102,17 @@ pub enum TlsError {
         cert: PathBuf,
         /// The key file.
         key: PathBuf,
+    },
+    /// A new certificate is not valid now (expired, or not yet valid): the
+    /// apiserver would refuse every handshake, so the served one stays.
+    #[error("{}: certificate is valid only from {not_before} to {not_after}, not now; keeping the served one", path.display())]
+    OutsideValidity {
+        /// The certificate file.
+        path: PathBuf,
+        /// Its notBefore, RFC 3339.
+        not_before: String,
+        /// Its notAfter, RFC 3339.
+        not_after: String,
     },
     /// rustls refused the configuration (e.g. the provider lacks TLS 1.2).
     #[error("building the rustls server configuration: {0}")]
@@ -210,7 +222,21 @@ impl CertStore {
             (&cert_pem, &self.paths.cert),
             (&key_pem, &self.paths.key),
         )?;
-        let not_after_unix = not_after(&key.cert[0], &self.paths.cert)?;
+        let (not_before_unix, not_after_unix) = validity(&key.cert[0], &self.paths.cert)?;
+        let now = unix_now();
+        // On a reload, a certificate the apiserver cannot accept now never
+        // replaces one it can. At start-up there is nothing better to serve,
+        // so it is loaded and readiness says it is expired.
+        if self.current.load().is_some() && !(not_before_unix..=not_after_unix).contains(&now) {
+            let time = |t: i64| {
+                chrono::DateTime::from_timestamp(t, 0).map_or(t.to_string(), |t| t.to_rfc3339())
+            };
+            return Err(TlsError::OutsideValidity {
+                path: self.paths.cert.clone(),
+                not_before: time(not_before_unix),
+                not_after: time(not_after_unix),
+            });
+        }
         let previous = self.current.swap(Some(Arc::new(Served {
             key: Arc::new(key),
             not_after_unix,
@@ -225,6 +251,21 @@ impl CertStore {
     /// Whether a certificate is being served: the TLS half of readiness.
     pub fn is_loaded(&self) -> bool {
         self.current.load().is_some()
+    }
+
+    /// The served chain, leaf first, DER-encoded.
+    pub fn current_chain(&self) -> Vec<CertificateDer<'static>> {
+        let served = self.current.load();
+        served
+            .as_ref()
+            .map(|s| s.key.cert.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether the served certificate has expired: every handshake with
+    /// the apiserver fails, so the process is not ready.
+    pub fn is_expired(&self) -> bool {
+        self.not_after_unix().is_some_and(|t| t < unix_now())
     }
 
     /// The served leaf certificate, DER-encoded.
@@ -346,7 +387,7 @@ fn parse_pem(
     };
     // Parsed before the key so a garbled certificate is reported as such,
     // not as a key mismatch.
-    not_after(leaf, cert_path)?;
+    validity(leaf, cert_path)?;
     let key = match PrivateKeyDer::from_pem_slice(key_pem) {
         Ok(key) => key,
         Err(rustls::pki_types::pem::Error::NoItemsFound) => {
@@ -384,11 +425,22 @@ fn parse_pem(
     }
 }
 
-fn not_after(leaf: &CertificateDer<'_>, path: &Path) -> Result<i64, TlsError> {
+/// notBefore and notAfter, Unix seconds.
+fn validity(leaf: &CertificateDer<'_>, path: &Path) -> Result<(i64, i64), TlsError> {
     let (_, cert) =
         x509_parser::parse_x509_certificate(leaf).map_err(|e| TlsError::BadCertificate {
             path: path.to_owned(),
             reason: e.to_string(),
         })?;
-    Ok(cert.validity().not_after.timestamp())
+    let validity = cert.validity();
+    Ok((
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    ))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -20,6 +20,7 @@ use axum::{
 use chrono::Utc;
 
 use self::{admit::Endpoint, guard::AdmitConfig, review::ReviewResponse};
+use crate::tls::bundle::BundleStatus;
 use crate::{
     cache::Cache,
     events::EventSink,
@@ -112,6 +113,8 @@ pub trait CertStatus: Send + Sync + std::fmt::Debug {
     fn is_loaded(&self) -> bool;
     /// The certificate's notAfter, unix seconds.
     fn not_after(&self) -> Option<i64>;
+    /// Whether the served certificate has expired.
+    fn is_expired(&self) -> bool;
 }
 
 /// What the admin endpoints read.
@@ -123,6 +126,8 @@ pub struct Admin {
     pub metrics: Arc<Metrics>,
     /// Certificate state.
     pub certs: Arc<dyn CertStatus>,
+    /// Whether the apiserver can verify the served certificate.
+    pub bundle: Arc<BundleStatus>,
 }
 
 /// `/livez`, `/readyz` and `/metrics` for the plain-HTTP admin listener.
@@ -134,15 +139,23 @@ pub fn admin_router(admin: Arc<Admin>) -> Router {
         .with_state(admin)
 }
 
-async fn readyz(State(admin): State<Arc<Admin>>) -> (StatusCode, &'static str) {
-    match (admin.certs.is_loaded(), admin.cache.is_synced()) {
-        (true, true) => (StatusCode::OK, "ok"),
-        (false, _) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "serving certificate not loaded",
-        ),
-        (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "cache not synced"),
+/// Ready means the apiserver can be answered correctly: a certificate it
+/// can verify is served, and the cache has synced.
+async fn readyz(State(admin): State<Arc<Admin>>) -> (StatusCode, String) {
+    let unavailable = |why: String| (StatusCode::SERVICE_UNAVAILABLE, why);
+    if !admin.certs.is_loaded() {
+        return unavailable("serving certificate not loaded".into());
     }
+    if admin.certs.is_expired() {
+        return unavailable("serving certificate expired".into());
+    }
+    if let Some(problem) = admin.bundle.problem() {
+        return unavailable(format!("caBundle mismatch: {problem}"));
+    }
+    if !admin.cache.is_synced() {
+        return unavailable("cache not synced".into());
+    }
+    (StatusCode::OK, "ok".into())
 }
 
 async fn metrics(State(admin): State<Arc<Admin>>) -> impl IntoResponse {

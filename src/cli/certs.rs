@@ -13,6 +13,7 @@ use std::{
     os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     process::ExitCode,
+    time::{Duration, SystemTime},
 };
 
 use anyhow::{Context, bail};
@@ -52,9 +53,15 @@ pub struct Args {
     #[arg(long, value_name = "DAYS", default_value_t = 365,
           value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub days: u32,
-    /// Overwrite existing files in --out-dir.
+    /// Overwrite existing files in --out-dir, with a new CA: the caBundle
+    /// of both webhook configurations must then be updated too.
     #[arg(long)]
     pub force: bool,
+    /// Issue a new serving certificate from the CA already in --out-dir
+    /// (ca.crt, ca.key) and replace only tls.crt and tls.key: the caBundle
+    /// the apiserver trusts stays valid.
+    #[arg(long, conflicts_with = "force")]
+    pub renew: bool,
 }
 
 impl Default for Args {
@@ -136,6 +143,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 /// caBundle.
 fn run_to(args: &Args, stdout: &mut impl Write) -> anyhow::Result<ExitCode> {
     let dir = &args.out_dir;
+    if args.renew {
+        return renew(args, stdout);
+    }
+    if args.force && dir.join(CA_CERT_FILE).exists() {
+        eprintln!(
+            "warning: --force makes a new CA. Put the new caBundle (stdout) into both webhook \
+             configurations, or the apiserver can no longer verify the webhook; \
+             --renew issues a new serving certificate from the existing CA instead"
+        );
+    }
     if !args.force {
         let existing: Vec<String> = [CA_CERT_FILE, CA_KEY_FILE, TLS_CERT_FILE, TLS_KEY_FILE]
             .iter()
@@ -175,6 +192,49 @@ fn run_to(args: &Args, stdout: &mut impl Write) -> anyhow::Result<ExitCode> {
             .join(","),
     );
     writeln!(stdout, "{}", generated.ca_bundle()).context("writing the caBundle to stdout")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How far ahead a CA's expiry is worth a warning.
+const CA_WARNING: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// `certs --renew`: a new leaf from the CA in `--out-dir`.
+fn renew(args: &Args, stdout: &mut impl Write) -> anyhow::Result<ExitCode> {
+    let dir = &args.out_dir;
+    let read = |name: &str| {
+        let path = dir.join(name);
+        fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading {} (--renew needs the CA that certs wrote before)",
+                path.display()
+            )
+        })
+    };
+    let ca = CertificateAuthority::from_pem(&read(CA_CERT_FILE)?, &read(CA_KEY_FILE)?)
+        .context("loading the CA")?;
+    let now = SystemTime::now();
+    let left = ca.not_after().duration_since(now).unwrap_or_default();
+    if left.is_zero() {
+        bail!(
+            "the CA in {} has expired; make a new one with --force and update the caBundle",
+            dir.display()
+        );
+    }
+    let days_left = left.as_secs() / 86_400;
+    if left < CA_WARNING || days_left < u64::from(args.days) {
+        eprintln!(
+            "warning: the CA expires in {days_left} days; the new certificate ends with it. \
+             Plan a new CA (--force) and a caBundle update before then"
+        );
+    }
+    let serving = ca.issue(&args.serving_spec())?;
+    write_file(&dir.join(TLS_KEY_FILE), &serving.key_pem, 0o600, true)?;
+    write_file(&dir.join(TLS_CERT_FILE), &serving.cert_pem, 0o644, true)?;
+    eprintln!(
+        "wrote {dir}/{{{TLS_CERT_FILE},{TLS_KEY_FILE}}} from the existing CA; the caBundle (stdout) is unchanged",
+        dir = dir.display()
+    );
+    writeln!(stdout, "{}", ca.ca_bundle()).context("writing the caBundle to stdout")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -225,6 +285,47 @@ mod tests {
         assert_eq!(spec.common_name, "scale-governor.scale-governor.svc");
         assert_eq!(spec.ips, [IpAddr::from(Ipv4Addr::LOCALHOST)]);
         assert_eq!(spec.days, 365);
+    }
+
+    #[test]
+    fn renew_keeps_the_ca_and_the_new_leaf_verifies_against_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = Args {
+            out_dir: dir.path().join("certs"),
+            ..Args::default()
+        };
+        let mut first = Vec::new();
+        run_to(&args, &mut first).unwrap();
+        let ca_before = fs::read(args.out_dir.join(CA_CERT_FILE)).unwrap();
+        let leaf_before = fs::read(args.out_dir.join(TLS_CERT_FILE)).unwrap();
+        let renew = Args {
+            renew: true,
+            ..args.clone()
+        };
+        let mut second = Vec::new();
+        run_to(&renew, &mut second).unwrap();
+        assert_eq!(first, second, "the caBundle is unchanged");
+        assert_eq!(
+            fs::read(args.out_dir.join(CA_CERT_FILE)).unwrap(),
+            ca_before
+        );
+        let leaf_after = fs::read(args.out_dir.join(TLS_CERT_FILE)).unwrap();
+        assert_ne!(leaf_after, leaf_before);
+        // The renewed leaf is served, and chains to the unchanged CA.
+        let store =
+            crate::tls::CertStore::load(crate::tls::CertPaths::in_dir(&args.out_dir)).unwrap();
+        let bundle = base64::engine::general_purpose::STANDARD
+            .decode(String::from_utf8(first).unwrap().trim())
+            .unwrap();
+        crate::tls::bundle::verify(&store.current_chain(), &bundle, "127.0.0.1").unwrap();
+        // Without a CA there is nothing to renew from.
+        let empty = Args {
+            out_dir: dir.path().join("none"),
+            renew: true,
+            ..Args::default()
+        };
+        let err = run_to(&empty, &mut Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("--renew needs the CA"), "{err}");
     }
 
     #[test]

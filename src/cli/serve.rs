@@ -14,7 +14,7 @@ use crate::{
     leader::{self, LeaderConfig},
     metrics::{Metrics, ResultLabels},
     server::{self, HttpsOptions},
-    tls::{self, CertPaths, CertStore},
+    tls::{self, CertPaths, CertStore, bundle::BundleStatus},
     webhook::{
         self, Admin, CertStatus, Webhook,
         guard::{AdmitConfig, PolicyAdmins},
@@ -40,6 +40,14 @@ pub struct Args {
     /// PEM private key; reloaded together with the certificate.
     #[arg(long, env = "SCALE_GOVERNOR_TLS_KEY", default_value = "certs/tls.key")]
     pub tls_key: PathBuf,
+    /// Name of this governor's Mutating- and ValidatingWebhookConfiguration:
+    /// the served certificate is checked against their caBundle.
+    #[arg(
+        long,
+        env = "SCALE_GOVERNOR_WEBHOOK_CONFIGURATION",
+        default_value = "scale-governor"
+    )]
+    pub webhook_configuration: String,
     /// How often to check the certificate files for changes, in seconds.
     #[arg(long, default_value_t = 5)]
     pub cert_reload_seconds: u64,
@@ -100,6 +108,10 @@ impl CertStatus for CertStore {
 
     fn not_after(&self) -> Option<i64> {
         self.not_after_unix()
+    }
+
+    fn is_expired(&self) -> bool {
+        CertStore::is_expired(self)
     }
 }
 
@@ -188,10 +200,21 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 .unwrap_or(chrono::Duration::hours(24)),
         },
     });
+    let bundle = Arc::new(BundleStatus::default());
+    tokio::spawn(tls::bundle::run(
+        client.clone(),
+        args.webhook_configuration.clone(),
+        certs.clone(),
+        bundle.clone(),
+        metrics.clone(),
+        Duration::from_secs(args.cert_reload_seconds.max(1)),
+        shutdown.clone(),
+    ));
     let admin = Arc::new(Admin {
         cache: cache.clone(),
         metrics: metrics.clone(),
         certs: certs.clone(),
+        bundle,
     });
 
     let https = TcpListener::bind(args.addr)

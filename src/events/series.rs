@@ -172,7 +172,9 @@ mod tests {
             cache.next(&key("scale-up"), "asked 40, allowed 28", at(3 + 6 * 60)),
             Write::Create { count: 1, .. }
         ));
-        cache.forget(&key("scale-up"));
+        // The max-replicas series went stale too and was dropped.
         assert_eq!(cache.len(), 1);
+        cache.forget(&key("scale-up"));
+        assert!(cache.is_empty());
     }
 }

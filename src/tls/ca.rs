@@ -4,14 +4,15 @@
 use std::{
     fmt,
     net::IpAddr,
-    time::{Duration, SystemTime},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
+use rustls::pki_types::pem::PemObject;
 
 /// Common name of the generated CA.
 pub const CA_COMMON_NAME: &str = "scale-governor-ca";
@@ -120,11 +121,13 @@ impl fmt::Debug for ServingCert {
     }
 }
 
-/// An in-memory CA that can issue several serving certificates, e.g. to
-/// test a rotation where only the leaf changes.
+/// A CA that can issue several serving certificates: a fresh one, or one
+/// loaded back from its files so a leaf can be renewed without changing the
+/// `caBundle` the apiserver trusts.
 pub struct CertificateAuthority {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-    days: u32,
+    issuer: Issuer<'static, KeyPair>,
+    cert_pem: String,
+    not_after: SystemTime,
 }
 
 impl fmt::Debug for CertificateAuthority {
@@ -150,16 +153,52 @@ impl CertificateAuthority {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        set_validity(&mut params, days);
+        let now = SystemTime::now();
+        let not_after = now + Duration::from_secs(u64::from(days) * 24 * 60 * 60);
+        set_validity(&mut params, now - BACKDATE, not_after);
         let key = KeyPair::generate().map_err(rcgen_err("CA key"))?;
-        let issuer =
-            CertifiedIssuer::self_signed(params, key).map_err(rcgen_err("CA certificate"))?;
-        Ok(Self { issuer, days })
+        let cert = params
+            .self_signed(&key)
+            .map_err(rcgen_err("CA certificate"))?;
+        Ok(Self {
+            cert_pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+            not_after,
+        })
+    }
+
+    /// The CA whose certificate and key are these PEM files' contents, e.g.
+    /// the `ca.crt` and `ca.key` that `scale-governor certs` wrote.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, CaError> {
+        let key = KeyPair::from_pem(key_pem).map_err(rcgen_err("CA key"))?;
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(
+            |_| CaError::Rcgen {
+                what: "CA certificate",
+                source: rcgen::Error::CouldNotParseCertificate,
+            },
+        )?;
+        let not_after = x509_parser::parse_x509_certificate(&der)
+            .map(|(_, cert)| cert.validity().not_after.timestamp())
+            .map_err(|_| CaError::Rcgen {
+                what: "CA certificate",
+                source: rcgen::Error::CouldNotParseCertificate,
+            })?;
+        let issuer = Issuer::from_ca_cert_der(&der, key).map_err(rcgen_err("CA certificate"))?;
+        Ok(Self {
+            issuer,
+            cert_pem: cert_pem.to_owned(),
+            not_after: UNIX_EPOCH + Duration::from_secs(u64::try_from(not_after).unwrap_or(0)),
+        })
+    }
+
+    /// When the CA itself expires: every leaf it issued stops verifying then.
+    pub fn not_after(&self) -> SystemTime {
+        self.not_after
     }
 
     /// The CA certificate, PEM.
     pub fn cert_pem(&self) -> String {
-        self.issuer.pem()
+        self.cert_pem.clone()
     }
 
     /// The CA private key, PEM (PKCS#8).
@@ -173,8 +212,23 @@ impl CertificateAuthority {
     }
 
     /// Issues a server-auth certificate with a fresh key, hence a fresh
-    /// serial (rcgen derives it from the key).
+    /// serial (rcgen derives it from the key), valid for `spec.days` but
+    /// never beyond the CA.
     pub fn issue(&self, spec: &ServingSpec) -> Result<ServingCert, CaError> {
+        // A leaf that outlives its CA fails to verify from then on.
+        let now = SystemTime::now();
+        let wanted = now + Duration::from_secs(u64::from(spec.days) * 24 * 60 * 60);
+        self.issue_between(spec, now - BACKDATE, wanted.min(self.not_after))
+    }
+
+    /// [`issue`](Self::issue) with explicit validity dates, e.g. to check
+    /// what happens to a certificate that has expired.
+    pub fn issue_between(
+        &self,
+        spec: &ServingSpec,
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> Result<ServingCert, CaError> {
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
         params
@@ -196,7 +250,7 @@ impl CertificateAuthority {
         ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
-        set_validity(&mut params, self.days.min(spec.days));
+        set_validity(&mut params, not_before, not_after);
         let key = KeyPair::generate().map_err(rcgen_err("serving key"))?;
         let cert = params
             .signed_by(&key, &self.issuer)
@@ -208,10 +262,9 @@ impl CertificateAuthority {
     }
 }
 
-fn set_validity(params: &mut CertificateParams, days: u32) {
-    let now = SystemTime::now();
-    params.not_before = (now - BACKDATE).into();
-    params.not_after = (now + Duration::from_secs(u64::from(days) * 24 * 60 * 60)).into();
+fn set_validity(params: &mut CertificateParams, not_before: SystemTime, not_after: SystemTime) {
+    params.not_before = not_before.into();
+    params.not_after = not_after.into();
 }
 
 fn rcgen_err(what: &'static str) -> impl FnOnce(rcgen::Error) -> CaError {

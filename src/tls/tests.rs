@@ -147,3 +147,27 @@ fn in_memory_config_offers_h2_then_http1() {
     let err = certified_key_from_pem(serving.cert_pem.as_bytes(), other.key_pem.as_bytes());
     assert!(matches!(err, Err(TlsError::KeyMismatch { .. })));
 }
+
+#[test]
+fn a_certificate_outside_its_validity_never_replaces_a_good_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = CertificateAuthority::new(10).unwrap();
+    let good = issue(&ca);
+    let store = CertStore::load(write(dir.path(), &good.cert_pem, &good.key_pem)).unwrap();
+    let spec = ServingSpec::loopback(&[], 1);
+    let now = SystemTime::now();
+    let day = Duration::from_secs(86_400);
+    let expired = ca.issue_between(&spec, now - 2 * day, now - day).unwrap();
+    let future = ca.issue_between(&spec, now + day, now + 2 * day).unwrap();
+    for bad in [expired.clone(), future] {
+        write(dir.path(), &bad.cert_pem, &bad.key_pem);
+        let err = store.reload().unwrap_err();
+        assert!(matches!(err, TlsError::OutsideValidity { .. }), "{err}");
+        assert!(err.to_string().contains("keeping the served one"), "{err}");
+        assert_eq!(store.current_cert(), Some(der(&good.cert_pem)));
+    }
+    assert!(!store.is_expired());
+    // At start-up there is nothing better: it is loaded, and reported expired.
+    let fresh = CertStore::load(write(dir.path(), &expired.cert_pem, &expired.key_pem)).unwrap();
+    assert!(fresh.is_loaded() && fresh.is_expired());
+}

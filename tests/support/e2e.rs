@@ -90,7 +90,20 @@ pub struct Setup {
     pub ns: TestNamespace,
     /// The governor serving it.
     pub governor: Governor,
-    _webhooks: [DeleteOnDrop; 2],
+    _webhooks: Option<[DeleteOnDrop; 2]>,
+}
+
+impl Setup {
+    /// A setup from parts made by hand (a governor with its own
+    /// certificate); the caller keeps the webhook registrations alive.
+    pub fn adopt(cluster: &'static Cluster, ns: TestNamespace, governor: Governor) -> Setup {
+        Setup {
+            cluster,
+            ns,
+            governor,
+            _webhooks: None,
+        }
+    }
 }
 
 /// A fresh namespace, a governor for it, and its webhooks registered.
@@ -108,7 +121,7 @@ pub async fn setup_with(prefix: &str, serve_flags: &[&str]) -> Option<Setup> {
         cluster,
         ns,
         governor,
-        _webhooks: webhooks,
+        _webhooks: Some(webhooks),
     })
 }
 

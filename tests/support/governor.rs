@@ -43,6 +43,7 @@ pub fn certs() -> &'static TestCerts {
 pub struct Governor {
     child: Option<Child>,
     extra: Vec<String>,
+    certs_dir: PathBuf,
     /// HTTPS port of `/mutate` and `/validate`.
     pub https_port: u16,
     /// Plain-HTTP port of `/readyz` and `/metrics`.
@@ -75,9 +76,22 @@ impl Governor {
         identity: &str,
         extra: &[&str],
     ) -> Governor {
+        Governor::start_in(cluster, lease_namespace, identity, extra, &certs().dir).await
+    }
+
+    /// [`Governor::start_with`] serving `certs_dir/tls.{crt,key}` instead of
+    /// the shared test certificate.
+    pub async fn start_in(
+        cluster: &Cluster,
+        lease_namespace: &str,
+        identity: &str,
+        extra: &[&str],
+        certs_dir: &std::path::Path,
+    ) -> Governor {
         let mut g = Governor {
             child: None,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            certs_dir: certs_dir.to_owned(),
             https_port: free_port(),
             admin_port: free_port(),
             identity: identity.to_owned(),
@@ -92,7 +106,6 @@ impl Governor {
     }
 
     async fn spawn(&mut self) {
-        let certs = certs();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -112,9 +125,9 @@ impl Governor {
             .arg(format!("--addr=127.0.0.1:{}", self.https_port))
             .arg(format!("--admin-addr=127.0.0.1:{}", self.admin_port))
             .arg("--tls-cert")
-            .arg(certs.dir.join("tls.crt"))
+            .arg(self.certs_dir.join("tls.crt"))
             .arg("--tls-key")
-            .arg(certs.dir.join("tls.key"))
+            .arg(self.certs_dir.join("tls.key"))
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg(format!("--lease-namespace={}", self.lease_namespace))
@@ -122,6 +135,11 @@ impl Governor {
             // its own namespace, as one Lease holder per cluster would.
             .arg(format!("--watch-namespace={}", self.lease_namespace))
             .arg(format!("--identity={}", self.identity))
+            // The configurations `register` makes for this namespace.
+            .arg(format!(
+                "--webhook-configuration=scale-governor-{}",
+                self.lease_namespace
+            ))
             .args(&self.extra)
             .env("RUST_LOG", "info,scale_governor=debug")
             .stdin(Stdio::null())
@@ -175,6 +193,31 @@ impl Governor {
             .sum()
     }
 
+    /// `/readyz`: (HTTP status, body).
+    pub async fn readyz(&self) -> (u16, String) {
+        self.request("/readyz").await.unwrap_or((0, String::new()))
+    }
+
+    /// The log written so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn request(&self, path: &str) -> Option<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port))
+            .await
+            .ok()?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        let (head, body) = response.split_once("\r\n\r\n")?;
+        let code = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((code, body.to_owned()))
+    }
+
     async fn get(&self, path: &str) -> Option<String> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port))
@@ -195,8 +238,19 @@ impl Governor {
 /// `failurePolicy: Fail`, so a test can never pass because the webhook was
 /// silently skipped.
 pub async fn register(cluster: &Cluster, ns: &TestNamespace, url: &str) -> [DeleteOnDrop; 2] {
+    register_with_ca(cluster, ns, url, &certs().ca_bundle).await
+}
+
+/// [`register`] with another `caBundle`, for a governor serving a
+/// certificate of its own (or to register the wrong one on purpose).
+pub async fn register_with_ca(
+    cluster: &Cluster,
+    ns: &TestNamespace,
+    url: &str,
+    ca_bundle: &str,
+) -> [DeleteOnDrop; 2] {
     let name = format!("scale-governor-{}", ns.name());
-    let config = write_config(cluster, &name, ns.name(), url).await;
+    let config = write_config(cluster, &name, ns.name(), url, ca_bundle).await;
     cluster.kubectl_ok(["apply", "-f", &config]).await;
     [
         cluster.delete_on_drop("mutatingwebhookconfiguration", &name),
@@ -207,7 +261,7 @@ pub async fn register(cluster: &Cluster, ns: &TestNamespace, url: &str) -> [Dele
 /// Points an existing registration at another replica.
 pub async fn repoint(cluster: &Cluster, ns: &TestNamespace, url: &str) {
     let name = format!("scale-governor-{}", ns.name());
-    let config = write_config(cluster, &name, ns.name(), url).await;
+    let config = write_config(cluster, &name, ns.name(), url, &certs().ca_bundle).await;
     cluster.kubectl_ok(["apply", "-f", &config]).await;
 }
 
@@ -215,7 +269,13 @@ pub async fn repoint(cluster: &Cluster, ns: &TestNamespace, url: &str) {
 /// so the tests register exactly the configuration the project ships, only
 /// pointed at this test's governor, limited to its namespace and with
 /// `failurePolicy: Fail`.
-async fn write_config(cluster: &Cluster, name: &str, namespace: &str, url: &str) -> String {
+async fn write_config(
+    cluster: &Cluster,
+    name: &str,
+    namespace: &str,
+    url: &str,
+    ca_bundle: &str,
+) -> String {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let kubectl_dir = cluster
         .kubectl_path()
@@ -228,7 +288,7 @@ async fn write_config(cluster: &Cluster, name: &str, namespace: &str, url: &str)
     .unwrap();
     let out = Command::new(root.join("deploy/local/render.sh"))
         .args(["--name", name, "--namespace", namespace, "--url", url])
-        .args(["--ca-bundle", &certs().ca_bundle])
+        .args(["--ca-bundle", ca_bundle])
         .args(["--failure-policy", "Fail", "--timeout", "10"])
         .env("PATH", path)
         .output()
