@@ -32,6 +32,18 @@ pub enum Command {
     Certs(certs::Args),
 }
 
+/// Exit codes every command shares (`docs/policy.md`, "Exit codes"):
+/// 0 success, 1 an error (a file, the cluster), 2 a usage error (from the
+/// argument parser), 3 a policy that does not parse.
+pub mod exit {
+    /// An error reading input or talking to the cluster.
+    pub const ERROR: u8 = 1;
+    /// The command line itself is wrong (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// A policy annotation does not parse.
+    pub const INVALID_POLICY: u8 = 3;
+}
+
 /// Output format shared by the reporting commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Output {

@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// Exit code for a policy that does not parse.
-pub const EXIT_INVALID_POLICY: u8 = 2;
+pub const EXIT_INVALID_POLICY: u8 = super::exit::INVALID_POLICY;
 
 /// `explain` arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -56,7 +56,7 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExplainError {
-    /// The policy annotations do not parse (exit code 2).
+    /// The policy annotations do not parse (exit code 3).
     #[error(transparent)]
     Policy(#[from] PolicyError),
     /// The manifest or history could not be read.
@@ -119,9 +119,26 @@ pub fn explain(
 ) -> Result<Report, ExplainError> {
     let workload = Workload::from_manifest(manifest).map_err(anyhow::Error::from)?;
     let policy = workload.policy()?;
+    // Without --history, a live object's own persisted history, as the
+    // webhook would read it: explain must say what the webhook would say.
+    let mut history_warning = None;
     let ledger = match history {
         Some(text) => Ledger::from_history_text(text).context("reading --history")?,
-        None => Ledger::new(),
+        None => match workload
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(crate::policy::keys::HISTORY))
+        {
+            Some(value) => match Ledger::from_annotation(value) {
+                Ok(ledger) => ledger,
+                Err(e) => {
+                    history_warning = Some(format!("the history annotation is ignored: {e}"));
+                    Ledger::new()
+                }
+            },
+            None => Ledger::new(),
+        },
     };
     let request = Request {
         current: args.current.unwrap_or(workload.replicas),
@@ -134,6 +151,7 @@ pub fn explain(
     let bounds = Bounds::at(&policy, now, &mut warnings);
     let bounds = (bounds.lower(), bounds.upper());
     decision.warnings.splice(0..0, policy.warnings);
+    decision.warnings.extend(history_warning);
     if !governed {
         // The webhook's fast path: without the label nothing is enforced.
         decision = Decision {

@@ -51,9 +51,10 @@ pub struct Args {
     /// How often to check the certificate files for changes, in seconds.
     #[arg(long, default_value_t = 5)]
     pub cert_reload_seconds: u64,
-    /// Kubeconfig to use instead of the in-cluster or default one.
+    /// Kubeconfig to use instead of the in-cluster or default one; like
+    /// kubectl's KUBECONFIG, several files separated by `:` are merged.
     #[arg(long, env = "KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
+    pub kubeconfig: Option<std::ffi::OsString>,
     /// Govern only this namespace (default: every namespace the webhook
     /// configuration sends). The persisted history then has one writer per
     /// namespace instead of one per cluster.
@@ -138,11 +139,27 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<Client> {
+/// Reads and merges a `:`-separated list of kubeconfig files, in order, as
+/// kubectl does (the first file that sets a value wins).
+pub fn read_kubeconfigs(paths: &std::ffi::OsStr) -> anyhow::Result<kube::config::Kubeconfig> {
+    let mut merged: Option<kube::config::Kubeconfig> = None;
+    for path in std::env::split_paths(paths).filter(|p| !p.as_os_str().is_empty()) {
+        let kc = kube::config::Kubeconfig::read_from(&path)
+            .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+        merged = Some(match merged {
+            None => kc,
+            Some(m) => m
+                .merge(kc)
+                .with_context(|| format!("merging kubeconfig {}", path.display()))?,
+        });
+    }
+    merged.ok_or_else(|| anyhow::anyhow!("the kubeconfig list {paths:?} names no file"))
+}
+
+async fn client(kubeconfig: Option<&std::ffi::OsString>) -> anyhow::Result<Client> {
     let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+        Some(paths) => {
+            let kc = read_kubeconfigs(paths)?;
             Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
         }
         None => Config::infer()
@@ -303,4 +320,36 @@ fn spawn_reload_metrics(certs: Arc<CertStore>, metrics: Arc<Metrics>, shutdown: 
             (ok, failed) = (now_ok, now_failed);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// KUBECONFIG may list several files, as kubectl allows: here the
+    /// cluster and user in one, the context in another.
+    #[tokio::test]
+    async fn a_kubeconfig_list_is_merged_like_kubectl_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        std::fs::write(
+            &a,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"https://127.0.0.1:6443\"}\nusers:\n- name: u\n  user: {token: t}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &b,
+            "apiVersion: v1\nkind: Config\ncurrent-context: x\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n",
+        )
+        .unwrap();
+        let list = std::env::join_paths([&a, &b]).unwrap();
+        let kc = read_kubeconfigs(&list).unwrap();
+        let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(config.cluster_url.to_string(), "https://127.0.0.1:6443/");
+        let err = read_kubeconfigs(std::ffi::OsStr::new(":")).unwrap_err();
+        assert!(err.to_string().contains("names no file"), "{err}");
+    }
 }

@@ -111,6 +111,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.chart {
+        // The chart is SVG; a .png (or any other) name would hold SVG bytes
+        // that viewers refuse, so say so instead.
+        if path.extension().and_then(|e| e.to_str()) != Some("svg") {
+            bail!(
+                "--chart {}: the chart is SVG; name the file .svg (convert it with, e.g., rsvg-convert for PNG)",
+                path.display()
+            );
+        }
         let title = format!("{} over {}", names(&workloads), args.trace.display());
         std::fs::write(path, chart::svg(&sim, &title)?)
             .with_context(|| format!("writing {}", path.display()))?;

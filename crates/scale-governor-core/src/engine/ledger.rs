@@ -239,7 +239,18 @@ fn parse_json_line(line: &str) -> Result<Change, String> {
 }
 
 fn parse_csv_line(line: &str) -> Result<Change, String> {
-    let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+    // One standard CSV row: fields may be quoted (an actor with a comma).
+    let record = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(line.as_bytes())
+        .records()
+        .next()
+        .transpose()
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    let fields: Vec<&str> = record.iter().collect();
     if !(4..=5).contains(&fields.len()) {
         return Err(format!(
             "expected time,from,to,actor[,requested], found {} fields",
@@ -357,6 +368,14 @@ mod tests {
         assert_eq!(ledger.changes().len(), 2);
         assert_eq!(ledger.changes()[1].requested, 30);
         assert_eq!(ledger.changes()[0].actor, "alice");
+        // Standard CSV quoting: an actor with a comma, quoted numbers.
+        let quoted = "\"2026-11-21T12:00:00Z\",\"10\",14,\"kubectl, by bob\",\"20\"\n";
+        let ledger = Ledger::from_history_text(quoted).unwrap();
+        let c = &ledger.changes()[0];
+        assert_eq!(
+            (c.from, c.to, c.requested, c.actor.as_str()),
+            (10, 14, 20, "kubectl, by bob")
+        );
     }
 
     #[test]

@@ -31,17 +31,29 @@ impl Trace {
     /// whose timestamp is the word `timestamp` (or `time`) is a header.
     pub fn parse(text: &str) -> Result<Trace, TraceError> {
         let mut points: Vec<(DateTime<Utc>, f64)> = Vec::new();
-        for (index, raw) in text.lines().enumerate() {
-            let line = index + 1;
-            let row = raw.trim();
-            if row.is_empty() || row.starts_with('#') {
+        // Standard CSV (quoted fields too); extra columns are ignored.
+        let mut rows = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .comment(Some(b'#'))
+            .trim(csv::Trim::All)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        for record in rows.records() {
+            let record = record.map_err(|e| TraceError::Line {
+                line: e.position().map_or(0, |p| p.line() as usize),
+                message: e.to_string(),
+            })?;
+            let line = record.position().map_or(0, |p| p.line() as usize);
+            let err = |message: String| TraceError::Line { line, message };
+            if record.iter().all(str::is_empty) {
                 continue;
             }
-            let err = |message: String| TraceError::Line { line, message };
-            let Some((time, value)) = row.split_once(',') else {
-                return Err(err(format!("expected timestamp,value, found \"{row}\"")));
+            let (Some(time), Some(value)) = (record.get(0), record.get(1)) else {
+                return Err(err(format!(
+                    "expected timestamp,value, found \"{}\"",
+                    record.iter().collect::<Vec<_>>().join(",")
+                )));
             };
-            let (time, value) = (time.trim(), value.trim());
             if points.is_empty()
                 && matches!(time.to_ascii_lowercase().as_str(), "timestamp" | "time")
             {
@@ -184,6 +196,18 @@ mod tests {
             "{err}"
         );
         assert!(Trace::parse("1,-3").is_err());
+    }
+
+    #[test]
+    fn standard_csv_quoting_and_extra_columns_are_read() {
+        let trace = Trace::parse(
+            "\"timestamp\",\"value\",\"note\"\n\"2026-11-23T10:00:00Z\",\"10\",\"a, b\"\n2026-11-23T10:01:00Z , 12 ,\n",
+        )
+        .unwrap();
+        assert_eq!(
+            trace.points().iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+            [10.0, 12.0]
+        );
     }
 
     #[test]
