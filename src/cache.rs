@@ -386,13 +386,13 @@ impl Cache {
         entry.stored.store(true, Ordering::Release);
         let previous = entry.observed.load().replicas;
         let mut state = entry.state();
-        let mut changed = merge(&mut state.ledger, &persisted);
+        let mut changed = false;
         if previous != update.replicas && state.ledger.confirm(previous, update.replicas) {
             // The change this replica admitted has landed.
             changed = true;
-        } else if previous != update.replicas
-            && !admitted_here(&state.ledger, previous, update.replicas, now)
-        {
+        } else if previous != update.replicas {
+            // Nothing pending matches: another actor, or a change another
+            // replica admitted.
             state.ledger.record(Change {
                 at: now,
                 from: previous,
@@ -403,6 +403,12 @@ impl Cache {
             });
             changed = true;
         }
+        // After the change itself, so a persisted copy of it (another
+        // replica's, or this object's own after a relist) matches it rather
+        // than adding it twice.
+        changed |= state
+            .ledger
+            .merge(&persisted, Duration::seconds(SAME_CHANGE_SECONDS));
         if let Ok(policy) = &observed.policy {
             let keep = i64::from(policy.lookback_seconds()).max(SAME_CHANGE_SECONDS);
             state.ledger.prune(now - Duration::seconds(keep));
@@ -451,45 +457,6 @@ impl Cache {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
-}
-
-/// Whether the ledger already holds this stored change, e.g. merged from
-/// another replica's persisted history before the watch event came.
-fn admitted_here(ledger: &Ledger, from: u32, to: u32, now: DateTime<Utc>) -> bool {
-    let since = now - Duration::seconds(SAME_CHANGE_SECONDS);
-    ledger
-        .since(since)
-        .iter()
-        .any(|c| !c.pending && c.from == from && c.to == to)
-}
-
-/// Adds persisted entries this replica does not hold yet. Entries are the
-/// same when their second, from and to agree (the annotation keeps seconds);
-/// a persisted entry that matches a change still pending here is that change
-/// seen stored by another replica, so it confirms it instead.
-fn merge(ledger: &mut Ledger, persisted: &Ledger) -> bool {
-    let mut changed = false;
-    for entry in persisted.changes() {
-        let known = ledger.changes().iter().any(|c| {
-            !c.pending
-                && c.at.timestamp() == entry.at.timestamp()
-                && c.from == entry.from
-                && c.to == entry.to
-        });
-        if known {
-            continue;
-        }
-        let near = |c: &Change| (c.at - entry.at).num_seconds().abs() <= SAME_CHANGE_SECONDS;
-        let pending = ledger
-            .changes()
-            .iter()
-            .any(|c| c.pending && c.from == entry.from && c.to == entry.to && near(c));
-        if !(pending && ledger.confirm(entry.from, entry.to)) {
-            ledger.record(entry.clone());
-        }
-        changed = true;
-    }
-    changed
 }
 
 #[cfg(test)]

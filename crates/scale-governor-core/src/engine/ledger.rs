@@ -154,6 +154,46 @@ impl Ledger {
         }
     }
 
+    /// Merges entries another replica persisted. Each persisted entry is
+    /// matched one to one with an entry here that has the same from and to
+    /// and a time within `tolerance` (replicas stamp one change with their
+    /// own clocks: one at admission, another when its watch saw it); a
+    /// matched pending entry is thereby confirmed, and only what matches
+    /// nothing is added. Returns whether anything changed.
+    pub fn merge(&mut self, persisted: &Ledger, tolerance: chrono::Duration) -> bool {
+        let mut matched = vec![false; self.changes.len()];
+        let mut added = Vec::new();
+        let mut changed = false;
+        for entry in &persisted.changes {
+            let candidate = self
+                .changes
+                .iter()
+                .enumerate()
+                .filter(|(i, c)| {
+                    !matched[*i]
+                        && c.from == entry.from
+                        && c.to == entry.to
+                        && (c.at - entry.at).abs() <= tolerance
+                })
+                .min_by_key(|(_, c)| (c.at - entry.at).abs());
+            match candidate {
+                Some((i, _)) => {
+                    matched[i] = true;
+                    if self.changes[i].pending {
+                        self.changes[i].pending = false;
+                        changed = true;
+                    }
+                }
+                None => added.push(entry.clone()),
+            }
+        }
+        for entry in added {
+            self.record(entry);
+            changed = true;
+        }
+        changed
+    }
+
     /// Drops entries at or before `cutoff`; no rule can see them any more.
     pub fn prune(&mut self, cutoff: DateTime<Utc>) {
         let keep_from = self.changes.partition_point(|c| c.at <= cutoff);
@@ -346,6 +386,37 @@ mod tests {
         assert_eq!(ledger.expire_pending(at("2026-11-21T12:00:30Z")), 1);
         assert!(!ledger.has_pending());
         assert_eq!(ledger.changes().len(), 2);
+    }
+
+    #[test]
+    fn persisted_entries_merge_one_to_one_within_the_tolerance() {
+        let tolerance = chrono::Duration::seconds(30);
+        let mut ledger = Ledger::new();
+        ledger.record(Change {
+            pending: true,
+            ..change("2026-11-21T12:00:00Z", 9, 6)
+        });
+        ledger.record(change("2026-11-21T12:00:20Z", 6, 9));
+        // Another replica saw the same two changes a few seconds later, and
+        // a second 9 -> 6 this replica missed.
+        let mut persisted = Ledger::new();
+        persisted.record(change("2026-11-21T12:00:02Z", 9, 6));
+        persisted.record(change("2026-11-21T12:00:21Z", 6, 9));
+        persisted.record(change("2026-11-21T12:00:25Z", 9, 6));
+        assert!(ledger.merge(&persisted, tolerance));
+        assert_eq!(ledger.changes().len(), 3, "{ledger:?}");
+        assert!(
+            !ledger.has_pending(),
+            "the persisted copy confirms the pending change"
+        );
+        // Merging the same again changes nothing.
+        assert!(!ledger.merge(&persisted, tolerance));
+        assert_eq!(ledger.changes().len(), 3);
+        // Outside the tolerance it is another change.
+        let mut late = Ledger::new();
+        late.record(change("2026-11-21T12:05:00Z", 9, 6));
+        assert!(ledger.merge(&late, tolerance));
+        assert_eq!(ledger.changes().len(), 4);
     }
 
     #[test]
