@@ -41,6 +41,15 @@ async fn enforce_clamps_kubectl_scale_and_explains_it() {
         metrics.contains("operation=\"SCALE\",outcome=\"clamped\",rule=\"max-replicas\"} "),
         "{metrics}"
     );
+    // And the log line, with the rule and the numbers.
+    let log = s.governor.log();
+    assert!(
+        log.lines().any(|l| l.contains("clamped")
+            && l.contains("max-replicas")
+            && l.contains("requested=100")
+            && l.contains("replicas=20")),
+        "no log line for the clamp:\n{log}"
+    );
 }
 
 #[tokio::test]
