@@ -232,7 +232,7 @@ impl Model {
         self.stored = next.clone();
         self.states.push((self.now, next.clone()));
         // Half the time the watch event arrives only with the next action.
-        if self.uid % 2 == 0 {
+        if self.uid.is_multiple_of(2) {
             self.deliver(&next);
         } else {
             self.lagging.push(next);
