@@ -13,8 +13,8 @@ use crate::units;
 
 pub use behavior::{Direction, PolicyKind, RatePolicy, ScalingRules, SelectPolicy};
 pub use error::PolicyError;
-pub use recommend::{DEFAULT_TTL_SECONDS, RecommendConfig, Trend};
-pub use recommendation::{Recommendation, RecommendationKind};
+pub use recommend::{DEFAULT_TTL_SECONDS, POD_SOURCE, RecommendConfig, Trend, WarmPool};
+pub use recommendation::{RECOMMENDATION_VERSION, Recommendation, RecommendationKind};
 pub use windows::{DaySet, Span, TimeOfDay, Window, WindowBounds, Windows};
 
 /// The prefix every policy annotation and the opt-in label share.
@@ -43,8 +43,11 @@ pub mod keys {
     pub const RECOMMENDATION: &str = "scale-governor.io/recommendation";
     /// Written by the governor: the persisted ledger of replica changes.
     pub const HISTORY: &str = "scale-governor.io/history";
+    /// Written by the governor's loop: the demand trend, a window's raise and
+    /// the source's state, so a new leader carries on (JSON, versioned).
+    pub const STATE: &str = "scale-governor.io/state";
     /// Every key the governor understands, for "did you mean" hints.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         MODE,
         MIN_REPLICAS,
         MAX_REPLICAS,
@@ -55,6 +58,7 @@ pub mod keys {
         RECOMMEND,
         RECOMMENDATION,
         HISTORY,
+        STATE,
     ];
 }
 
@@ -160,7 +164,7 @@ impl Policy {
                 keys::SUSPEND_UNTIL => policy.suspend_until = Some(parse_time(key, value)?),
                 keys::RECOMMEND => policy.recommend = Some(RecommendConfig::parse(value)?),
                 keys::RECOMMENDATION => policy.recommendation = Some(Recommendation::parse(value)?),
-                keys::HISTORY => {}
+                keys::HISTORY | keys::STATE => {}
                 unknown => policy.warnings.push(unknown_key_warning(unknown)),
             }
         }
@@ -353,10 +357,10 @@ mod tests {
 
         let mut own = parse(&[(keys::RECOMMENDATION, rec)]).unwrap();
         let warning = own.vet_recommendation(true, now).unwrap();
-        assert!(warning.contains("300s TTL"), "{warning}");
+        assert!(warning.contains("1800s TTL"), "{warning}");
         assert_eq!(
             own.recommendation.unwrap().expires_at.to_rfc3339(),
-            "2026-11-23T10:05:00+00:00"
+            "2026-11-23T10:30:00+00:00"
         );
         let with_ttl = r#"{"targetPerPod":10,"ttlSeconds":3600}"#;
         let mut longer =

@@ -1,29 +1,139 @@
-//! The recommender's strategies, pure: demand samples in, a
-//! [`Recommendation`] out. The background loop feeds it from a metric source;
-//! `simulate` feeds it from a trace. Same code either way.
+//! The recommender's strategies, pure: inputs in, a [`Recommendation`] out.
+//! The background loop feeds them from metric sources and pods; `simulate`
+//! feeds them from a trace. Same code either way.
 //!
 //! - **Proportional control**, as the HPA: `ceil(demand / targetPerPod)`,
 //!   left alone within `tolerance`.
 //! - **Velocity and acceleration**: demand is extrapolated `leadSeconds`
 //!   ahead (the pods' start-up time) from smoothed first and second
 //!   derivatives, so capacity is ready when a ramp arrives. Extrapolation
-//!   only ever raises a recommendation.
-//! - **Hold**: the highest recommendation of the last `holdSeconds` is kept,
-//!   so a dip does not give back pods that the next rise needs.
+//!   only ever raises a recommendation, and only once the velocity (or
+//!   acceleration) crosses its threshold.
+//! - **Warm pool** ([`pool`]): reserved pods plus `targetReady` idle ones.
+//! - **Time windows** ([`schedule`]): replicas moved into the bounds of the
+//!   window in force, and back when it ends.
+//!
+//! Each strategy's own result is held at its highest of the last
+//! `holdSeconds` (so a dip does not give back pods the next rise needs);
+//! then the highest strategy wins ([`combine`]), as the HPA takes the
+//! highest of its metrics. The policy's bounds come after, in the engine.
 
-use std::collections::VecDeque;
+pub mod pool;
+pub mod schedule;
+#[cfg(test)]
+mod tests;
 
-use crate::policy::{MAX_REPLICA_COUNT, RecommendConfig, Recommendation, Trend};
+use std::collections::{BTreeMap, VecDeque};
+
 use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
 
-/// Recommender state for one workload.
+use crate::policy::{
+    MAX_REPLICA_COUNT, RECOMMENDATION_VERSION, RecommendConfig, Recommendation, Trend,
+};
+
+/// One strategy's answer, before the strategies are combined.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// `proportional`, `velocity`, `acceleration`, `warm-pool`.
+    pub strategy: &'static str,
+    /// What it asks for.
+    pub replicas: u32,
+    /// Why, with the numbers.
+    pub reason: String,
+    /// Its inputs, for the annotation.
+    pub inputs: BTreeMap<String, String>,
+}
+
+/// The highest of the candidates, as a recommendation of `config`'s kind
+/// computed at `now`; `None` when there is no candidate.
+pub fn combine(
+    candidates: Vec<Candidate>,
+    config: &RecommendConfig,
+    now: DateTime<Utc>,
+) -> Option<Recommendation> {
+    let mut best: Option<Candidate> = None;
+    for candidate in candidates {
+        if best
+            .as_ref()
+            .is_none_or(|b| candidate.replicas > b.replicas)
+        {
+            best = Some(candidate);
+        }
+    }
+    best.map(|b| b.into_recommendation(config, now))
+}
+
+impl Candidate {
+    /// This candidate as a recommendation of `config`'s kind and lifetime.
+    pub fn into_recommendation(
+        self,
+        config: &RecommendConfig,
+        now: DateTime<Utc>,
+    ) -> Recommendation {
+        Recommendation {
+            version: RECOMMENDATION_VERSION,
+            replicas: self.replicas,
+            reason: self.reason,
+            computed_at: now,
+            expires_at: now + Duration::seconds(i64::from(config.ttl_seconds)),
+            kind: config.kind,
+            strategy: self.strategy.to_owned(),
+            inputs: self.inputs,
+        }
+    }
+}
+
+/// A number for a reason: whole when it is whole, one decimal otherwise.
+pub(crate) fn num(x: f64) -> String {
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+/// The highest of a strategy's answers over the last `hold` seconds.
+#[derive(Debug, Clone, Default)]
+pub struct Hold {
+    held: VecDeque<(DateTime<Utc>, u32)>,
+}
+
+impl Hold {
+    /// Records `wanted` at `now` and returns the highest within `hold`.
+    pub fn apply(&mut self, wanted: u32, hold_seconds: u32, now: DateTime<Utc>) -> u32 {
+        let cutoff = now - Duration::seconds(i64::from(hold_seconds));
+        while self.held.front().is_some_and(|(at, _)| *at <= cutoff) {
+            self.held.pop_front();
+        }
+        self.held.push_back((now, wanted));
+        self.held.iter().map(|(_, r)| *r).max().unwrap_or(wanted)
+    }
+}
+
+/// What a new leader needs to carry on where the last one left off: the
+/// smoothed demand trend, persisted in the governor's state annotation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrendSummary {
+    /// When the last sample was taken.
+    pub at: DateTime<Utc>,
+    /// The last demand sample.
+    pub demand: f64,
+    /// Smoothed demand per second.
+    pub velocity: f64,
+    /// Smoothed demand per second².
+    pub acceleration: f64,
+}
+
+/// The demand strategies' state for one workload.
 #[derive(Debug, Clone)]
 pub struct Recommender {
     config: RecommendConfig,
     last: Option<(DateTime<Utc>, f64)>,
     velocity: f64,
     acceleration: f64,
-    held: VecDeque<(DateTime<Utc>, u32)>,
+    hold: Hold,
 }
 
 impl Recommender {
@@ -34,13 +144,44 @@ impl Recommender {
             last: None,
             velocity: 0.0,
             acceleration: 0.0,
-            held: VecDeque::new(),
+            hold: Hold::default(),
         }
+    }
+
+    /// A recommender that resumes from a persisted trend, so a new leader
+    /// does not start blind.
+    pub fn resume(config: RecommendConfig, summary: TrendSummary) -> Recommender {
+        let ok = [summary.demand, summary.velocity, summary.acceleration]
+            .iter()
+            .all(|x| x.is_finite());
+        let mut r = Recommender::new(config);
+        if ok {
+            r.last = Some((summary.at, summary.demand.max(0.0)));
+            r.velocity = summary.velocity;
+            r.acceleration = summary.acceleration;
+        }
+        r
+    }
+
+    /// The trend to persist; `None` before the first sample.
+    pub fn summary(&self) -> Option<TrendSummary> {
+        self.last.map(|(at, demand)| TrendSummary {
+            at,
+            demand,
+            velocity: self.velocity,
+            acceleration: self.acceleration,
+        })
     }
 
     /// Its configuration.
     pub fn config(&self) -> &RecommendConfig {
         &self.config
+    }
+
+    /// Replaces the configuration (the annotation changed), keeping the
+    /// trend.
+    pub fn reconfigure(&mut self, config: RecommendConfig) {
+        self.config = config;
     }
 
     /// Takes one demand sample. Samples must come in time order; an older or
@@ -65,133 +206,104 @@ impl Recommender {
         self.last = Some((at, demand));
     }
 
-    /// Demand expected `leadSeconds` from the last sample; never below it.
-    /// Only a rising demand is extrapolated: after a drop levels off, the
-    /// second derivative is positive, but nothing is coming.
-    pub fn predicted(&self) -> f64 {
+    /// Demand expected `leadSeconds` from the last sample, never below it,
+    /// and the strategy that projected it. Only a rising demand above the
+    /// thresholds is extrapolated: after a drop levels off, the second
+    /// derivative is positive, but nothing is coming.
+    pub fn predicted(&self) -> (f64, &'static str) {
         let Some((_, demand)) = self.last else {
-            return 0.0;
+            return (0.0, "proportional");
         };
-        if self.velocity <= 0.0 {
-            return demand;
+        let c = &self.config;
+        if self.velocity <= c.velocity_threshold || c.trend == Trend::None {
+            return (demand, "proportional");
         }
-        let lead = f64::from(self.config.lead_seconds);
-        let ahead = match self.config.trend {
-            Trend::None => demand,
-            Trend::Velocity => demand + self.velocity * lead,
-            Trend::Acceleration => {
-                demand + self.velocity * lead + 0.5 * self.acceleration * lead * lead
-            }
+        let lead = f64::from(c.lead_seconds);
+        let with_velocity = demand + self.velocity * lead;
+        let (ahead, strategy) = match c.trend {
+            Trend::Acceleration if self.acceleration > c.acceleration_threshold => (
+                with_velocity + 0.5 * self.acceleration * lead * lead,
+                "acceleration",
+            ),
+            _ => (with_velocity, "velocity"),
         };
-        ahead.max(demand)
+        (ahead.max(demand), strategy)
     }
 
-    /// The recommendation at `now` for a workload running `current` replicas.
-    pub fn recommend(&mut self, current: u32, now: DateTime<Utc>) -> Recommendation {
+    /// The demand strategies' candidate at `now` for a workload running
+    /// `current` replicas, held over `holdSeconds`; `None` before the first
+    /// sample.
+    pub fn candidate(&mut self, current: u32, now: DateTime<Utc>) -> Option<Candidate> {
+        let (_, demand) = self.last?;
+        let (predicted, strategy) = self.predicted();
         let c = &self.config;
-        let demand = self.last.map_or(0.0, |(_, d)| d);
-        let predicted = self.predicted();
+        let per_pod = c.target_per_pod();
         let ratio = if current == 0 {
             f64::INFINITY
         } else {
-            predicted / (f64::from(current) * c.target_per_pod)
+            predicted / (f64::from(current) * per_pod)
         };
-        let raw = (predicted / c.target_per_pod)
+        let raw = (predicted / per_pod)
             .ceil()
             .min(f64::from(MAX_REPLICA_COUNT)) as u32;
-        let wanted = if current > 0 && (ratio - 1.0).abs() <= c.tolerance {
-            current
-        } else {
-            raw
+        let within = current > 0 && (ratio - 1.0).abs() <= c.tolerance;
+        let wanted = if within { current } else { raw };
+        let replicas = self.hold.apply(wanted, c.hold_seconds, now);
+        let mut reason = match strategy {
+            "proportional" => format!(
+                "proportional: demand {}, {} per pod -> {wanted}",
+                num(demand),
+                num(per_pod)
+            ),
+            "acceleration" => format!(
+                "acceleration: demand {} rising {}/s (+{}/s²), projected {} in {}s, {} per pod -> {wanted}",
+                num(demand),
+                num(self.velocity),
+                num(self.acceleration),
+                num(predicted),
+                c.lead_seconds,
+                num(per_pod)
+            ),
+            _ => format!(
+                "velocity: demand {} rising {}/s, projected {} in {}s, {} per pod -> {wanted}",
+                num(demand),
+                num(self.velocity),
+                num(predicted),
+                c.lead_seconds,
+                num(per_pod)
+            ),
         };
-        let cutoff = now - Duration::seconds(i64::from(c.hold_seconds));
-        while self.held.front().is_some_and(|(at, _)| *at <= cutoff) {
-            self.held.pop_front();
+        if within && raw != current {
+            reason.push_str(&format!(
+                " (within the {}% tolerance of {current})",
+                num(c.tolerance * 100.0)
+            ));
         }
-        self.held.push_back((now, wanted));
-        let replicas = self.held.iter().map(|(_, r)| *r).max().unwrap_or(wanted);
-        let mut reason = format!(
-            "demand {demand:.1}, predicted {predicted:.1} in {}s, {:.1} per pod: {wanted}",
-            c.lead_seconds, c.target_per_pod
-        );
         if replicas > wanted {
             reason.push_str(&format!(", held at {replicas} for {}s", c.hold_seconds));
         }
-        Recommendation {
+        let inputs = BTreeMap::from([
+            ("demand".to_owned(), num(demand)),
+            ("velocity".to_owned(), format!("{:.3}", self.velocity)),
+            ("predicted".to_owned(), num(predicted)),
+        ]);
+        Some(Candidate {
+            strategy,
             replicas,
             reason,
-            computed_at: now,
-            expires_at: now + Duration::seconds(i64::from(c.ttl_seconds)),
-            kind: c.kind,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(trend: Trend) -> RecommendConfig {
-        RecommendConfig::parse(&format!(
-            r#"{{"targetPerPod":10,"leadSeconds":60,"trend":"{}","smoothingSeconds":1,"holdSeconds":120}}"#,
-            match trend {
-                Trend::None => "none",
-                Trend::Velocity => "velocity",
-                Trend::Acceleration => "acceleration",
-            }
-        ))
-        .unwrap()
+            inputs,
+        })
     }
 
-    fn t(secs: i64) -> DateTime<Utc> {
-        "2026-11-23T10:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::seconds(secs)
-    }
-
-    #[test]
-    fn proportional_with_tolerance() {
-        let mut r = Recommender::new(config(Trend::None));
-        r.observe(t(0), 95.0);
-        // 95 / (10 × 10) = 0.95: within 10 %, keep 10.
-        assert_eq!(r.recommend(10, t(0)).replicas, 10);
-        r.observe(t(15), 250.0);
-        assert_eq!(r.recommend(10, t(15)).replicas, 25);
-    }
-
-    #[test]
-    fn velocity_scales_ahead_of_a_ramp() {
-        let mut plain = Recommender::new(config(Trend::None));
-        let mut ahead = Recommender::new(config(Trend::Velocity));
-        for i in 0..10 {
-            // +1 per second: in 60 s demand will be 60 higher.
-            plain.observe(t(i * 15), 100.0 + 15.0 * i as f64);
-            ahead.observe(t(i * 15), 100.0 + 15.0 * i as f64);
-        }
-        let now = t(135);
-        assert_eq!(plain.recommend(1, now).replicas, 24); // 235 / 10
-        let rec = ahead.recommend(1, now);
-        assert_eq!(rec.replicas, 30); // (235 + 60) / 10, smoothing converged
-        assert!(
-            rec.reason
-                .starts_with("demand 235.0, predicted 295.0 in 60s"),
-            "{}",
-            rec.reason
-        );
-    }
-
-    #[test]
-    fn falling_demand_is_not_extrapolated_down_and_peaks_are_held() {
-        let mut r = Recommender::new(config(Trend::Acceleration));
-        r.observe(t(0), 300.0);
-        assert_eq!(r.recommend(1, t(0)).replicas, 30);
-        r.observe(t(60), 100.0);
-        let rec = r.recommend(30, t(60));
-        assert_eq!(rec.replicas, 30, "held for 120 s");
-        assert!(
-            rec.reason.ends_with("held at 30 for 120s"),
-            "{}",
-            rec.reason
-        );
-        r.observe(t(180), 100.0);
-        assert_eq!(r.recommend(30, t(180)).replicas, 10);
+    /// The recommendation at `now` from the demand strategies alone (what
+    /// `simulate` uses); with no sample yet, 0 replicas.
+    pub fn recommend(&mut self, current: u32, now: DateTime<Utc>) -> Recommendation {
+        let candidate = self.candidate(current, now).unwrap_or_else(|| Candidate {
+            strategy: "proportional",
+            replicas: 0,
+            reason: "no demand sample yet".to_owned(),
+            inputs: BTreeMap::new(),
+        });
+        candidate.into_recommendation(&self.config, now)
     }
 }

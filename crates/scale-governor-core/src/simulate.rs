@@ -227,12 +227,20 @@ impl Ctx<'_> {
 
     fn recommender(&self, policy: &Policy, kind: RecommendationKind) -> Recommender {
         let mut config = policy.recommend.clone().unwrap_or_else(|| RecommendConfig {
-            target_per_pod: self.config.hpa_target,
+            source: None,
+            query: None,
+            pointer: None,
+            counter: false,
+            params: Default::default(),
+            target_per_pod: Some(self.config.hpa_target),
             tolerance: self.config.tolerance,
             lead_seconds: self.config.startup.num_seconds().max(0) as u32,
             trend: Trend::Velocity,
+            velocity_threshold: 0.0,
+            acceleration_threshold: 0.0,
             smoothing_seconds: 120,
             hold_seconds: 300,
+            warm_pool: None,
             kind,
             ttl_seconds: 300,
         });

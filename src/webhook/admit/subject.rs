@@ -88,7 +88,7 @@ impl Object<'_> {
             .annotations
             .iter()
             .flatten()
-            .filter(|(k, _)| k.starts_with(PREFIX) && *k != keys::HISTORY)
+            .filter(|(k, _)| k.starts_with(PREFIX) && *k != keys::HISTORY && *k != keys::STATE)
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect()
     }

@@ -103,6 +103,23 @@ impl<'p> Bounds<'p> {
         self.upper
     }
 
+    /// What set each bound, in words: `window "…"` or `min-replicas 3`.
+    pub fn describe(&self) -> (String, String) {
+        let name = |by: Source<'_>, n: u32| match by {
+            Source::MinReplicas | Source::MaxReplicas => format!("{by} {n}"),
+            other => other.to_string(),
+        };
+        (
+            name(self.lower_by, self.lower),
+            name(self.upper_by, self.upper),
+        )
+    }
+
+    /// Whether a time window set the floor.
+    pub fn floor_is_a_window(&self) -> bool {
+        matches!(self.lower_by, Source::Window(_))
+    }
+
     /// Clamps `target` into the bounds, adding a reason when it moves.
     pub(crate) fn apply(&self, target: u32, requested: u32, reasons: &mut Vec<Reason>) -> u32 {
         let (allowed, by) = if target < self.lower {

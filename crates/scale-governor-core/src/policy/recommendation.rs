@@ -2,6 +2,8 @@
 //! as a floor (under another autoscaler) or a target (governor alone) until
 //! it expires; a stale one is ignored with a warning.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -18,10 +20,17 @@ pub enum RecommendationKind {
     Target,
 }
 
+/// The stored format's version, so a later governor can migrate it.
+pub const RECOMMENDATION_VERSION: u32 = 1;
+
 /// The recommender's output, stored as JSON in the `recommendation` annotation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Recommendation {
+    /// Format version ([`RECOMMENDATION_VERSION`]); absent in the first,
+    /// hand-written ones.
+    #[serde(default = "version", rename = "v")]
+    pub version: u32,
     /// Recommended replicas.
     pub replicas: u32,
     /// Why, in words, e.g. `schedule Mon-Fri 08:00: 12`.
@@ -34,6 +43,17 @@ pub struct Recommendation {
     /// Floor or target.
     #[serde(default)]
     pub kind: RecommendationKind,
+    /// The strategy that set `replicas`: `proportional`, `velocity`,
+    /// `acceleration`, `warm-pool`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub strategy: String,
+    /// The inputs behind it, e.g. `demand`, `velocity`, `reserved`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, String>,
+}
+
+fn version() -> u32 {
+    RECOMMENDATION_VERSION
 }
 
 impl Recommendation {
@@ -47,6 +67,16 @@ impl Recommendation {
                 format!("{e}, {expected}"),
             )
         })?;
+        if rec.version > RECOMMENDATION_VERSION {
+            return Err(PolicyError::whole(
+                keys::RECOMMENDATION,
+                &rec.version.to_string(),
+                format!(
+                    "recommendation format v{} is newer than this governor reads (v{RECOMMENDATION_VERSION}); upgrade the governor",
+                    rec.version
+                ),
+            ));
+        }
         if rec.replicas > MAX_REPLICA_COUNT {
             return Err(PolicyError::whole(
                 keys::RECOMMENDATION,
