@@ -1,31 +1,38 @@
-//! Work only one replica should do, behind a `coordination.k8s.io` Lease:
-//! persisting each workload's ledger into its `history` annotation, so a
-//! restart of every replica loses no rate budget.
+//! Leadership of the work only one replica should do (persisting ledgers,
+//! the recommender loop), through a `coordination.k8s.io` Lease.
+//!
+//! - The lease task never ends the process: when the apiserver is away it
+//!   retries with back-off, and the webhook keeps serving meanwhile.
+//! - A replica counts as leading only while it can *see* that it holds the
+//!   Lease: the Lease names it, and its last renewal is younger than the
+//!   Lease's duration. A leader cut off from the apiserver stops leading
+//!   when its Lease would have expired, instead of writing on beside the
+//!   replica that took over.
+//! - Gaining and losing leadership are logged; on shutdown the Lease is
+//!   released, so the other replica takes over at once.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use kube::{
-    Api, Client,
-    api::{Patch, PatchParams},
-};
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{Api, Client};
 use kube_lease_manager::LeaseManagerBuilder;
-use serde_json::json;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-
-pub use crate::managed::FIELD_MANAGER;
-use crate::{
-    cache::{Cache, Entry},
-    metrics::{Metrics, ResultLabels},
-    policy::keys,
-    workload::WorkloadKind,
-};
 
 /// Lease name shared by every replica.
 pub const LEASE_NAME: &str = "scale-governor-leader";
-/// How long shutdown waits for the last history writes.
-const FINAL_PERSIST: Duration = Duration::from_secs(5);
+/// How long a Lease lasts without renewal.
+pub const LEASE_SECONDS: u64 = 15;
+/// Grace the lease manager renews ahead of expiry.
+const GRACE_SECONDS: u64 = 5;
+/// How often the holder check reads the Lease.
+const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// Back-off between attempts to start the lease manager.
+const RETRY_MIN: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+pub use crate::managed::FIELD_MANAGER;
 
 /// Leader election settings.
 #[derive(Debug, Clone)]
@@ -34,131 +41,184 @@ pub struct LeaderConfig {
     pub namespace: String,
     /// This replica's identity (pod name).
     pub identity: String,
-    /// How often the leader writes changed ledgers.
-    pub persist_every: Duration,
 }
 
-/// Runs until `shutdown`: campaigns for the Lease and, while leading,
-/// persists changed ledgers. Returns an error if the lease task itself fails,
-/// so the process can exit and be restarted.
-pub async fn run(
+/// Whether this replica leads, as both the lease manager and the holder
+/// check see it.
+#[derive(Debug, Clone)]
+pub struct Leadership {
+    rx: watch::Receiver<bool>,
+}
+
+impl Leadership {
+    /// Leading now.
+    pub fn is_leading(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    /// Waits for the next change; `false` once the leader task has stopped.
+    pub async fn changed(&mut self) -> bool {
+        self.rx.changed().await.is_ok()
+    }
+
+    /// A leadership that is always (or never) held, for tests and for a
+    /// single replica without a cluster.
+    pub fn fixed(leading: bool) -> Leadership {
+        let (tx, rx) = watch::channel(leading);
+        // Keep the sender alive for the process' lifetime.
+        std::mem::forget(tx);
+        Leadership { rx }
+    }
+}
+
+/// Starts the lease tasks; they run until `shutdown`, then release the Lease.
+pub fn spawn(client: Client, config: LeaderConfig, shutdown: CancellationToken) -> Leadership {
+    let (manager_tx, manager_rx) = watch::channel(false);
+    let (confirmed_tx, confirmed_rx) = watch::channel(false);
+    let (leading_tx, leading_rx) = watch::channel(false);
+    tokio::spawn(run_manager(
+        client.clone(),
+        config.clone(),
+        manager_tx,
+        shutdown.clone(),
+    ));
+    tokio::spawn(run_check(
+        client,
+        config.clone(),
+        confirmed_tx,
+        shutdown.clone(),
+    ));
+    tokio::spawn(async move {
+        let (mut manager, mut confirmed) = (manager_rx, confirmed_rx);
+        loop {
+            let leading = *manager.borrow() && *confirmed.borrow();
+            if *leading_tx.borrow() != leading {
+                tracing::info!(identity = %config.identity, leading, "leadership changed");
+                let _ = leading_tx.send(leading);
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => {
+                    let _ = leading_tx.send(false);
+                    return;
+                }
+                r = manager.changed() => if r.is_err() { return },
+                r = confirmed.changed() => if r.is_err() { return },
+            }
+        }
+    });
+    Leadership { rx: leading_rx }
+}
+
+/// The lease manager, restarted with back-off whenever it cannot start or
+/// its task ends; releases the Lease on shutdown.
+async fn run_manager(
     client: Client,
-    cache: Arc<Cache>,
-    metrics: Arc<Metrics>,
     config: LeaderConfig,
+    leading: watch::Sender<bool>,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let manager = LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
-        .with_namespace(&config.namespace)
-        .with_identity(&config.identity)
-        .with_duration(15)
-        .with_grace(5)
-        .build()
-        .await?;
-    let (mut leading, task) = manager.watch().await;
-    let mut tick = tokio::time::interval(config.persist_every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+) {
+    let mut delay = RETRY_MIN;
     loop {
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            changed = leading.changed() => {
-                if changed.is_err() {
-                    anyhow::bail!("leader election task stopped");
+        let built = LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
+            .with_namespace(&config.namespace)
+            .with_identity(&config.identity)
+            .with_duration(LEASE_SECONDS)
+            .with_grace(GRACE_SECONDS)
+            .with_field_manager(FIELD_MANAGER)
+            .build();
+        let manager = tokio::select! {
+            () = shutdown.cancelled() => return,
+            built = built => built,
+        };
+        let manager = match manager {
+            Ok(manager) => manager,
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in = ?delay, "cannot reach the leader Lease; retrying");
+                if sleep_or_shutdown(jittered(delay), &shutdown).await {
+                    return;
                 }
-                tracing::info!(leader = *leading.borrow(), identity = %config.identity, "leadership changed");
+                delay = (delay * 2).min(RETRY_MAX);
+                continue;
             }
-            _ = tick.tick() => {
-                if *leading.borrow() {
-                    persist(&client, &cache, &metrics).await;
+        };
+        delay = RETRY_MIN;
+        let (mut rx, task) = manager.watch().await;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => {
+                    let _ = leading.send(false);
+                    // Dropping the receiver makes the task release the Lease.
+                    drop(rx);
+                    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+                    return;
+                }
+                changed = rx.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let _ = leading.send(*rx.borrow());
                 }
             }
         }
-    }
-    if *leading.borrow() {
-        // Last chance to save what this replica admitted, bounded so that a
-        // backlog cannot hold the pod past its termination grace period.
-        let last = persist(&client, &cache, &metrics);
-        if tokio::time::timeout(FINAL_PERSIST, last).await.is_err() {
-            tracing::warn!("final history write cut short after {FINAL_PERSIST:?}");
+        let _ = leading.send(false);
+        tracing::warn!("the lease task stopped; starting it again");
+        if sleep_or_shutdown(jittered(delay), &shutdown).await {
+            return;
         }
-    }
-    drop(leading);
-    // Dropping the receiver makes the task release the Lease for a fast handover.
-    match tokio::time::timeout(Duration::from_secs(5), task).await {
-        Ok(Ok(Ok(_))) | Err(_) => Ok(()),
-        Ok(Ok(Err(e))) => Err(e.into()),
-        Ok(Err(e)) => Err(e.into()),
     }
 }
 
-/// Writes at most this many annotations at once: enough to keep up with a
-/// busy cluster, few enough not to crowd the apiserver.
-const CONCURRENT_WRITES: usize = 16;
-
-/// Writes the `history` annotation of every workload whose ledger changed.
-pub async fn persist(client: &Client, cache: &Cache, metrics: &Metrics) {
-    let dirty: Vec<(WorkloadKind, String, Arc<Entry>)> =
-        [WorkloadKind::Deployment, WorkloadKind::StatefulSet]
-            .into_iter()
-            .flat_map(|kind| {
-                cache
-                    .entries(kind)
-                    .into_iter()
-                    // A workload the watch has not shown stored may never
-                    // exist; its history waits until it does.
-                    .filter(|(_, entry)| entry.is_stored() && entry.take_dirty())
-                    .map(move |(key, entry)| (kind, key, entry))
-            })
-            .collect();
-    futures::stream::iter(dirty)
-        .for_each_concurrent(CONCURRENT_WRITES, |(kind, key, entry)| async move {
-            let result = write(client, kind, &key, &entry).await;
-            let label = if result.is_ok() { "ok" } else { "error" };
-            metrics
-                .history_writes
-                .get_or_create(&ResultLabels { result: label })
-                .inc();
-            match result {
-                Ok(()) => {}
-                Err(kube::Error::Api(status)) if status.is_not_found() => {
-                    // Deleted since: the watch will say so too, but there is
-                    // nothing left to write to, so stop trying now.
-                    tracing::info!(%key, "workload gone; dropping its history");
-                    cache.remove(kind, &key);
-                }
-                Err(err) => {
-                    tracing::warn!(%key, error = %err, "writing history failed; will retry");
-                    entry.mark_dirty();
-                }
+/// Reads the Lease every few seconds: leading is confirmed while it names
+/// this replica and its last renewal is younger than its duration, by this
+/// replica's clock. A read that fails confirms nothing new, so the last
+/// confirmation runs out on its own.
+async fn run_check(
+    client: Client,
+    config: LeaderConfig,
+    confirmed: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    let api: Api<Lease> = Api::namespaced(client, &config.namespace);
+    let mut held_until: Option<DateTime<Utc>> = None;
+    loop {
+        match api.get_opt(LEASE_NAME).await {
+            Ok(Some(lease)) => {
+                let spec = lease.spec.unwrap_or_default();
+                let ours = spec.holder_identity.as_deref() == Some(config.identity.as_str());
+                let duration = spec
+                    .lease_duration_seconds
+                    .map_or(LEASE_SECONDS as i64, i64::from);
+                // The holder writes renewTime with its own clock, which is
+                // this replica's when the Lease names it.
+                held_until = spec
+                    .renew_time
+                    .filter(|_| ours)
+                    .and_then(|t| DateTime::<Utc>::from_timestamp(t.0.as_second(), 0))
+                    .map(|renewed| renewed + chrono::Duration::seconds(duration));
             }
-        })
-        .await;
-}
-
-async fn write(
-    client: &Client,
-    kind: WorkloadKind,
-    key: &str,
-    entry: &Entry,
-) -> Result<(), kube::Error> {
-    let (namespace, name) = key.split_once('/').unwrap_or(("", key));
-    let patch = json!({"metadata": {"annotations": {keys::HISTORY: entry.stored_ledger().to_annotation()}}});
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-        ..PatchParams::default()
-    };
-    let patch = Patch::Merge(&patch);
-    match kind {
-        WorkloadKind::Deployment => {
-            Api::<Deployment>::namespaced(client.clone(), namespace)
-                .patch_metadata(name, &params, &patch)
-                .await?;
+            Ok(None) => held_until = None,
+            Err(err) => tracing::debug!(error = %err, "reading the leader Lease failed"),
         }
-        WorkloadKind::StatefulSet => {
-            Api::<StatefulSet>::namespaced(client.clone(), namespace)
-                .patch_metadata(name, &params, &patch)
-                .await?;
+        let holds = held_until.is_some_and(|until| Utc::now() < until);
+        if *confirmed.borrow() != holds {
+            let _ = confirmed.send(holds);
+        }
+        if sleep_or_shutdown(CHECK_EVERY, &shutdown).await {
+            return;
         }
     }
-    Ok(())
+}
+
+/// Sleeps, or returns `true` at once when `shutdown` fires first.
+async fn sleep_or_shutdown(delay: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => true,
+        () = tokio::time::sleep(delay) => false,
+    }
+}
+
+/// `delay` ± 20 %, so replicas restarted together do not retry in step.
+pub fn jittered(delay: Duration) -> Duration {
+    let factor = 0.8 + fastrand::f64() * 0.4;
+    delay.mul_f64(factor)
 }

@@ -7,7 +7,8 @@
 //! - [`webhook`]: HTTP ⇄ AdmissionReview ⇄ engine, and the admin endpoints;
 //! - [`cache`]: watches → the in-memory index the webhook reads;
 //! - [`events`], [`metrics`], [`report`]: how each decision is explained;
-//! - [`leader`]: the Lease holder's history persistence;
+//! - [`leader`]: leadership through a Lease; [`persist`]: the leader's
+//!   history writes; [`recommender`]: the leader's recommendation loop;
 //! - [`tls`], [`server`]: certificates with hot reload, the listeners;
 //! - [`cli`] and [`chart`]: the command line and its SVG charts.
 
@@ -22,6 +23,7 @@ pub mod events;
 pub mod leader;
 pub mod managed;
 pub mod metrics;
+pub mod persist;
 pub mod report;
 pub mod server;
 pub mod tls;

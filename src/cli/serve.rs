@@ -13,6 +13,7 @@ use crate::{
     events::{self, Reporter},
     leader::{self, LeaderConfig},
     metrics::{Metrics, ResultLabels},
+    persist,
     server::{self, HttpsOptions},
     tls::{self, CertPaths, CertStore, bundle::BundleStatus},
     webhook::{
@@ -255,34 +256,23 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         cache.clone(),
         shutdown.clone(),
     ));
-    let leader_shutdown = shutdown.clone();
-    let leader = tokio::spawn(leader::run(
-        client,
-        cache,
-        metrics,
+    let leadership = leader::spawn(
+        client.clone(),
         LeaderConfig {
             namespace: args.lease_namespace.clone(),
             identity,
-            persist_every: Duration::from_millis(args.persist_interval_ms.max(100)),
         },
         shutdown.clone(),
+    );
+    let persister = tokio::spawn(persist::run(
+        client,
+        cache,
+        metrics,
+        leadership,
+        Duration::from_millis(args.persist_interval_ms.max(100)),
+        shutdown.clone(),
     ));
-    let leader = async move {
-        // Losing the lease task is fatal (linkerd's rule): exit and restart
-        // rather than run without anyone persisting ledgers.
-        match leader.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                leader_shutdown.cancel();
-                Err(e.context("leader election"))
-            }
-            Err(join) => {
-                leader_shutdown.cancel();
-                Err(anyhow::anyhow!("leader election task panicked: {join}"))
-            }
-        }
-    };
-    let (https, http, leader) = tokio::join!(
+    let (https, http) = tokio::join!(
         server::serve_https(
             https,
             tls_config,
@@ -291,12 +281,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             HttpsOptions::default()
         ),
         server::serve_http(http, webhook::admin_router(admin), shutdown.clone()),
-        leader,
     );
-    let _ = tokio::join!(watch, reloader);
+    let _ = tokio::join!(watch, reloader, persister);
     https?;
     http?;
-    leader?;
     tracing::info!("stopped");
     Ok(())
 }
