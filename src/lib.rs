@@ -26,5 +26,6 @@ pub mod metrics;
 pub mod persist;
 pub mod report;
 pub mod server;
+pub mod sources;
 pub mod tls;
 pub mod webhook;

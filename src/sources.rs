@@ -1,0 +1,417 @@
+//! Where the recommender reads demand from: named sources defined on the
+//! governor's side (`serve --sources FILE`), never in a workload's
+//! annotation. An annotation that could name a URL or a PromQL query would
+//! let any namespace editor make the governor reach internal addresses or
+//! other tenants' metrics; here it names a source and supplies only what
+//! the source lets it supply: a named query, a JSON Pointer, plain-word
+//! values for the source's `{{placeholders}}`.
+//!
+//! ```yaml
+//! sources:
+//!   - name: prometheus
+//!     namespaces: ["*"]
+//!     prometheus:
+//!       url: http://prometheus.monitoring.svc:9090
+//!       queries:
+//!         orders: 'sum(rate(orders_total{namespace="{{namespace}}",app="{{name}}"}[2m]))'
+//!   - name: orders-api
+//!     namespaces: [shop]
+//!     http:
+//!       url: http://{{name}}.{{namespace}}.svc:8080/stats
+//! ```
+
+mod client;
+mod http;
+mod prometheus;
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use serde::Deserialize;
+
+pub use self::client::{HttpClient, SourceClient};
+use crate::policy::{POD_SOURCE, RecommendConfig};
+
+/// Why a sample could not be taken. Each is a named state, never a zero:
+/// missing data must never read as "no demand".
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// No answer within the source's timeout.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The connection failed.
+    #[error("cannot reach the source: {0}")]
+    Transport(String),
+    /// An HTTP status other than 200.
+    #[error("HTTP {status}: {body}")]
+    Status {
+        /// The status code.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+    /// The body is not the JSON expected.
+    #[error("the response does not parse: {0}")]
+    Decode(String),
+    /// Prometheus answered with an error.
+    #[error("Prometheus: {0}")]
+    Prometheus(String),
+    /// The query matched no series.
+    #[error("the query returned no series")]
+    Empty,
+    /// The query matched several series; demand must be one number.
+    #[error("the query returned {0} series; aggregate it to one (sum, max)")]
+    Several(usize),
+    /// The value is NaN, infinite, negative or not a number.
+    #[error("the value {0:?} is not a demand (a finite number of at least 0)")]
+    NotANumber(String),
+    /// The JSON Pointer points at nothing.
+    #[error("nothing at {0} in the response")]
+    Missing(String),
+    /// The annotation and the source do not fit (checked at admission too).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl SourceError {
+    /// The metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceError::Timeout(_) => "timeout",
+            SourceError::Transport(_) => "transport",
+            SourceError::Status { .. } => "status",
+            SourceError::Decode(_) => "decode",
+            SourceError::Prometheus(_) => "prometheus",
+            SourceError::Empty => "empty",
+            SourceError::Several(_) => "several",
+            SourceError::NotANumber(_) => "nan",
+            SourceError::Missing(_) => "missing",
+            SourceError::Config(_) => "config",
+        }
+    }
+}
+
+/// Which workload a sample is for.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// Its namespace.
+    pub namespace: &'a str,
+    /// Its name.
+    pub name: &'a str,
+}
+
+/// A metric source: one number of total demand per sample.
+pub trait Source {
+    /// `prometheus` or `http`, the metric label.
+    fn kind(&self) -> &'static str;
+
+    /// Whether `config` gives this source (called `name`) the parameters it
+    /// takes; the message is what admission refuses with.
+    fn fits(&self, name: &str, config: &RecommendConfig) -> Result<(), String>;
+
+    /// Takes one sample for `target` as `config` describes it.
+    fn sample(
+        &self,
+        client: &SourceClient,
+        config: &RecommendConfig,
+        target: Target<'_>,
+    ) -> impl std::future::Future<Output = Result<f64, SourceError>> + Send;
+}
+
+impl Source for SourceKind {
+    fn kind(&self) -> &'static str {
+        match self {
+            SourceKind::Prometheus(p) => p.kind(),
+            SourceKind::Http(h) => h.kind(),
+        }
+    }
+
+    fn fits(&self, name: &str, config: &RecommendConfig) -> Result<(), String> {
+        match self {
+            SourceKind::Prometheus(p) => p.fits(name, config),
+            SourceKind::Http(h) => h.fits(name, config),
+        }
+    }
+
+    async fn sample(
+        &self,
+        client: &SourceClient,
+        config: &RecommendConfig,
+        target: Target<'_>,
+    ) -> Result<f64, SourceError> {
+        match self {
+            SourceKind::Prometheus(p) => p.sample(client, config, target).await,
+            SourceKind::Http(h) => h.sample(client, config, target).await,
+        }
+    }
+}
+
+/// The `serve --sources` file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourcesFile {
+    #[serde(default)]
+    sources: Vec<RawSourceDef>,
+}
+
+/// One source as written: exactly one of `prometheus` and `http`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawSourceDef {
+    name: String,
+    #[serde(default)]
+    prometheus: Option<prometheus::Prometheus>,
+    #[serde(default)]
+    http: Option<http::HttpJson>,
+    namespaces: Vec<String>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    bearer_token_file: Option<String>,
+    #[serde(default)]
+    ca_file: Option<String>,
+}
+
+/// One source as the operator defines it.
+#[derive(Debug, Clone)]
+pub struct SourceDef {
+    /// What annotations call it.
+    pub name: String,
+    /// What it is.
+    pub kind: SourceKind,
+    /// Namespaces whose workloads may use it; `*` for all.
+    pub namespaces: Vec<String>,
+    /// How long a sample may take.
+    pub timeout: Duration,
+    /// A bearer token to send, read from this file (a mounted Secret), on
+    /// every request, so a rotated token is used at once.
+    pub bearer_token_file: Option<String>,
+    /// PEM CA certificates to verify an `https` source with, instead of the
+    /// system's.
+    pub ca_file: Option<String>,
+}
+
+/// The kinds of source.
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    /// A Prometheus server: an instant query whose result is one number.
+    Prometheus(prometheus::Prometheus),
+    /// An HTTP endpoint returning JSON: the number at a JSON Pointer.
+    Http(http::HttpJson),
+}
+
+/// Why the sources file is refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct SourcesError {
+    path: String,
+    message: String,
+}
+
+/// The sources, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    defs: BTreeMap<String, SourceDef>,
+}
+
+/// How long a sample may take when the source does not say.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Sources {
+    /// No sources (only warm pools and windows work).
+    pub fn none() -> Sources {
+        Sources::default()
+    }
+
+    /// Reads and checks the `--sources` file.
+    pub fn load(path: &Path) -> Result<Sources, SourcesError> {
+        let error = |message: String| SourcesError {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        Sources::parse(&text).map_err(error)
+    }
+
+    /// Parses the file's YAML.
+    pub fn parse(text: &str) -> Result<Sources, String> {
+        let file: SourcesFile = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        let mut defs = BTreeMap::new();
+        for raw in file.sources {
+            let name = raw.name;
+            let bad = |message: String| format!("source {name}: {message}");
+            if name == POD_SOURCE {
+                return Err(format!(
+                    "source name {POD_SOURCE:?} is built in (warm pools)"
+                ));
+            }
+            let timeout = match &raw.timeout {
+                None => DEFAULT_TIMEOUT,
+                Some(t) => crate::units::parse_seconds(t)
+                    .map(Duration::from_secs)
+                    .map_err(|e| bad(format!("timeout: {e}")))?,
+            };
+            let kind = match (raw.prometheus, raw.http) {
+                (Some(p), None) => {
+                    p.check().map_err(bad)?;
+                    SourceKind::Prometheus(p)
+                }
+                (None, Some(h)) => {
+                    h.check().map_err(bad)?;
+                    SourceKind::Http(h)
+                }
+                _ => return Err(bad("give exactly one of prometheus: or http:".to_owned())),
+            };
+            let def = SourceDef {
+                name: name.clone(),
+                kind,
+                namespaces: raw.namespaces,
+                timeout,
+                bearer_token_file: raw.bearer_token_file,
+                ca_file: raw.ca_file,
+            };
+            if defs.insert(name.clone(), def).is_some() {
+                return Err(format!("source {name} is defined twice"));
+            }
+        }
+        Ok(Sources { defs })
+    }
+
+    /// The source called `name`.
+    pub fn get(&self, name: &str) -> Option<&SourceDef> {
+        self.defs.get(name)
+    }
+
+    /// Whether a workload in `namespace` may use `config` as written: the
+    /// source exists, admits the namespace, and gets the parameters its kind
+    /// takes. The message is what admission refuses with.
+    pub fn check(&self, config: &RecommendConfig, namespace: &str) -> Result<(), String> {
+        let Some(name) = config.source.as_deref() else {
+            return Ok(());
+        };
+        if name == POD_SOURCE {
+            return Ok(());
+        }
+        let Some(def) = self.defs.get(name) else {
+            let known: Vec<&str> = self
+                .defs
+                .keys()
+                .map(String::as_str)
+                .chain([POD_SOURCE])
+                .collect();
+            return Err(format!(
+                "source \"{name}\" is not defined by the governor (serve --sources); known: {}",
+                known.join(", ")
+            ));
+        };
+        if !def.namespaces.iter().any(|n| n == "*" || n == namespace) {
+            return Err(format!(
+                "source \"{name}\" may not be used from namespace {namespace}; it allows {}",
+                def.namespaces.join(", ")
+            ));
+        }
+        def.kind.fits(name, config)
+    }
+
+    /// Takes one sample from the source `config` names.
+    pub async fn sample(
+        &self,
+        client: &HttpClient,
+        config: &RecommendConfig,
+        target: Target<'_>,
+    ) -> Result<f64, SourceError> {
+        let name = config.source.as_deref().unwrap_or_default();
+        let def = self
+            .defs
+            .get(name)
+            .ok_or_else(|| SourceError::Config(format!("source \"{name}\" is not defined")))?;
+        self.check(config, target.namespace)
+            .map_err(SourceError::Config)?;
+        let timeout = def.timeout;
+        let client = client.for_source(def).map_err(SourceError::Config)?;
+        match tokio::time::timeout(timeout, def.kind.sample(&client, config, target)).await {
+            Ok(result) => result,
+            Err(_) => Err(SourceError::Timeout(timeout)),
+        }
+    }
+}
+
+/// Fills `{{namespace}}`, `{{name}}` and the annotation's params into a
+/// source's template; a placeholder left unfilled is a configuration error.
+fn fill(
+    template: &str,
+    target: Target<'_>,
+    params: &BTreeMap<String, String>,
+    escape: impl Fn(&str) -> String,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| format!("unclosed {{{{ in {template:?}"))?;
+        let key = after[..end].trim();
+        let value = match key {
+            "namespace" => target.namespace,
+            "name" => target.name,
+            other => params
+                .get(other)
+                .map(String::as_str)
+                .ok_or_else(|| format!("the source needs params.{other}"))?,
+        };
+        out.push_str(&escape(value));
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The placeholders a template uses, besides `namespace` and `name`.
+fn placeholders(template: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        let key = after[..end].trim();
+        if key != "namespace" && key != "name" {
+            found.push(key.to_owned());
+        }
+        rest = &after[end + 2..];
+    }
+    found
+}
+
+/// Checks the annotation's params against what a template uses.
+fn fits_params(source: &str, template: &str, config: &RecommendConfig) -> Result<(), String> {
+    let used = placeholders(template);
+    for needed in &used {
+        if !config.params.contains_key(needed) {
+            return Err(format!("source \"{source}\" needs params.{needed}"));
+        }
+    }
+    for given in config.params.keys() {
+        if !used.contains(given) {
+            return Err(format!("source \"{source}\" takes no params.{given}"));
+        }
+    }
+    Ok(())
+}
+
+/// Reads a JSON number (or a string holding one) as a demand.
+fn demand(value: &serde_json::Value) -> Result<f64, SourceError> {
+    let n = match value {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match n {
+        Some(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(SourceError::NotANumber(value.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests;
