@@ -4,6 +4,7 @@
 //! path talks to the apiserver.
 
 pub mod hpa;
+pub mod pods;
 pub mod watch;
 
 use std::sync::{
@@ -36,6 +37,11 @@ pub struct Observed {
     pub policy: Result<Arc<Policy>, PolicyError>,
     /// `spec.replicas`.
     pub replicas: u32,
+    /// The field manager that last wrote `spec.replicas`, from
+    /// `managedFields`, e.g. `scale-governor (scale)`.
+    pub replicas_writer: Option<String>,
+    /// The governor's own `state` annotation, as stored.
+    pub state: Option<String>,
 }
 
 /// One governed workload.
@@ -235,6 +241,8 @@ pub struct Update<'a> {
     pub history: Option<&'a str>,
     /// The field manager that last wrote `spec.replicas`, if known.
     pub actor: Option<&'a str>,
+    /// The governor's `state` annotation, if any.
+    pub state: Option<&'a str>,
 }
 
 /// Runs [`Cache::sweep`] every few seconds until `shutdown`.
@@ -318,6 +326,8 @@ impl Cache {
                 uid: None,
                 policy: Ok(Arc::new(policy.clone())),
                 replicas,
+                replicas_writer: None,
+                state: None,
             },
             Ledger::new(),
             false,
@@ -367,6 +377,8 @@ impl Cache {
             uid: update.uid,
             policy: update.policy.map(Arc::new),
             replicas: update.replicas,
+            replicas_writer: update.actor.map(str::to_owned),
+            state: update.state.map(str::to_owned),
         };
         let map = self.map(update.kind).pin();
         let Some(entry) = map.get(update.key).cloned() else {

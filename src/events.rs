@@ -231,8 +231,9 @@ fn now_ts() -> k8s_openapi::jiff::Timestamp {
     k8s_openapi::jiff::Timestamp::now()
 }
 
-/// The action of policy notices.
-const EDIT_ACTION: &str = "EditPolicy";
+/// The action of notices (policy edits, the recommender's findings): not a
+/// scaling decision, so not published on the HPA.
+const EDIT_ACTION: &str = "Notice";
 
 /// The Events a report becomes: one for a decision that changed or
 /// refused something, one for a notice about the policy.
@@ -240,7 +241,11 @@ pub fn notes_for(report: &Report) -> Vec<Note> {
     let mut notes = Vec::new();
     if let Some(notice) = &report.notice {
         notes.push(Note {
-            type_: EventType::Warning,
+            type_: if notice.kind.is_warning() {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: notice.kind.event_reason().to_owned(),
             action: EDIT_ACTION.to_owned(),
             note: truncate(notice.message.clone(), MAX_NOTE),
@@ -387,7 +392,7 @@ mod tests {
                 notes[0].type_,
                 notes[0].action.as_str()
             ),
-            ("PolicyLoosened", EventType::Warning, "EditPolicy")
+            ("PolicyLoosened", EventType::Warning, "Notice")
         );
         assert_eq!(truncate("é".repeat(10), 7), "éé...");
     }

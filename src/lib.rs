@@ -24,6 +24,7 @@ pub mod leader;
 pub mod managed;
 pub mod metrics;
 pub mod persist;
+pub mod recommender;
 pub mod report;
 pub mod server;
 pub mod sources;

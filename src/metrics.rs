@@ -50,6 +50,31 @@ pub struct EditLabels {
     pub kind: &'static str,
 }
 
+/// Labels of `scale_governor_recommender_samples_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SampleLabels {
+    /// The source's name.
+    pub source: String,
+    /// `ok`, or the error's kind (`timeout`, `empty`, `nan`, ...).
+    pub result: &'static str,
+}
+
+/// Labels naming a source.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// The source's name.
+    pub source: String,
+}
+
+/// Labels of `scale_governor_recommender_writes_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct WriteLabels {
+    /// `recommendation`, `scale` or `deletion-cost`.
+    pub kind: &'static str,
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
 /// Labels naming a result.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -82,6 +107,20 @@ pub struct Metrics {
     pub history_writes: Family<ResultLabels, Counter>,
     /// Policy edits found loosening, refused, or invalid.
     pub policy_edits: Family<EditLabels, Counter>,
+    /// 1 while this replica leads (and runs the recommender loop).
+    pub recommender_leading: Gauge,
+    /// Time one pass over every workload took.
+    pub recommender_cycle_duration: Histogram,
+    /// Workloads evaluated in the last pass.
+    pub recommender_cycle_workloads: Gauge,
+    /// Samples taken, by source and result.
+    pub recommender_samples: Family<SampleLabels, Counter>,
+    /// Time a sample took, by source.
+    pub recommender_sample_duration: Family<SourceLabels, Histogram>,
+    /// The loop's writes, by kind and result.
+    pub recommender_writes: Family<WriteLabels, Counter>,
+    /// Recommendations that expired without a new one.
+    pub recommender_expirations: Counter,
 }
 
 impl Default for Metrics {
@@ -107,6 +146,16 @@ impl Metrics {
         let events = Family::<ResultLabels, Counter>::default();
         let history_writes = Family::<ResultLabels, Counter>::default();
         let policy_edits = Family::<EditLabels, Counter>::default();
+        let recommender_leading = Gauge::default();
+        let recommender_cycle_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        let recommender_cycle_workloads = Gauge::default();
+        let recommender_samples = Family::<SampleLabels, Counter>::default();
+        let recommender_sample_duration =
+            Family::<SourceLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.0, 14))
+            });
+        let recommender_writes = Family::<WriteLabels, Counter>::default();
+        let recommender_expirations = Counter::default();
 
         let admission = registry.sub_registry_with_prefix("admission");
         admission.register("reviews", "Admission reviews answered", reviews.clone());
@@ -137,6 +186,42 @@ impl Metrics {
             "Writes of the history annotation",
             history_writes.clone(),
         );
+        let rec = registry.sub_registry_with_prefix("recommender");
+        rec.register(
+            "leading",
+            "1 while this replica leads the recommender loop",
+            recommender_leading.clone(),
+        );
+        rec.register(
+            "cycle_duration_seconds",
+            "Time one pass over every governed workload took",
+            recommender_cycle_duration.clone(),
+        );
+        rec.register(
+            "cycle_workloads",
+            "Workloads evaluated in the last pass",
+            recommender_cycle_workloads.clone(),
+        );
+        rec.register(
+            "samples",
+            "Metric samples taken, by source and result",
+            recommender_samples.clone(),
+        );
+        rec.register(
+            "sample_duration_seconds",
+            "Time a metric sample took, by source",
+            recommender_sample_duration.clone(),
+        );
+        rec.register(
+            "writes",
+            "The loop's writes, by kind and result",
+            recommender_writes.clone(),
+        );
+        rec.register(
+            "expirations",
+            "Recommendations that expired without a new one",
+            recommender_expirations.clone(),
+        );
         let tls = registry.sub_registry_with_prefix("tls");
         tls.register(
             "cert_expiry_seconds",
@@ -165,6 +250,13 @@ impl Metrics {
             events,
             history_writes,
             policy_edits,
+            recommender_leading,
+            recommender_cycle_duration,
+            recommender_cycle_workloads,
+            recommender_samples,
+            recommender_sample_duration,
+            recommender_writes,
+            recommender_expirations,
         }
     }
 

@@ -50,6 +50,16 @@ pub enum NoticeKind {
     /// An edit that would loosen the policy (or pause it too long) was
     /// refused.
     EditRefused,
+    /// The recommender's strategy changed (e.g. proportional to velocity).
+    StrategyChanged,
+    /// A recommendation expired without a new one: only the static policy
+    /// holds.
+    RecommendationExpired,
+    /// A metric source failed; the last recommendation stands until it
+    /// expires.
+    SourceFailed,
+    /// A failing source answers again.
+    SourceRecovered,
 }
 
 impl NoticeKind {
@@ -59,7 +69,19 @@ impl NoticeKind {
             NoticeKind::InvalidPolicy => "PolicyInvalid",
             NoticeKind::Loosened => "PolicyLoosened",
             NoticeKind::EditRefused => "PolicyEditRefused",
+            NoticeKind::StrategyChanged => "RecommendationStrategyChanged",
+            NoticeKind::RecommendationExpired => "RecommendationExpired",
+            NoticeKind::SourceFailed => "SourceFailed",
+            NoticeKind::SourceRecovered => "SourceRecovered",
         }
+    }
+
+    /// Whether a person should look: a Warning Event rather than Normal.
+    pub fn is_warning(self) -> bool {
+        !matches!(
+            self,
+            NoticeKind::StrategyChanged | NoticeKind::SourceRecovered
+        )
     }
 
     /// The metric label.
@@ -68,6 +90,10 @@ impl NoticeKind {
             NoticeKind::InvalidPolicy => "invalid",
             NoticeKind::Loosened => "loosened",
             NoticeKind::EditRefused => "refused",
+            NoticeKind::StrategyChanged => "strategy-changed",
+            NoticeKind::RecommendationExpired => "expired",
+            NoticeKind::SourceFailed => "source-failed",
+            NoticeKind::SourceRecovered => "source-recovered",
         }
     }
 }

@@ -176,6 +176,7 @@ impl Model {
                 replicas: state.replicas,
                 history: None,
                 actor: Some("watch"),
+                state: None,
             },
             self.now,
         );

@@ -112,6 +112,7 @@ fn cache(now: DateTime<Utc>) -> Cache {
                 replicas,
                 history: Some(HISTORY),
                 actor: Some("fuzz"),
+                state: None,
             },
             now,
         );

@@ -23,6 +23,7 @@ fn update<'a>(
         replicas,
         history,
         actor,
+        state: None,
     }
 }
 

@@ -154,6 +154,9 @@ fn apply<K: Watched>(cache: &Cache, obj: &K) {
                 .and_then(|a| a.get(keys::HISTORY))
                 .map(String::as_str),
             actor: actor.as_deref(),
+            state: annotations
+                .and_then(|a| a.get(keys::STATE))
+                .map(String::as_str),
         },
         now,
     );

@@ -9,12 +9,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    cache::{self, Cache, hpa::HpaIndex},
+    cache::{self, Cache, hpa::HpaIndex, pods::PodIndex},
     events::{self, Reporter},
     leader::{self, LeaderConfig},
     metrics::{Metrics, ResultLabels},
     persist,
+    recommender::{self, LoopConfig, LoopDeps},
     server::{self, HttpsOptions},
+    sources::{HttpClient, Sources},
     tls::{self, CertPaths, CertStore, bundle::BundleStatus},
     webhook::{
         self, Admin, CertStatus, Webhook,
@@ -83,6 +85,16 @@ pub struct Args {
     /// The furthest ahead `suspend-until` may be set, e.g. `24h`.
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub max_suspend: Duration,
+    /// The recommender's metric sources (YAML; see docs/policy.md,
+    /// "Sources"). Without it only warm pools and time windows work.
+    #[arg(long, env = "SCALE_GOVERNOR_SOURCES", value_name = "FILE")]
+    pub sources: Option<PathBuf>,
+    /// How often the leader evaluates every governed workload, e.g. `15s`.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub recommend_interval: Duration,
+    /// Workloads the leader evaluates at once.
+    #[arg(long, default_value_t = 8)]
+    pub recommend_concurrency: usize,
     /// Log format: `text` for a terminal, `json` in a cluster.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -195,6 +207,17 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     spawn_reload_metrics(certs.clone(), metrics.clone(), shutdown.clone());
     let tls_config = tls::server_config(certs.clone())?;
 
+    let sources = Arc::new(match &args.sources {
+        Some(path) => Sources::load(path)?,
+        None => Sources::none(),
+    });
+    let pods = Arc::new(PodIndex::new());
+    tokio::spawn(cache::pods::run(
+        client.clone(),
+        args.watch_namespace.clone(),
+        pods.clone(),
+        shutdown.clone(),
+    ));
     let hpas = Arc::new(HpaIndex::new());
     tokio::spawn(cache::hpa::run(
         client.clone(),
@@ -202,23 +225,26 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         hpas.clone(),
         shutdown.clone(),
     ));
+    let events = events::start(
+        client.clone(),
+        Reporter {
+            controller: "scale-governor".into(),
+            instance: identity.clone(),
+        },
+        hpas.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    );
     let webhook = Arc::new(Webhook {
         cache: cache.clone(),
         metrics: metrics.clone(),
-        events: Some(events::start(
-            client.clone(),
-            Reporter {
-                controller: "scale-governor".into(),
-                instance: identity.clone(),
-            },
-            hpas,
-            metrics.clone(),
-            shutdown.clone(),
-        )),
+        events: Some(events.clone()),
         config: AdmitConfig {
             policy_admins: args.policy_admins.clone(),
             max_suspend: chrono::Duration::from_std(args.max_suspend)
                 .unwrap_or(chrono::Duration::hours(24)),
+            sources: sources.clone(),
+            hpas: hpas.clone(),
         },
     });
     let bundle = Arc::new(BundleStatus::default());
@@ -264,6 +290,24 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         },
         shutdown.clone(),
     );
+    let recommender = tokio::spawn(recommender::run(
+        Arc::new(LoopDeps {
+            client: client.clone(),
+            cache: cache.clone(),
+            pods,
+            sources,
+            http: HttpClient::new().map_err(anyhow::Error::msg)?,
+            metrics: metrics.clone(),
+            events: Some(events),
+            config: LoopConfig {
+                interval: args.recommend_interval.max(Duration::from_millis(200)),
+                concurrency: args.recommend_concurrency,
+                identity: leader::FIELD_MANAGER.to_owned(),
+            },
+        }),
+        leadership.clone(),
+        shutdown.clone(),
+    ));
     let persister = tokio::spawn(persist::run(
         client,
         cache,
@@ -282,7 +326,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         ),
         server::serve_http(http, webhook::admin_router(admin), shutdown.clone()),
     );
-    let _ = tokio::join!(watch, reloader, persister);
+    let _ = tokio::join!(watch, reloader, persister, recommender);
     https?;
     http?;
     tracing::info!("stopped");

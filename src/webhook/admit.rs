@@ -3,6 +3,7 @@
 //! engine, and what should be reported (Event, metric, log) is returned to
 //! the caller.
 
+mod checks;
 mod subject;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -11,9 +12,12 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use json_patch::{AddOperation, Patch, PatchOperation, jsonptr::PointerBuf};
 
-use self::subject::{Governing, Invalid, Subject, governing, read_subject};
+use self::{
+    checks::{check_policy_edit, check_recommend_source, invalid_policy},
+    subject::{Subject, governing, read_subject},
+};
 use super::{
-    guard::{AdmitConfig, EditCheck, check_edit},
+    guard::AdmitConfig,
     review::{AdmissionRequest, AdmissionResponse, AdmissionReview, ReviewVersion},
 };
 pub use crate::report::{Notice, NoticeKind, Report};
@@ -296,6 +300,7 @@ fn decide_governed(cx: &Context<'_, '_>) -> Step<Answer> {
         Err(invalid) => return Err(invalid_policy(cx, &subject, invalid)),
     };
     let notice = check_policy_edit(cx, &subject, &governing)?;
+    let recommend_warnings = check_recommend_source(cx, &subject, &governing)?;
     let handled: Vec<&Policy> = [&governing.stored, &governing.new]
         .into_iter()
         .flatten()
@@ -373,6 +378,7 @@ fn decide_governed(cx: &Context<'_, '_>) -> Step<Answer> {
             "scale-governor: this request also edits the policy; the stored policy governs it, the new one governs from the next request on".to_owned(),
         );
     }
+    response.warnings.extend(recommend_warnings);
     let mut report = cx.report(&subject, governing.uid, Some(decision), notice);
     report.repeat = repeat;
     Ok(Answer::Reported(Box::new((response, report))))
@@ -389,89 +395,10 @@ fn replica_counts(cx: &Context<'_, '_>, subject: &Subject<'_>) -> Option<(u32, u
     Some((current, requested))
 }
 
-/// The validating webhook checks every policy edit (see [`super::guard`]):
-/// a refused one ends the review; a loosening one is reported.
-fn check_policy_edit(
-    cx: &Context<'_, '_>,
-    subject: &Subject<'_>,
-    governing: &Governing,
-) -> Step<Option<Notice>> {
-    if cx.endpoint != Endpoint::Validate || cx.req.sub_resource.is_some() {
-        return Ok(None);
-    }
-    let edited = match (&governing.stored, &governing.new) {
-        (Some(stored), Some(new)) => stored != new,
-        _ => true,
-    };
-    if !edited {
-        return Ok(None);
-    }
-    let check = check_edit(
-        cx.config,
-        governing.stored.as_deref(),
-        governing.new.as_deref(),
-        &cx.req.user_info,
-        cx.now,
-    );
-    match check {
-        EditCheck::Fine => Ok(None),
-        EditCheck::Loosened(message) => Ok(Some(Notice {
-            kind: NoticeKind::Loosened,
-            message,
-        })),
-        EditCheck::Refused(message) => {
-            let response = AdmissionResponse::deny(cx.uid(), 403, "Forbidden", message.clone());
-            let notice = Notice {
-                kind: NoticeKind::EditRefused,
-                message,
-            };
-            let report = cx.report(subject, governing.uid.clone(), None, Some(notice));
-            Err(Answer::Reported(Box::new((response, report))))
-        }
-    }
-}
-
 fn warn(uid: &str, warning: String) -> AdmissionResponse {
     let mut r = AdmissionResponse::allow(uid);
     r.warnings.push(warning);
     r
-}
-
-/// A policy that does not parse is refused by the validating webhook,
-/// unless the update keeps the same broken policy on a workload that was
-/// already governed (ratcheting): a policy that was already broken must not
-/// block unrelated changes. Adding the governed label to a broken policy is
-/// refused like writing one. The mutating webhook stays silent: one message
-/// is enough. Either way the finding is reported.
-fn invalid_policy(cx: &Context<'_, '_>, subject: &Subject<'_>, invalid: Invalid) -> Answer {
-    let uid = subject.object.metadata.uid.clone();
-    let error = invalid.error.to_string();
-    // A workload write is the validating webhook's to refuse; a /scale of a
-    // workload with a broken policy is warned about once, by the first.
-    let reporter = match cx.req.sub_resource {
-        None => Endpoint::Validate,
-        Some(_) => Endpoint::Mutate,
-    };
-    let (response, message) = if cx.endpoint != reporter {
-        return Answer::early(AdmissionResponse::allow(cx.uid()));
-    } else if invalid.ratchet {
-        let message = format!("scale-governor: policy is invalid and not enforced: {error}");
-        (warn(cx.uid(), message.clone()), message)
-    } else {
-        let message = format!("scale-governor: invalid policy: {error}");
-        (
-            AdmissionResponse::deny(cx.uid(), 422, "Invalid", message.clone()),
-            message,
-        )
-    };
-    let notice = Notice {
-        kind: NoticeKind::InvalidPolicy,
-        message,
-    };
-    Answer::Reported(Box::new((
-        response,
-        cx.report(subject, uid, None, Some(notice)),
-    )))
 }
 
 /// The response for a decision; `has_spec` says whether the object as sent

@@ -5,12 +5,18 @@
 //! `suspend-until` is capped, so the break-glass switch cannot become a
 //! permanent off switch. `docs/policy.md` ("Who may change a policy").
 
-use std::{fmt, str::FromStr};
+use std::{fmt, str::FromStr, sync::Arc};
 
 use chrono::{DateTime, Duration, Utc};
 
 use super::review::UserInfo;
-use crate::{engine::loosenings, policy::Policy};
+use crate::{
+    cache::hpa::HpaIndex,
+    engine::loosenings,
+    policy::{POD_SOURCE, Policy, RecommendationKind},
+    sources::Sources,
+    workload::WorkloadKind,
+};
 
 /// What `serve`'s flags set for the admission path.
 #[derive(Debug, Clone)]
@@ -19,6 +25,11 @@ pub struct AdmitConfig {
     pub policy_admins: PolicyAdmins,
     /// The furthest ahead `suspend-until` may be set.
     pub max_suspend: Duration,
+    /// The recommender's sources: a `recommend` annotation must name one the
+    /// workload's namespace may use.
+    pub sources: Arc<Sources>,
+    /// HPAs, to warn when a target recommendation would fight one.
+    pub hpas: Arc<HpaIndex>,
 }
 
 impl Default for AdmitConfig {
@@ -26,6 +37,8 @@ impl Default for AdmitConfig {
         AdmitConfig {
             policy_admins: PolicyAdmins::default(),
             max_suspend: Duration::hours(24),
+            sources: Arc::new(Sources::none()),
+            hpas: Arc::new(HpaIndex::new()),
         }
     }
 }
@@ -90,6 +103,43 @@ impl PolicyAdmins {
                 .is_some_and(|u| self.users.contains(u))
             || user.groups.iter().any(|g| self.groups.contains(g))
     }
+}
+
+/// Checks a written policy's `recommend` against what the governor runs:
+/// the source exists and the namespace may use it, a warm pool is on a
+/// Deployment. `Err` is the refusal; `Ok` carries warnings.
+pub fn check_recommend(
+    config: &AdmitConfig,
+    policy: &Policy,
+    kind: WorkloadKind,
+    namespace: &str,
+    name: &str,
+) -> Result<Vec<String>, String> {
+    let Some(recommend) = &policy.recommend else {
+        return Ok(Vec::new());
+    };
+    config
+        .sources
+        .check(recommend, namespace)
+        .map_err(|e| format!("scale-governor: invalid policy: scale-governor.io/recommend: {e}"))?;
+    if recommend.source.as_deref() == Some(POD_SOURCE) && kind != WorkloadKind::Deployment {
+        return Err(format!(
+            "scale-governor: invalid policy: scale-governor.io/recommend: a warm pool needs a Deployment (a {} always removes its highest ordinal, not an idle pod)",
+            kind.as_str()
+        ));
+    }
+    let mut warnings = Vec::new();
+    if recommend.kind == RecommendationKind::Target {
+        let hpas = config.hpas.targeting(kind, namespace, name);
+        if let Some(hpa) = hpas.first() {
+            warnings.push(format!(
+                "scale-governor: HorizontalPodAutoscaler {} also scales this {}; a target recommendation and the HPA will fight. Use \"kind\":\"floor\" under an HPA",
+                hpa.name,
+                kind.as_str()
+            ));
+        }
+    }
+    Ok(warnings)
 }
 
 /// What the checks of one policy edit found.

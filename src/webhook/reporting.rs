@@ -31,6 +31,7 @@ fn labels(report: Option<&Report>) -> (&'static str, &'static str) {
                 NoticeKind::InvalidPolicy => "invalid-policy",
                 NoticeKind::EditRefused => "edit-refused",
                 NoticeKind::Loosened => "policy-loosened",
+                _ => "notice",
             },
             "none",
         ),

@@ -21,6 +21,10 @@ pub use windows::{DaySet, Span, TimeOfDay, Window, WindowBounds, Windows};
 pub const PREFIX: &str = "scale-governor.io/";
 /// Opt-in label: only workloads carrying `scale-governor.io/governed: "true"` are governed.
 pub const GOVERNED_LABEL: &str = "scale-governor.io/governed";
+/// The pod label of a warm pool: the pod template of a Deployment whose
+/// `recommend` uses the `pods` source carries it, set to the Deployment's
+/// name, so one label-selected watch sees every pool's pods.
+pub const POOL_LABEL: &str = "scale-governor.io/warm-pool";
 /// Annotation keys, full names.
 pub mod keys {
     /// `enforce` | `deny` | `audit` | `off`.

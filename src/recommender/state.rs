@@ -1,0 +1,108 @@
+//! The loop's state that must survive a leader change, stored as the
+//! governor's own `scale-governor.io/state` annotation (versioned JSON,
+//! about 300 bytes, written with the recommendation or when a window's
+//! raise begins or ends): the demand trend, the raise a window made, the
+//! last counter sample, and the source's health.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::recommend::{TrendSummary, schedule::WindowRaise};
+
+/// The format's version.
+pub const STATE_VERSION: u32 = 1;
+
+/// The `state` annotation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoopState {
+    /// [`STATE_VERSION`].
+    #[serde(rename = "v")]
+    pub version: u32,
+    /// The demand trend, for a new leader to resume from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trend: Option<TrendSummary>,
+    /// A raise a window made, to take back when it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raise: Option<WindowRaise>,
+    /// The last raw sample of a counter source, for its rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counter: Option<CounterSample>,
+    /// How the source fared last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceState>,
+}
+
+/// A counter's raw value and when it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CounterSample {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The raw value.
+    pub value: f64,
+}
+
+/// The source's health, for `status` and for Events on a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceState {
+    /// Whether the last sample worked.
+    pub ok: bool,
+    /// Why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Since when it is in this state.
+    pub since: DateTime<Utc>,
+}
+
+impl LoopState {
+    /// Reads the annotation; an unknown version or shape is dropped with the
+    /// reason (the loop then starts afresh, which is safe).
+    pub fn parse(text: &str) -> Result<LoopState, String> {
+        let state: LoopState = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if state.version != STATE_VERSION {
+            return Err(format!(
+                "state format v{} is not v{STATE_VERSION}",
+                state.version
+            ));
+        }
+        Ok(state)
+    }
+
+    /// The annotation's value.
+    pub fn to_annotation(&self) -> String {
+        let mut state = self.clone();
+        state.version = STATE_VERSION;
+        serde_json::to_string(&state).unwrap_or_else(|_| "{}".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_other_versions() {
+        let state = LoopState {
+            version: STATE_VERSION,
+            trend: Some(TrendSummary {
+                at: "2026-11-23T10:00:00Z".parse().unwrap(),
+                demand: 840.0,
+                velocity: 2.0,
+                acceleration: 0.01,
+            }),
+            raise: None,
+            counter: None,
+            source: Some(SourceState {
+                ok: false,
+                error: Some("no answer within 5s".into()),
+                since: "2026-11-23T10:00:00Z".parse().unwrap(),
+            }),
+        };
+        let text = state.to_annotation();
+        assert!(text.len() < 400, "{} bytes: {text}", text.len());
+        assert_eq!(LoopState::parse(&text).unwrap(), state);
+        assert!(LoopState::parse(r#"{"v":2}"#).unwrap_err().contains("v2"));
+        assert!(LoopState::parse("[1]").is_err());
+    }
+}
