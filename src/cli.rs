@@ -5,6 +5,7 @@ pub mod certs;
 pub mod explain;
 pub mod serve;
 pub mod simulate;
+pub mod status;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,9 @@ pub enum Command {
     Simulate(simulate::Args),
     /// Generate a CA and a serving certificate; print the caBundle.
     Certs(certs::Args),
+    /// Every governed workload: bounds now, window, recommendation, source,
+    /// warm pool, last changes. Also `kubectl governor status`.
+    Status(status::Args),
 }
 
 /// Exit codes every command shares (`docs/policy.md`, "Exit codes"):
@@ -61,5 +65,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Explain(args) => explain::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Certs(args) => certs::run(&args),
+        Command::Status(args) => status::run(&args),
     }
 }

@@ -172,7 +172,9 @@ pub fn read_kubeconfigs(paths: &std::ffi::OsStr) -> anyhow::Result<kube::config:
     merged.ok_or_else(|| anyhow::anyhow!("the kubeconfig list {paths:?} names no file"))
 }
 
-async fn client(kubeconfig: Option<&std::ffi::OsString>) -> anyhow::Result<Client> {
+/// A client for `kubeconfig` (a `:`-separated list), or the in-cluster or
+/// default configuration.
+pub async fn client(kubeconfig: Option<&std::ffi::OsString>) -> anyhow::Result<Client> {
     let config = match kubeconfig {
         Some(paths) => {
             let kc = read_kubeconfigs(paths)?;

@@ -1,0 +1,436 @@
+//! `scale-governor status` (also `kubectl governor status` when the binary
+//! is installed as `kubectl-governor`): every governed workload with its
+//! mode, the bounds in force now, the active window, current and
+//! recommended replicas, the recommendation's age, the source's state, the
+//! warm pool's counts and the last changes in its ledger.
+
+use std::{fmt::Write as _, process::ExitCode};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::{
+    apps::v1::{Deployment, StatefulSet},
+    autoscaling::v2::HorizontalPodAutoscaler,
+    core::v1::Pod,
+};
+use kube::{Api, Client, Resource, api::ListParams};
+use serde::Serialize;
+
+use super::Output;
+use crate::{
+    cache::{hpa::HpaIndex, pods::PodIndex},
+    engine::{Bounds, Ledger},
+    policy::{GOVERNED_LABEL, MAX_REPLICA_COUNT, POOL_LABEL, keys},
+    recommender::state::LoopState,
+    workload::{WorkloadKind, policy_of},
+};
+
+/// `status` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Only this namespace (default: the kubeconfig's).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// Every namespace.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    /// Kubeconfig (several files may be listed with `:`).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<std::ffi::OsString>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// One workload's status.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Row {
+    /// `Deployment` or `StatefulSet`.
+    pub kind: &'static str,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// The policy's mode, or `invalid`.
+    pub mode: String,
+    /// `spec.replicas`.
+    pub replicas: u32,
+    /// The bounds in force now, `lower..upper`.
+    pub bounds: String,
+    /// The windows active now.
+    pub windows: Vec<String>,
+    /// The recommendation, if any.
+    pub recommendation: Option<RecommendationStatus>,
+    /// The source's state, from the loop's state annotation.
+    pub source: Option<String>,
+    /// Warm pool: reserved, idle, warming.
+    pub pool: Option<[u32; 3]>,
+    /// The HPAs that target it.
+    pub hpas: Vec<String>,
+    /// The last changes in its ledger, newest first.
+    pub last_changes: Vec<String>,
+    /// What looks wrong.
+    pub warnings: Vec<String>,
+}
+
+/// A recommendation as `status` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecommendationStatus {
+    /// Replicas.
+    pub replicas: u32,
+    /// `floor` or `target`.
+    pub kind: String,
+    /// The strategy that set it.
+    pub strategy: String,
+    /// Why.
+    pub reason: String,
+    /// Seconds since it was computed.
+    pub age_seconds: i64,
+    /// Whether it still binds.
+    pub fresh: bool,
+}
+
+/// What `status` reads about one workload.
+pub struct Seen<'a> {
+    /// Kind.
+    pub kind: WorkloadKind,
+    /// Its metadata.
+    pub meta: &'a kube::core::ObjectMeta,
+    /// `spec.replicas`.
+    pub replicas: u32,
+}
+
+/// One workload's row at `now`. Pure: the adapter does the reading.
+pub fn row(seen: &Seen<'_>, pods: &PodIndex, hpas: &HpaIndex, now: DateTime<Utc>) -> Row {
+    let namespace = seen.meta.namespace.clone().unwrap_or_default();
+    let name = seen.meta.name.clone().unwrap_or_default();
+    let annotations = seen.meta.annotations.as_ref();
+    let mut row = Row {
+        kind: seen.kind.as_str(),
+        namespace: namespace.clone(),
+        name: name.clone(),
+        mode: String::new(),
+        replicas: seen.replicas,
+        bounds: String::new(),
+        windows: Vec::new(),
+        recommendation: None,
+        source: None,
+        pool: None,
+        hpas: hpas
+            .targeting(seen.kind, &namespace, &name)
+            .into_iter()
+            .map(|h| h.name)
+            .collect(),
+        last_changes: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let policy = match policy_of(annotations) {
+        Ok(policy) => policy,
+        Err(e) => {
+            row.mode = "invalid".into();
+            row.warnings.push(e.to_string());
+            return row;
+        }
+    };
+    row.mode = if policy.is_paused(now) && policy.mode != crate::policy::Mode::Off {
+        format!("{} (suspended)", policy.mode)
+    } else {
+        policy.mode.to_string()
+    };
+    let mut warnings = Vec::new();
+    let bounds = Bounds::at(&policy, now, &mut warnings);
+    let upper = match bounds.upper() {
+        MAX_REPLICA_COUNT => "unbounded".to_owned(),
+        n => n.to_string(),
+    };
+    row.bounds = format!("{}..{upper}", bounds.lower());
+    row.windows = policy.windows.active(now).map(|w| w.text.clone()).collect();
+    row.warnings.extend(warnings);
+    if let Some(rec) = &policy.recommendation {
+        row.recommendation = Some(RecommendationStatus {
+            replicas: rec.replicas,
+            kind: format!("{:?}", rec.kind).to_lowercase(),
+            strategy: rec.strategy.clone(),
+            reason: rec.reason.clone(),
+            age_seconds: (now - rec.computed_at).num_seconds(),
+            fresh: rec.is_fresh(now),
+        });
+    }
+    if let Some(state) = annotations.and_then(|a| a.get(keys::STATE)) {
+        match LoopState::parse(state) {
+            Ok(state) => {
+                row.source = state.source.map(|s| match (s.ok, s.error) {
+                    (true, _) => format!("ok since {}", s.since.format("%H:%M:%S")),
+                    (false, e) => format!(
+                        "failing since {}: {}",
+                        s.since.format("%H:%M:%S"),
+                        e.unwrap_or_default()
+                    ),
+                })
+            }
+            Err(e) => row.warnings.push(format!("state annotation ignored: {e}")),
+        }
+    }
+    if let Some(pool) = policy.recommend.as_ref().and_then(|r| r.warm_pool.as_ref()) {
+        let c = pods.counts(&namespace, &name, &pool.reserved);
+        row.pool = Some([c.reserved, c.idle, c.warming]);
+    }
+    if let Some(r) = &policy.recommend
+        && r.kind == crate::policy::RecommendationKind::Target
+        && !row.hpas.is_empty()
+    {
+        row.warnings.push(format!(
+            "a target recommendation and the HPA {} will fight; use kind floor",
+            row.hpas.join(", ")
+        ));
+    }
+    if let Some(history) = annotations.and_then(|a| a.get(keys::HISTORY))
+        && let Ok(ledger) = Ledger::from_annotation(history)
+    {
+        row.last_changes = ledger
+            .changes()
+            .iter()
+            .rev()
+            .take(3)
+            .map(|c| {
+                let asked = if c.requested != c.to {
+                    format!(" (asked {})", c.requested)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{} {} {}->{}{asked}",
+                    c.at.format("%H:%M:%S"),
+                    c.actor,
+                    c.from,
+                    c.to
+                )
+            })
+            .collect();
+    }
+    row
+}
+
+/// Renders rows as a table or JSON.
+pub fn render(rows: &[Row], output: Output) -> String {
+    if output == Output::Json {
+        return serde_json::to_string_pretty(rows).unwrap_or_default() + "\n";
+    }
+    let mut out = String::new();
+    let table: Vec<[String; 9]> = rows
+        .iter()
+        .map(|r| {
+            let rec = r.recommendation.as_ref().map_or("-".to_owned(), |rec| {
+                let state = if rec.fresh { "" } else { ", expired" };
+                format!(
+                    "{} {} by {} ({}s ago{state})",
+                    rec.replicas, rec.kind, rec.strategy, rec.age_seconds
+                )
+            });
+            [
+                format!("{}/{}/{}", r.kind, r.namespace, r.name),
+                r.mode.clone(),
+                r.replicas.to_string(),
+                r.bounds.clone(),
+                if r.windows.is_empty() {
+                    "-".into()
+                } else {
+                    r.windows.join("; ")
+                },
+                rec,
+                r.source.clone().unwrap_or_else(|| "-".into()),
+                r.pool.map_or("-".into(), |[a, b, c]| {
+                    format!("{a} reserved, {b} idle, {c} warming")
+                }),
+                r.last_changes
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let header = [
+        "WORKLOAD",
+        "MODE",
+        "REPLICAS",
+        "BOUNDS",
+        "WINDOW",
+        "RECOMMENDED",
+        "SOURCE",
+        "POOL",
+        "LAST CHANGE",
+    ];
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for line in &table {
+        for (w, cell) in widths.iter_mut().zip(line) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                let _ = write!(text, "{cell:<w$}  ");
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for cells in &table {
+        line(cells.iter().map(String::as_str).collect());
+    }
+    for r in rows {
+        for w in &r.warnings {
+            let _ = writeln!(out, "warning: {}/{}: {w}", r.namespace, r.name);
+        }
+    }
+    out
+}
+
+/// Reads the cluster and prints the status.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let rows = runtime.block_on(read(args))?;
+    print!("{}", render(&rows, args.output));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn read(args: &Args) -> anyhow::Result<Vec<Row>> {
+    let client = super::serve::client(args.kubeconfig.as_ref()).await?;
+    let namespace = if args.all_namespaces {
+        None
+    } else {
+        Some(
+            args.namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_owned()),
+        )
+    };
+    fn api<K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>>(
+        client: &Client,
+        namespace: Option<&str>,
+    ) -> Api<K> {
+        match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let ns = namespace.as_deref();
+    let governed = ListParams::default().labels(&format!("{GOVERNED_LABEL}=true"));
+    let deployments = api::<Deployment>(&client, ns)
+        .list(&governed)
+        .await
+        .context("listing Deployments")?;
+    let statefulsets = api::<StatefulSet>(&client, ns)
+        .list(&governed)
+        .await
+        .context("listing StatefulSets")?;
+    let pods = PodIndex::new();
+    for pod in api::<Pod>(&client, ns)
+        .list(&ListParams::default().labels(POOL_LABEL))
+        .await
+        .context("listing pool pods")?
+    {
+        pods.apply(&pod);
+    }
+    let hpas = HpaIndex::new();
+    // Without the right to list HPAs the rest still shows.
+    if let Ok(list) = api::<HorizontalPodAutoscaler>(&client, ns)
+        .list(&ListParams::default())
+        .await
+    {
+        for hpa in list {
+            hpas.apply(&hpa);
+        }
+    }
+    let now = Utc::now();
+    let mut rows = Vec::new();
+    for d in &deployments {
+        let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as u32;
+        rows.push(row(
+            &Seen {
+                kind: WorkloadKind::Deployment,
+                meta: d.meta(),
+                replicas,
+            },
+            &pods,
+            &hpas,
+            now,
+        ));
+    }
+    for s in &statefulsets {
+        let replicas = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as u32;
+        rows.push(row(
+            &Seen {
+                kind: WorkloadKind::StatefulSet,
+                meta: s.meta(),
+                replicas,
+            },
+            &pods,
+            &hpas,
+            now,
+        ));
+    }
+    rows.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_shows_bounds_windows_recommendation_source_and_ledger() {
+        let meta: kube::core::ObjectMeta = serde_json::from_value(serde_json::json!({
+            "name": "web", "namespace": "shop",
+            "annotations": {
+                "scale-governor.io/min-replicas": "2",
+                "scale-governor.io/windows": "Mon-Fri 08:00-20:00 UTC min=4",
+                "scale-governor.io/recommendation": r#"{"v":1,"replicas":6,"reason":"velocity: ...","computedAt":"2026-11-23T09:59:00Z","expiresAt":"2026-11-23T10:29:00Z","strategy":"velocity"}"#,
+                "scale-governor.io/state": r#"{"v":1,"source":{"ok":false,"error":"no answer within 5s","since":"2026-11-23T09:58:00Z"}}"#,
+                "scale-governor.io/history": r#"[[1795427960,4,6,6,"scale-governor (scale)"]]"#
+            }
+        }))
+        .unwrap();
+        let now: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        let seen = Seen {
+            kind: WorkloadKind::Deployment,
+            meta: &meta,
+            replicas: 6,
+        };
+        let r = row(&seen, &PodIndex::new(), &HpaIndex::new(), now);
+        assert_eq!(
+            (r.mode.as_str(), r.bounds.as_str()),
+            ("enforce", "6..unbounded")
+        );
+        assert_eq!(r.windows, ["Mon-Fri 08:00-20:00 UTC min=4"]);
+        let rec = r.recommendation.clone().unwrap();
+        assert_eq!(
+            (
+                rec.replicas,
+                rec.strategy.as_str(),
+                rec.age_seconds,
+                rec.fresh
+            ),
+            (6, "velocity", 60, true)
+        );
+        assert_eq!(
+            r.source.as_deref(),
+            Some("failing since 09:58:00: no answer within 5s")
+        );
+        assert_eq!(r.last_changes, ["09:59:20 scale-governor (scale) 4->6"]);
+        let table = render(std::slice::from_ref(&r), Output::Text);
+        assert!(table.starts_with("WORKLOAD"), "{table}");
+        assert!(table.contains("6 floor by velocity (60s ago)"), "{table}");
+        let json: serde_json::Value = serde_json::from_str(&render(&[r], Output::Json)).unwrap();
+        assert_eq!(json[0]["recommendation"]["replicas"], 6);
+    }
+}
