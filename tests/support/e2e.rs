@@ -115,14 +115,20 @@ pub async fn setup(prefix: &str) -> Option<Setup> {
 pub async fn setup_with(prefix: &str, serve_flags: &[&str]) -> Option<Setup> {
     let cluster = super::require_cluster!(None);
     let ns = cluster.namespace(prefix).await;
+    Some(setup_in(cluster, ns, serve_flags).await)
+}
+
+/// [`setup_with`] in a namespace made beforehand (e.g. to name it in a
+/// sources file the governor reads at start).
+pub async fn setup_in(cluster: &'static Cluster, ns: TestNamespace, serve_flags: &[&str]) -> Setup {
     let governor = Governor::start_with(cluster, ns.name(), "a", serve_flags).await;
     let webhooks = governor::register(cluster, &ns, &governor.url()).await;
-    Some(Setup {
+    Setup {
         cluster,
         ns,
         governor,
         _webhooks: Some(webhooks),
-    })
+    }
 }
 
 /// A create through freshly registered webhooks can race the apiserver's
