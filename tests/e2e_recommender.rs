@@ -313,3 +313,298 @@ async fn a_source_that_is_not_allowed_or_a_url_is_refused_at_admission() {
     }
     let _ = events(&s, "PolicyInvalid").await;
 }
+
+/// A real Prometheus scraping a test exporter: a demand ramp makes the
+/// velocity strategy recommend ahead of the proportional one (both series
+/// are printed), a flat high demand does not take the velocity path, and the
+/// recommendation reaches the Deployment through the webhook. Then
+/// Prometheus is killed: until the last recommendation expires nothing
+/// drops below it, after that only the static policy holds (an Event says
+/// so), and the loop never lowers replicas for want of data.
+#[tokio::test]
+async fn prometheus_a_ramp_is_met_ahead_and_a_missing_metric_never_scales_down() {
+    let Some(_) = support::try_cluster() else {
+        return;
+    };
+    let mut prom = support::prometheus::Prometheus::start("prometheus-ramp").await;
+    let sources = format!(
+        "sources:\n  - name: prom\n    namespaces: [\"{{ns}}\"]\n    timeout: 2s\n    prometheus:\n      url: {}\n      queries:\n        demand: 'test_demand{{workload=\"{{{{name}}}}\"}}'\n",
+        prom.url
+    );
+    let Some(s) = setup("prom", Some(&sources)).await else {
+        return;
+    };
+    let base = r#""source":"prom","query":"demand","targetPerPod":10,"tolerance":0,"holdSeconds":0,"ttlSeconds":12"#;
+    let plain = format!(r#"{{{base},"trend":"none"}}"#);
+    let ahead = format!(
+        r#"{{{base},"trend":"velocity","leadSeconds":30,"smoothingSeconds":3,"velocityThreshold":1}}"#
+    );
+    let g = prom.gauges.clone();
+    for name in ["plain", "ahead", "flat"] {
+        g.set(
+            &format!("test_demand{{workload=\"{name}\"}}"),
+            if name == "flat" { 500.0 } else { 100.0 },
+        );
+    }
+    create(
+        &s,
+        &workload("Deployment", "plain", 1, &[("recommend", &plain)]),
+    )
+    .await;
+    create(
+        &s,
+        &workload(
+            "Deployment",
+            "ahead",
+            1,
+            &[("min-replicas", "1"), ("recommend", &ahead)],
+        ),
+    )
+    .await;
+    create(
+        &s,
+        &workload("Deployment", "flat", 1, &[("recommend", &ahead)]),
+    )
+    .await;
+    let rec = |name: &'static str| {
+        let s = &s;
+        async move {
+            annotation(
+                s,
+                &format!("deploy/{name}"),
+                "scale-governor.io/recommendation",
+            )
+            .await
+            .map(|r| {
+                (
+                    r["replicas"].as_u64().unwrap_or(0),
+                    r["strategy"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+        }
+    };
+    eventually("first recommendations", LOOP_WAIT, || async {
+        (rec("plain").await.is_some() && rec("ahead").await.is_some()).then_some(())
+    })
+    .await;
+    // The ramp: +10 a second for 15 s.
+    let (mut plain_series, mut ahead_series) = (Vec::new(), Vec::new());
+    for step in 0..15 {
+        let demand = 100.0 + 10.0 * f64::from(step);
+        g.set("test_demand{workload=\"plain\"}", demand);
+        g.set("test_demand{workload=\"ahead\"}", demand);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        plain_series.push(rec("plain").await.map_or(0, |r| r.0));
+        ahead_series.push(rec("ahead").await.map_or(0, |r| r.0));
+    }
+    println!("proportional: {plain_series:?}\nvelocity:     {ahead_series:?}");
+    let late = |series: &[u64]| series[10..].iter().sum::<u64>();
+    assert!(
+        late(&ahead_series) >= late(&plain_series) + 5 * 10,
+        "the velocity strategy must lead the ramp by ~30 s of demand: {ahead_series:?} vs {plain_series:?}"
+    );
+    let (ahead_now, strategy) = rec("ahead").await.unwrap();
+    assert_eq!(strategy, "velocity");
+    let (flat, flat_strategy) = rec("flat").await.unwrap();
+    assert_eq!(
+        (flat, flat_strategy.as_str()),
+        (50, "proportional"),
+        "a flat demand is not a ramp"
+    );
+    // A floor above the current count lifts it through the webhook.
+    eventually("the floor to reach spec.replicas", LOOP_WAIT, || async {
+        (u64::from(replicas(s.cluster, &s.ns, "deploy/ahead").await) >= ahead_now).then_some(())
+    })
+    .await;
+
+    // The source goes away.
+    prom.kill().await;
+    let held = replicas(s.cluster, &s.ns, "deploy/ahead").await;
+    eventually("the SourceFailed Event", LOOP_WAIT, || async {
+        let text = events(&s, "SourceFailed").await;
+        text.contains("nothing is scaled down for want of data")
+            .then_some(())
+    })
+    .await;
+    let text = eventually("the RecommendationExpired Event", LOOP_WAIT, || async {
+        let text = events(&s, "RecommendationExpired").await;
+        text.contains("only the static policy holds")
+            .then_some(text)
+    })
+    .await;
+    assert!(!text.is_empty());
+    // Some periods later, nothing was lowered for want of data.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/ahead").await, held);
+    let status = s
+        .cluster
+        .kubectl_ok([
+            "get",
+            "-n",
+            s.ns.name(),
+            "deploy/ahead",
+            "-o",
+            "jsonpath={.metadata.annotations.scale-governor\\.io/state}",
+        ])
+        .await;
+    assert!(status.contains("\"ok\":false"), "{status}");
+}
+
+/// Marks a pod Ready (no kubelet runs here) and, optionally, reserved.
+async fn ready(s: &Setup, pod: &str, reserved: Option<bool>) {
+    let ns = s.ns.name();
+    s.cluster
+        .kubectl_ok([
+            "patch",
+            "-n",
+            ns,
+            &format!("pod/{pod}"),
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}"#,
+        ])
+        .await;
+    if let Some(reserved) = reserved {
+        let value = if reserved {
+            "sessions.example.com/reserved=true"
+        } else {
+            "sessions.example.com/reserved-"
+        };
+        s.cluster
+            .kubectl_ok([
+                "label",
+                "--overwrite",
+                "-n",
+                ns,
+                &format!("pod/{pod}"),
+                value,
+            ])
+            .await;
+    }
+}
+
+async fn pool_pods(s: &Setup) -> Vec<(String, bool)> {
+    let out = s
+        .cluster
+        .kubectl_ok([
+            "get",
+            "pods",
+            "-n",
+            s.ns.name(),
+            "-l",
+            "scale-governor.io/warm-pool=sessions",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}|{.metadata.labels.sessions\\.example\\.com/reserved}|{.metadata.deletionTimestamp}{\"\\n\"}{end}",
+        ])
+        .await;
+    out.lines()
+        .filter_map(|l| {
+            let mut fields = l.split('|');
+            let (name, reserved, deleting) = (fields.next()?, fields.next()?, fields.next()?);
+            (!name.is_empty() && deleting.trim().is_empty())
+                .then(|| (name.to_owned(), reserved == "true"))
+        })
+        .collect()
+}
+
+/// A warm pool of pre-warmed pods, with the real ReplicaSet controller: the
+/// recommendation is reserved + targetReady, warming pods count as on their
+/// way, and when the pool shrinks the controller deletes idle pods, never a
+/// reserved one (the governor keeps their deletion cost high).
+#[tokio::test]
+async fn a_warm_pool_keeps_ready_pods_on_top_of_the_reserved_and_never_deletes_one() {
+    let Some(s) = setup("warmpool", None).await else {
+        return;
+    };
+    let recommend = r#"{"source":"pods","warmPool":{"reserved":"sessions.example.com/reserved","targetReady":2},"holdSeconds":0,"kind":"target"}"#;
+    let manifest = workload("Deployment", "sessions", 2, &[("recommend", recommend)]).replace(
+        "      labels: {app: sessions}\n",
+        "      labels: {app: sessions, scale-governor.io/warm-pool: sessions}\n",
+    );
+    create(&s, &manifest).await;
+    let pods = eventually("the first two pods", LOOP_WAIT, || async {
+        let pods = pool_pods(&s).await;
+        (pods.len() == 2).then_some(pods)
+    })
+    .await;
+    // Two sessions take both pods: the pool grows to 2 reserved + 2 ready.
+    for (pod, _) in &pods {
+        ready(&s, pod, Some(true)).await;
+    }
+    eventually("4 replicas", LOOP_WAIT, || async {
+        (replicas(s.cluster, &s.ns, "deploy/sessions").await == 4).then_some(())
+    })
+    .await;
+    let rec = annotation(&s, "deploy/sessions", "scale-governor.io/recommendation")
+        .await
+        .unwrap();
+    assert_eq!(
+        (rec["replicas"].as_u64(), rec["strategy"].as_str()),
+        (Some(4), Some("warm-pool"))
+    );
+    // The two new pods warm up, then are ready: nothing more is added.
+    let all = eventually("4 pods", LOOP_WAIT, || async {
+        let pods = pool_pods(&s).await;
+        (pods.len() == 4).then_some(pods)
+    })
+    .await;
+    for (pod, reserved) in &all {
+        if !reserved {
+            ready(&s, pod, None).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/sessions").await, 4);
+    // The reserved pods carry a high deletion cost.
+    let reserved: Vec<String> = pool_pods(&s)
+        .await
+        .into_iter()
+        .filter(|p| p.1)
+        .map(|p| p.0)
+        .collect();
+    for pod in &reserved {
+        let cost = eventually("the deletion cost", LOOP_WAIT, || async {
+            let cost = s
+                .cluster
+                .kubectl_ok([
+                    "get",
+                    "-n",
+                    s.ns.name(),
+                    &format!("pod/{pod}"),
+                    "-o",
+                    "jsonpath={.metadata.annotations.controller\\.kubernetes\\.io/pod-deletion-cost}",
+                ])
+                .await;
+            (cost.trim() == "1000").then_some(cost)
+        })
+        .await;
+        assert_eq!(cost.trim(), "1000");
+    }
+    // Sessions move: both first pods are freed and one of the newest pods
+    // is taken. Left to its own ranking the controller deletes the newest
+    // pods first; only the deletion cost keeps the reserved one.
+    let newest: Vec<String> = all
+        .iter()
+        .filter(|p| !reserved.contains(&p.0))
+        .map(|p| p.0.clone())
+        .collect();
+    ready(&s, &newest[0], Some(true)).await;
+    for pod in &reserved {
+        ready(&s, pod, Some(false)).await;
+    }
+    eventually("3 replicas", LOOP_WAIT, || async {
+        (replicas(s.cluster, &s.ns, "deploy/sessions").await == 3).then_some(())
+    })
+    .await;
+    let left = eventually("the controller to delete one pod", LOOP_WAIT, || async {
+        let pods = pool_pods(&s).await;
+        (pods.len() == 3).then_some(pods)
+    })
+    .await;
+    assert!(
+        left.iter().any(|(name, r)| *r && *name == newest[0]),
+        "the reserved pod {} was deleted: {left:?}",
+        newest[0]
+    );
+}

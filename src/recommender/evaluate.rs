@@ -112,6 +112,9 @@ async fn evaluate(
     };
 
     let mut fresh: Option<Recommendation> = None;
+    // Deletion costs changed this round: a scale-down waits a round, so the
+    // ReplicaSet controller sees them before it picks pods to delete.
+    let mut costs_changed = 0;
     if let Some(config) = &policy.recommend {
         let mut candidates = Vec::new();
         if config.reads_a_metric() {
@@ -182,7 +185,7 @@ async fn evaluate(
                 config.hold_seconds,
                 now,
             ));
-            deletion_costs(state, namespace, name, &pool.reserved).await;
+            costs_changed = deletion_costs(state, namespace, name, &pool.reserved).await;
         }
         fresh = combine(candidates, config, now);
     }
@@ -238,7 +241,10 @@ async fn evaluate(
                 ..(**policy).clone()
             };
             let desired = Bounds::at(&with, now, &mut Vec::new()).lower();
-            if desired != current {
+            if desired < current && costs_changed > 0 {
+                tracing::debug!(workload = %key, "scale-down waits for the new deletion costs");
+                moved = true;
+            } else if desired != current {
                 scale(state, kind, namespace, name, desired).await?;
                 moved = true;
             }
@@ -398,8 +404,10 @@ async fn scale(
     result.map(drop)
 }
 
-/// Keeps reserved pods last in line for deletion; writes only what changed.
-async fn deletion_costs(state: &Loop, namespace: &str, pool: &str, reserved_key: &str) {
+/// Keeps reserved pods last in line for deletion; writes only what changed,
+/// and returns how many it changed.
+async fn deletion_costs(state: &Loop, namespace: &str, pool: &str, reserved_key: &str) -> usize {
+    let mut changed = 0;
     for pod in state.deps.pods.pods(namespace, pool, reserved_key) {
         let wanted = pool::deletion_cost(pod.reserved);
         if pod.cost.as_deref() == Some(wanted) {
@@ -407,10 +415,14 @@ async fn deletion_costs(state: &Loop, namespace: &str, pool: &str, reserved_key:
         }
         let result = write::deletion_cost(&state.deps.client, namespace, &pod.name, wanted).await;
         count_write(state, "deletion-cost", result.is_ok());
-        if let Err(err) = result {
-            tracing::warn!(pod = %pod.name, error = %err, "setting the pod's deletion cost failed");
+        match result {
+            Ok(()) => changed += 1,
+            Err(err) => {
+                tracing::warn!(pod = %pod.name, error = %err, "setting the pod's deletion cost failed")
+            }
         }
     }
+    changed
 }
 
 fn count_write(state: &Loop, kind: &'static str, ok: bool) {
