@@ -47,7 +47,7 @@ test: ## What CI runs: check, lint, and every test against the local control pla
 	$(MAKE) check lint
 	@started=; \
 	if ! $(CLUSTER) status >/dev/null 2>&1; then $(CLUSTER) up && started=1; fi; \
-	SCALE_GOVERNOR_REQUIRE_CLUSTER=1 PROPTEST_RNG_SEED=$(PROPTEST_SEED) cargo test --locked --workspace; status=$$?; \
+	PATH="$$(.ci/tools.sh prometheus):$$PATH" SCALE_GOVERNOR_REQUIRE_CLUSTER=1 PROPTEST_RNG_SEED=$(PROPTEST_SEED) cargo test --locked --workspace; status=$$?; \
 	if [[ -n $$started ]]; then $(CLUSTER) down; fi; \
 	exit $$status
 
