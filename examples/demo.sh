@@ -28,16 +28,32 @@ rm -rf "$work" && mkdir -p "$work"
 ca=$("$governor" certs --out-dir "$work/certs" --ip "$host" 2>/dev/null)
 echo "caBundle: ${ca:0:40}..."
 
+step "A demand endpoint for the recommender (HTTP JSON, served from $work/stats)"
+mkdir -p "$work/stats"
+echo '{"orders": 20}' >"$work/stats/checkout.json"
+stats_port=$(free_port)
+python3 -m http.server "$stats_port" --bind 127.0.0.1 --directory "$work/stats" >"$work/stats.log" 2>&1 &
+stats_pid=$!
+cat >"$work/sources.yaml" <<YAML
+sources:
+  - name: orders
+    namespaces: [$ns]
+    http:
+      url: http://127.0.0.1:$stats_port/{{name}}.json
+YAML
+cat "$work/sources.yaml"
+
 step "scale-governor serve"
 https_port=$(free_port) admin_port=$(free_port)
 "$governor" serve --addr "0.0.0.0:$https_port" --admin-addr "127.0.0.1:$admin_port" \
   --tls-cert "$work/certs/tls.crt" --tls-key "$work/certs/tls.key" \
-  --lease-namespace default --identity demo >"$work/serve.log" 2>&1 &
+  --lease-namespace default --identity demo --webhook-configuration scale-governor-demo \
+  --sources "$work/sources.yaml" --recommend-interval 1s >"$work/serve.log" 2>&1 &
 pid=$!
 cleanup() {
   kubectl delete mutatingwebhookconfiguration,validatingwebhookconfiguration scale-governor-demo --ignore-not-found >/dev/null 2>&1 || true
   kubectl delete namespace "$ns" --wait=false --ignore-not-found >/dev/null 2>&1 || true
-  kill "$pid" 2>/dev/null || true
+  kill "$pid" "$stats_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
 for _ in $(seq 100); do
@@ -64,7 +80,8 @@ for _ in $(seq 100); do
 done
 
 step "Example workloads (examples/*.yaml)"
-run kubectl apply -n "$ns" -f "$root/examples/web.yaml" -f "$root/examples/payments-deny.yaml" -f "$root/examples/queue-statefulset.yaml"
+run kubectl apply -n "$ns" -f "$root/examples/web.yaml" -f "$root/examples/payments-deny.yaml" -f "$root/examples/queue-statefulset.yaml" \
+  -f "$root/examples/checkout-recommend.yaml" -f "$root/examples/queue-web.yaml"
 
 step "A runaway autoscaler asks web for 100 replicas (enforce: clamped by the rate limit)"
 run kubectl scale -n "$ns" deployment/web --replicas=100
@@ -98,3 +115,33 @@ curl -s "http://127.0.0.1:$admin_port/metrics" | grep '^scale_governor_admission
 
 step "The ledger, persisted for restarts"
 run kubectl get -n "$ns" deployment/web -o jsonpath='{.metadata.annotations.scale-governor\.io/history}{"\n"}'
+
+step "The recommender loop: a window opens in 8 s and nobody scales"
+opens=$(date -u -d '+8 seconds' +%Y-%m-%dT%H:%M:%S) closes=$(date -u -d '+20 seconds' +%Y-%m-%dT%H:%M:%S)
+run kubectl annotate -n "$ns" deployment/queue-web --overwrite \
+  "scale-governor.io/windows=$opens/$closes UTC min=5" "scale-governor.io/scale-down=1 pods/2s" 2>/dev/null ||
+  true
+watch_replicas() { # deployment, seconds
+  local last="" now
+  for _ in $(seq "$2"); do
+    now=$(kubectl get -n "$ns" "deployment/$1" -o jsonpath='{.spec.replicas}')
+    [[ $now != "$last" ]] && printf '  %s  %s replicas\n' "$(date -u +%H:%M:%S)" "$now" && last=$now
+    sleep 1
+  done
+}
+echo "window $opens .. $closes UTC min=5"
+watch_replicas queue-web 30
+
+step "A demand ramp: the velocity strategy scales ahead of it"
+orders=20
+for _ in $(seq 12); do
+  orders=$((orders + 5))
+  echo "{\"orders\": $orders}" >"$work/stats/checkout.json"
+  sleep 1
+  printf '  orders %-4s recommendation: %s\n' "$orders" \
+    "$(kubectl get -n "$ns" deployment/checkout -o jsonpath='{.metadata.annotations.scale-governor\.io/recommendation}' | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["replicas"], "-", r["reason"])' 2>/dev/null)"
+done
+run kubectl get -n "$ns" deployment/checkout -o jsonpath='{.spec.replicas}{"\n"}'
+
+step "scale-governor status"
+run "$governor" status -n "$ns"
