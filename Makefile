@@ -11,7 +11,7 @@ CLUSTER_KUBECONFIG := $(CURDIR)/target/cluster/kubeconfig
 PROPTEST_SEED ?= 20261201
 TOOLS = $(shell .ci/tools.sh cargo-deny shellcheck)
 
-.PHONY: help check lint test props demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load quality
+.PHONY: help check lint test props demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load bench-recommender quality
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -85,3 +85,8 @@ fuzz: ## Fuzz the policy and review parsers for FUZZ_SECONDS each (default 600)
 # 5 minutes. See "Webhook under load" in docs/performance.md.
 bench-load: ## Load benchmark of serve over TLS with 10,000 cached Deployments; writes target/bench/load-report.md
 	benches/load.sh
+
+# Same dedicated control plane as bench-load; about 6 minutes. See "The
+# recommender loop" in docs/performance.md.
+bench-recommender: ## Cost of the recommender loop: 5,000 schedule-only and 1,000 HTTP JSON Deployments; writes target/bench/recommender-report.md
+	benches/recommender.sh

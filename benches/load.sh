@@ -40,58 +40,20 @@ cluster_dir=target/cluster-bench
 cluster=tests/controlplane/cluster.sh
 governor=$root/target/release/scale-governor
 
-say() { echo "load.sh: $*" >&2; }
-die() { say "$*"; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+bench=load.sh
+# shellcheck disable=SC1091 # benches/lib.sh, checked on its own
+source "$root/benches/lib.sh"
 
-serve_pid="" https_port="" admin_port=""
-stop_serve() {
-  [[ $serve_pid ]] || return 0
-  kill -TERM "$serve_pid" 2>/dev/null || true
-  # serve drains for at most 20 s, then releases its Lease.
-  for _ in $(seq 250); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -KILL "$serve_pid" 2>/dev/null; then
-    say "serve (pid $serve_pid) did not stop within 25 s of SIGTERM; killed"
-    echo "serve pid $serve_pid did not stop within 25 s of SIGTERM and was killed." >>"$out/counters.md"
-  fi
-  wait "$serve_pid" 2>/dev/null || true
-  serve_pid=""
-}
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
-  stop_serve
+  stop_serve || echo "serve did not stop within 25 s of SIGTERM and was killed." >>"$out/counters.md"
   "$cluster" down --dir "$cluster_dir" >/dev/null 2>&1 || true
   ((status == 0)) || say "failed (exit $status); logs in $out and $cluster_dir"
   exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-metrics() { curl -fsS --max-time 5 "http://127.0.0.1:$admin_port/metrics"; }
-
-# start_serve LABEL [taskset -c CPU]: starts serve and waits for a full cache.
-start_serve() {
-  local label=$1; shift
-  https_port=$(free_port) admin_port=$(free_port)
-  "$@" "$governor" serve --addr "127.0.0.1:$https_port" --admin-addr "127.0.0.1:$admin_port" \
-    --tls-cert "$out/certs/tls.crt" --tls-key "$out/certs/tls.key" \
-    --kubeconfig "$KUBECONFIG" --lease-namespace default --identity "bench-$label" \
-    --log-format json >>"$out/serve-$label.log" 2>&1 &
-  serve_pid=$!
-  local started=$SECONDS
-  until [[ $(curl -s --max-time 2 "http://127.0.0.1:$admin_port/readyz") == ok ]] &&
-    metrics | grep -q "^scale_governor_cache_workloads{kind=\"deployments\"} $deployments\$"; do
-    kill -0 "$serve_pid" 2>/dev/null || { tail -n 20 "$out/serve-$label.log" >&2; die "serve exited"; }
-    ((SECONDS - started < 180)) || die "serve not ready with $deployments Deployments after 180 s"
-    sleep 0.5
-  done
-  say "serve ($label, pid $serve_pid) ready with $deployments Deployments in $((SECONDS - started)) s"
-}
-
-rss_mib() { # pid field: VmRSS or VmHWM in MiB
-  awk -v f="$2:" '$1 == f {printf "%.1f", $2 / 1024}' "/proc/$1/status"
-}
 
 memory_row() { # label when
   local rss hwm verdict=met
@@ -146,26 +108,17 @@ load_run() { # label mode [taskset -c CPU]
 loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$out"
 rm -f "$out"/{runs,memory,counters}.md "$out"/serve-*.log "$out/fleet-state.json"
-say "building"
-cargo build --release --locked --bin scale-governor
-load=$(cargo bench --locked --bench load --no-run --message-format=json |
-  sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
-[[ -x $load ]] || die "could not find the load benchmark executable"
+build
 
 # --- control plane and fleet --------------------------------------------
-"$cluster" down --dir "$cluster_dir" >/dev/null 2>&1 || true
-# --watch-pid: even a kill -9 of this script stops the control plane.
-CLUSTER_KCM_CONTROLLERS=namespace-controller "$cluster" up --dir "$cluster_dir" --watch-pid $$ >/dev/null
-# shellcheck disable=SC1091 # written by cluster.sh up
-source "$cluster_dir/env"
-export KUBECONFIG
+cluster_up
 seed_started=$SECONDS
 "$load" seed --kubeconfig "$KUBECONFIG" --deployments "$deployments" --namespaces "$namespaces"
 seed_seconds=$((SECONDS - seed_started))
 "$governor" certs --out-dir "$out/certs" --ip 127.0.0.1 --force >/dev/null
 
 # --- unpinned -------------------------------------------------------------
-start_serve unpinned
+start_serve unpinned "$deployments"
 sleep 5
 memory_row unpinned "idle, $deployments cached"
 load_run unpinned fixed
@@ -175,8 +128,8 @@ counters unpinned
 
 # --- pinned: serve on CPU 0, the load generator on CPU 1 -----------------
 if [[ $pinned == 1 ]] && (($(nproc) >= 2)); then
-  stop_serve
-  start_serve pinned taskset -c 0
+  stop_serve || echo "serve did not stop within 25 s of SIGTERM and was killed." >>"$out/counters.md"
+  start_serve pinned "$deployments" -- taskset -c 0
   sleep 5
   memory_row "pinned (CPU 0)" "idle, $deployments cached"
   load_run "pinned" fixed taskset -c 1
@@ -187,15 +140,9 @@ fi
 
 # --- follower: another replica holds the Lease, so no history writes -----
 if [[ $follower == 1 ]]; then
-  stop_serve
-  now=$(date -u +%Y-%m-%dT%H:%M:%S.000000Z)
-  "$KUBECTL" apply -f - >/dev/null <<YAML
-apiVersion: coordination.k8s.io/v1
-kind: Lease
-metadata: {name: scale-governor-leader, namespace: default}
-spec: {holderIdentity: bench-other-replica, leaseDurationSeconds: 3600, acquireTime: "$now", renewTime: "$now"}
-YAML
-  start_serve follower
+  stop_serve || echo "serve did not stop within 25 s of SIGTERM and was killed." >>"$out/counters.md"
+  hold_lease bench-other-replica
+  start_serve follower "$deployments"
   sleep 5
   memory_row follower "idle, $deployments cached"
   load_run follower fixed
@@ -209,8 +156,8 @@ fi
   echo "# scale-governor load benchmark"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
-  echo "- machine: $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r)"
-  echo "- build: $(rustc --version), release profile; commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' with uncommitted src/ changes')"
+  echo "- machine: $(machine_line)"
+  echo "- build: $(build_line)"
   echo "- control plane: $K8S_VERSION (etcd, kube-apiserver, kube-controller-manager with only namespace-controller), same machine"
   echo "- fleet: $deployments governed Deployments in $namespaces namespaces, created in $seed_seconds s"
   echo "- load average before the build: $loadavg_start (other work on the machine; see \"others\" in the CPU column)"

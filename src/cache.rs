@@ -3,20 +3,20 @@
 //! policy and its ledger. Watches feed it ([`watch`]); nothing on the request
 //! path talks to the apiserver.
 
+mod entry;
 pub mod hpa;
 pub mod pods;
 pub mod watch;
 
 use std::sync::{
-    Arc, Mutex, MutexGuard,
+    Arc,
     atomic::{AtomicBool, Ordering},
 };
 
-use arc_swap::ArcSwap;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::{
-    engine::{self, Change, Decision, Ledger, Request},
+    engine::{Change, Ledger},
     policy::{Policy, PolicyError},
     workload::WorkloadKind,
 };
@@ -27,202 +27,8 @@ use crate::{
 /// it stored before it is taken never to have happened.
 const SAME_CHANGE_SECONDS: i64 = 30;
 
-/// What the watch last saw of a workload.
-#[derive(Debug)]
-pub struct Observed {
-    /// `metadata.uid`, for Events.
-    pub uid: Option<String>,
-    /// The parsed policy, or why it does not parse; shared, so a review
-    /// borrows it instead of copying it.
-    pub policy: Result<Arc<Policy>, PolicyError>,
-    /// `spec.replicas`.
-    pub replicas: u32,
-    /// The field manager that last wrote `spec.replicas`, from
-    /// `managedFields`, e.g. `scale-governor (scale)`.
-    pub replicas_writer: Option<String>,
-    /// The governor's own `state` annotation, as stored.
-    pub state: Option<String>,
-}
-
-/// One governed workload.
-#[derive(Debug)]
-pub struct Entry {
-    observed: ArcSwap<Observed>,
-    ledger: Mutex<LedgerState>,
-    dirty: AtomicBool,
-    /// Whether the watch has shown this workload stored. An entry made by
-    /// the admission of a CREATE is not, until the watch delivers it: the
-    /// apiserver may still refuse the create.
-    stored: AtomicBool,
-    /// When the entry was made, to expire one the watch never confirms.
-    since: DateTime<Utc>,
-}
-
-#[derive(Debug, Default)]
-struct LedgerState {
-    /// Stored changes, plus this replica's admitted changes still pending
-    /// confirmation by the watch ([`Change::pending`]).
-    ledger: Ledger,
-    /// The last admission decided here, so a re-sent review (same uid and
-    /// body) gets the same answer instead of spending the budget twice.
-    last: Option<Last>,
-}
-
-#[derive(Debug)]
-struct Last {
-    uid: String,
-    digest: u64,
-    decision: Decision,
-    /// What it recorded, to replace when the same uid comes back changed.
-    change: Option<Change>,
-}
-
-/// Which review a decision answers: its uid, and a digest of its body and
-/// endpoint. The apiserver gives every round trip its own uid and resends
-/// one only with the same body, so a uid with another body is not a repeat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReviewKey<'a> {
-    /// `request.uid`.
-    pub uid: &'a str,
-    /// A hash of the endpoint and the review body.
-    pub digest: u64,
-}
-
-impl Entry {
-    fn new(observed: Observed, ledger: Ledger, stored: bool, since: DateTime<Utc>) -> Entry {
-        Entry {
-            observed: ArcSwap::from_pointee(observed),
-            ledger: Mutex::new(LedgerState { ledger, last: None }),
-            dirty: AtomicBool::new(false),
-            stored: AtomicBool::new(stored),
-            since,
-        }
-    }
-
-    /// Whether the watch has shown this workload stored.
-    pub fn is_stored(&self) -> bool {
-        self.stored.load(Ordering::Acquire)
-    }
-
-    /// What the watch last saw; a lock-free read.
-    pub fn observed(&self) -> Arc<Observed> {
-        self.observed.load_full()
-    }
-
-    fn state(&self) -> MutexGuard<'_, LedgerState> {
-        // A panic while holding the lock cannot leave a ledger half-written
-        // (every mutation is a single push), so a poisoned lock is still usable.
-        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Decides a request against `policies` (see [`engine::decide_all`])
-    /// and, unless it is a dry run, records it, atomically per workload, so
-    /// two concurrent requests cannot both spend one budget. The second
-    /// value says whether this is a repeat: the same review (uid and body)
-    /// answered again, which gets the same decision and records nothing.
-    pub fn decide(
-        &self,
-        policies: &[&Policy],
-        request: Request<'_>,
-        review: ReviewKey<'_>,
-        dry_run: bool,
-        now: DateTime<Utc>,
-    ) -> (Decision, bool) {
-        let mut state = self.state();
-        if let Some(last) = &state.last
-            && last.uid == review.uid
-        {
-            if last.digest == review.digest {
-                return (last.decision.clone(), true);
-            }
-            // The same uid with another body: not a retry, whatever sent
-            // it. It replaces what that uid recorded, rather than adding to
-            // it. (A re-invocation by the apiserver comes with a new uid;
-            // `retract_unlanded` handles that.)
-            if let Some(change) = state.last.take().and_then(|l| l.change) {
-                state.ledger.retract(&change);
-            }
-        }
-        if !dry_run {
-            retract_unlanded(&mut state, &request);
-        }
-        let decision = engine::decide_all(policies, &state.ledger, request, now);
-        if !dry_run {
-            let mut recorded = None;
-            if let Some(mut change) = decision.change(request.actor, now) {
-                // A change waits for the watch to show it stored; a refused
-                // or unchanged request is only a recommendation and is kept
-                // for stabilization as it is.
-                change.pending = change.to != change.from;
-                if !change.pending {
-                    self.dirty.store(true, Ordering::Release);
-                }
-                recorded = Some(change.clone());
-                let keep = policies
-                    .iter()
-                    .map(|p| p.lookback_seconds())
-                    .max()
-                    .unwrap_or(0);
-                record(&mut state.ledger, keep, change, now);
-            }
-            state.last = Some(Last {
-                uid: review.uid.to_owned(),
-                digest: review.digest,
-                decision: decision.clone(),
-                change: recorded,
-            });
-        }
-        (decision, false)
-    }
-
-    /// A copy of the ledger, pending changes included.
-    pub fn ledger(&self) -> Ledger {
-        self.state().ledger.clone()
-    }
-
-    /// What may be persisted: the ledger without pending changes.
-    pub fn stored_ledger(&self) -> Ledger {
-        self.state().ledger.stored()
-    }
-
-    /// Asks for the ledger to be persisted again (after a failed write).
-    pub fn mark_dirty(&self) {
-        self.dirty.store(true, Ordering::Release);
-    }
-
-    /// Whether the ledger changed since [`Entry::take_dirty`] was last called.
-    pub fn take_dirty(&self) -> bool {
-        self.dirty.swap(false, Ordering::AcqRel)
-    }
-}
-
-/// Every webhook round trip has its own uid, so one user request can reach
-/// the governor several times: after a storage conflict (the apiserver
-/// retries with the same ask), after a later mutating webhook changed the
-/// object (re-invocation, with the changed count), and at the validating
-/// webhook after the mutating one. Of the changes one actor makes from one
-/// starting count, at most one can land (a write that lands changes the
-/// count the next one starts from), so a new change by the same actor from
-/// the same count supersedes the one still pending instead of spending the
-/// budget twice.
-///
-/// A request that keeps the count (a history write, an annotation edit)
-/// supersedes nothing: a change still in flight must keep counting, and the
-/// watch records one that lands anyway.
-fn retract_unlanded(state: &mut LedgerState, request: &Request<'_>) {
-    if request.requested == request.current {
-        return;
-    }
-    state
-        .ledger
-        .retract_pending(|p| p.from == request.current && p.actor == request.actor);
-}
-
-fn record(ledger: &mut Ledger, lookback_seconds: u32, change: Change, now: DateTime<Utc>) {
-    ledger.record(change);
-    let keep = i64::from(lookback_seconds).max(SAME_CHANGE_SECONDS);
-    ledger.prune(now - Duration::seconds(keep));
-}
+use entry::Flags;
+pub use entry::{Entry, Observed, ReviewKey};
 
 /// A workload as the watch reports it.
 #[derive(Debug)]
@@ -277,6 +83,7 @@ pub struct Cache {
     statefulsets: papaya::HashMap<String, Arc<Entry>>,
     deployments_synced: AtomicBool,
     statefulsets_synced: AtomicBool,
+    flags: Arc<Flags>,
 }
 
 /// `namespace/name`, the cache key.
@@ -291,7 +98,19 @@ pub fn key(namespace: &str, name: &str) -> String {
 impl Cache {
     /// An empty cache, not yet synced.
     pub fn new() -> Cache {
-        Cache::default()
+        // The keys are stable (workloads come and go slowly), so a resize
+        // may block writers; an incremental one would leave reads and
+        // passes over the map searching two tables until writes finish it.
+        let map = || {
+            papaya::HashMap::builder()
+                .resize_mode(papaya::ResizeMode::Blocking)
+                .build()
+        };
+        Cache {
+            deployments: map(),
+            statefulsets: map(),
+            ..Cache::default()
+        }
     }
 
     fn map(&self, kind: WorkloadKind) -> &papaya::HashMap<String, Arc<Entry>> {
@@ -332,6 +151,7 @@ impl Cache {
             Ledger::new(),
             false,
             now,
+            self.flags.clone(),
         ));
         map.get_or_insert(key.to_owned(), fresh).clone()
     }
@@ -340,23 +160,39 @@ impl Cache {
     /// made by a CREATE that the apiserver then refused, and admitted changes
     /// that never landed. Returns (entries removed, changes dropped).
     pub fn sweep(&self, now: DateTime<Utc>, timeout: Duration) -> (usize, usize) {
+        if !self.flags.sweep.swap(false, Ordering::AcqRel) {
+            return (0, 0);
+        }
         let cutoff = now - timeout;
-        let (mut entries, mut changes) = (0, 0);
+        let (mut entries, mut changes, mut left) = (0, 0, false);
         for kind in WorkloadKind::ALL {
             let map = self.map(kind).pin();
             for (key, entry) in map.iter() {
-                if !entry.is_stored() && entry.since <= cutoff {
-                    map.remove(key);
-                    entries += 1;
-                    continue;
+                if !entry.is_stored() {
+                    if entry.since <= cutoff {
+                        map.remove(key);
+                        entries += 1;
+                        continue;
+                    }
+                    left = true;
                 }
                 let mut state = entry.state();
                 if state.ledger.has_pending() {
                     changes += state.ledger.expire_pending(cutoff);
+                    left |= state.ledger.has_pending();
                 }
             }
         }
+        if left {
+            self.flags.sweep.store(true, Ordering::Release);
+        }
         (entries, changes)
+    }
+
+    /// Takes the flag that some ledger changed since the last call: the
+    /// history pass runs only when it was raised.
+    pub fn take_any_dirty(&self) -> bool {
+        self.flags.dirty.swap(false, Ordering::AcqRel)
     }
 
     /// Applies what the watch saw: a changed `spec.replicas` becomes a ledger
@@ -391,8 +227,15 @@ impl Cache {
             }
             map.insert(
                 update.key.to_owned(),
-                Arc::new(Entry::new(observed, persisted, true, now)),
+                Arc::new(Entry::new(
+                    observed,
+                    persisted,
+                    true,
+                    now,
+                    self.flags.clone(),
+                )),
             );
+            self.flags.epoch.fetch_add(1, Ordering::AcqRel);
             return;
         };
         entry.stored.store(true, Ordering::Release);
@@ -427,14 +270,24 @@ impl Cache {
         }
         drop(state);
         if changed {
-            entry.dirty.store(true, Ordering::Release);
+            entry.mark_dirty();
         }
         entry.observed.store(Arc::new(observed));
+        entry.generation.fetch_add(1, Ordering::AcqRel);
+        self.flags.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Forgets a deleted (or no longer governed) workload.
     pub fn remove(&self, kind: WorkloadKind, key: &str) {
         self.map(kind).pin().remove(key);
+        self.flags.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A number that changes whenever the watch stores or removes a
+    /// workload: a pass that saw epoch `n` has seen everything stored up to
+    /// then, so while it is still `n`, only the clock can change anything.
+    pub fn epoch(&self) -> u64 {
+        self.flags.epoch.load(Ordering::Acquire)
     }
 
     /// Marks a kind's initial list as complete.
@@ -468,6 +321,14 @@ impl Cache {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    /// Calls `f` on every entry of `kind`, without copying the map: for a
+    /// pass that looks at every workload and acts on few.
+    pub fn visit(&self, kind: WorkloadKind, mut f: impl FnMut(&str, &Arc<Entry>)) {
+        for (k, v) in self.map(kind).pin().iter() {
+            f(k, v);
+        }
     }
 }
 

@@ -68,19 +68,22 @@ const CONCURRENT_WRITES: usize = 16;
 
 /// Writes the `history` annotation of every workload whose ledger changed.
 pub async fn persist(client: &Client, cache: &Cache, metrics: &Metrics) {
-    let dirty: Vec<(WorkloadKind, String, Arc<Entry>)> =
-        [WorkloadKind::Deployment, WorkloadKind::StatefulSet]
-            .into_iter()
-            .flat_map(|kind| {
-                cache
-                    .entries(kind)
-                    .into_iter()
-                    // A workload the watch has not shown stored may never
-                    // exist; its history waits until it does.
-                    .filter(|(_, entry)| entry.is_stored() && entry.take_dirty())
-                    .map(move |(key, entry)| (kind, key, entry))
-            })
-            .collect();
+    // Touching every entry each second costs more than it looks on a big
+    // fleet (each one is a few cache misses), so a pass starts only after
+    // some ledger changed, and visits the entries in place.
+    let mut dirty: Vec<(WorkloadKind, String, Arc<Entry>)> = Vec::new();
+    if !cache.take_any_dirty() {
+        return;
+    }
+    for kind in WorkloadKind::ALL {
+        cache.visit(kind, |key, entry| {
+            // A workload the watch has not shown stored may never exist;
+            // its history waits until it does.
+            if entry.is_stored() && entry.take_dirty() {
+                dirty.push((kind, key.to_owned(), entry.clone()));
+            }
+        });
+    }
     futures::stream::iter(dirty)
         .for_each_concurrent(CONCURRENT_WRITES, |(kind, key, entry)| async move {
             let result = write(client, kind, &key, &entry).await;

@@ -30,6 +30,11 @@ pub const POLICY: [(&str, &str); 5] = [
     (keys::SCALE_DOWN, "10%/60s, stabilization=300s"),
 ];
 
+/// The `recommend` annotation of the fleet's last `--recommend` Deployments
+/// (the recommender benchmark): demand per Deployment from the governor's
+/// `bench` source, an HTTP JSON endpoint, with the velocity strategy.
+pub const RECOMMEND: &str = r#"{"source":"bench","pointer":"/orders","targetPerPod":10,"trend":"velocity","leadSeconds":60}"#;
+
 /// Who asks for an ordinary step: the HPA controller's service account.
 const HPA: &str = "system:serviceaccount:kube-system:horizontal-pod-autoscaler";
 /// Who asks for a burst: a person with `kubectl scale`.
@@ -45,6 +50,8 @@ pub struct Fleet {
     per_namespace: usize,
     stride: usize,
     replicas: Vec<AtomicU32>,
+    /// The last this many carry [`RECOMMEND`].
+    recommend: usize,
 }
 
 /// What one review asks for.
@@ -85,7 +92,14 @@ impl Fleet {
             replicas: (0..count)
                 .map(|i| AtomicU32::new(initial_replicas(i)))
                 .collect(),
+            recommend: 0,
         }
+    }
+
+    /// The same fleet, with [`RECOMMEND`] on its last `n` Deployments.
+    pub fn with_recommend(mut self, n: usize) -> Fleet {
+        self.recommend = n.min(self.count);
+        self
     }
 
     /// Number of Deployments.
@@ -113,10 +127,13 @@ impl Fleet {
     /// The Deployment as created by `seed`.
     pub fn deployment(&self, i: usize) -> serde_json::Value {
         let name = Fleet::name(i);
-        let annotations: serde_json::Map<String, serde_json::Value> = POLICY
+        let mut annotations: serde_json::Map<String, serde_json::Value> = POLICY
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).into()))
             .collect();
+        if i >= self.count - self.recommend {
+            annotations.insert(keys::RECOMMEND.to_owned(), RECOMMEND.into());
+        }
         serde_json::json!({
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -216,7 +233,9 @@ impl Fleet {
 /// Checks that the benchmark's own policy parses, so a typo fails `seed`
 /// instead of silently benchmarking an ungoverned fleet.
 pub fn check_policy() -> anyhow::Result<()> {
+    let with_recommend = POLICY.iter().copied().chain([(keys::RECOMMEND, RECOMMEND)]);
     Policy::from_annotations(POLICY.iter().copied())
+        .and_then(|_| Policy::from_annotations(with_recommend))
         .map(drop)
         .map_err(|e| anyhow::anyhow!("benchmark policy does not parse: {e}"))
 }

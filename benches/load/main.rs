@@ -69,6 +69,10 @@ struct FleetArgs {
     /// Namespaces they are spread over.
     #[arg(long, default_value_t = 100)]
     namespaces: usize,
+    /// The last this many also carry a `recommend` annotation (the
+    /// recommender benchmark's HTTP JSON source `bench`).
+    #[arg(long, default_value_t = 0)]
+    recommend: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -156,7 +160,8 @@ fn main() -> ExitCode {
                 concurrency,
             } => {
                 fleet::check_policy()?;
-                let fleet = Fleet::new(fleet.deployments, fleet.namespaces);
+                let fleet =
+                    Fleet::new(fleet.deployments, fleet.namespaces).with_recommend(fleet.recommend);
                 seed::seed(&kubeconfig, &fleet, concurrency).await?;
                 Ok(ExitCode::SUCCESS)
             }

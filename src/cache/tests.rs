@@ -1,5 +1,5 @@
 use super::*;
-use crate::policy::keys;
+use crate::{engine::Request, policy::keys};
 
 fn now() -> DateTime<Utc> {
     "2026-11-23T10:00:00Z".parse().unwrap()
@@ -271,4 +271,55 @@ fn another_replicas_persisted_copy_confirms_a_pending_change() {
     let ledger = entry.ledger();
     assert_eq!(ledger.changes().len(), 1, "{ledger:?}");
     assert!(!ledger.has_pending());
+}
+
+#[test]
+fn a_quiet_entry_wakes_when_the_watch_stores_anything_new() {
+    let cache = Cache::new();
+    cache.apply(update("shop/web", 10, None, None), now());
+    let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    assert_eq!(entry.quiet(now()), None, "nobody said so yet");
+    let (generation, _) = entry.observed_at();
+    let until = now() + Duration::seconds(60);
+    let epoch = cache.epoch();
+    entry.stay_quiet(generation, until);
+    assert_eq!(entry.quiet(now() + Duration::seconds(59)), Some(until));
+    assert_eq!(entry.quiet(until), None, "its time is up");
+
+    // Decided from an observation the watch has since replaced.
+    cache.apply(update("shop/web", 11, None, None), now());
+    assert_ne!(cache.epoch(), epoch, "the whole cache says so too");
+    assert_eq!(entry.quiet(now()), None);
+    entry.stay_quiet(generation, until);
+    assert_eq!(
+        entry.quiet(now()),
+        None,
+        "a stale generation never quiets it"
+    );
+    let epoch = cache.epoch();
+    cache.remove(WorkloadKind::Deployment, "shop/web");
+    assert_ne!(cache.epoch(), epoch, "a removal changes the epoch");
+}
+
+#[test]
+fn the_periodic_passes_skip_a_cache_where_nothing_changed() {
+    let cache = Cache::new();
+    cache.apply(update("shop/web", 10, None, None), now());
+    let _ = cache.take_any_dirty();
+    assert!(
+        !cache.take_any_dirty(),
+        "a stored workload with nothing new"
+    );
+    // A change admitted here waits for the watch: the sweep must look.
+    let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    assert_eq!(ask(&entry, 10, 12, "uid-1", false, now()), 12);
+    assert_eq!(cache.sweep(now(), Duration::seconds(30)), (0, 0));
+    assert_eq!(
+        cache.sweep(now() + Duration::seconds(30), Duration::seconds(30)),
+        (0, 1),
+        "the pending change is still looked at on the next pass"
+    );
+    // Another actor's change, seen by the watch: the history pass must look.
+    cache.apply(update("shop/web", 13, None, None), now());
+    assert!(cache.take_any_dirty());
 }

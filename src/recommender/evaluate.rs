@@ -24,17 +24,17 @@ use crate::{
 
 /// Evaluates one workload, with its memory taken out of the shared map for
 /// the time, and backs off after a failed write.
-pub(super) async fn one(state: &Loop, kind: &WorkloadKind, key: &str, entry: &Entry) {
-    let id = (*kind, key.to_owned());
+pub(super) async fn one(state: &Loop, kind: WorkloadKind, key: &str, entry: &Entry) {
     let mut memory = state
         .memories
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .remove(&id)
+        .get_mut(&kind)
+        .and_then(|m| m.remove(key))
         .unwrap_or_default();
     let due = memory.next_try.is_none_or(|t| Instant::now() >= t);
     if due {
-        match evaluate(state, *kind, key, entry, &mut memory).await {
+        match evaluate(state, kind, key, entry, &mut memory).await {
             Ok(()) => {
                 memory.failures = 0;
                 memory.next_try = None;
@@ -51,7 +51,9 @@ pub(super) async fn one(state: &Loop, kind: &WorkloadKind, key: &str, entry: &En
         .memories
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(id, memory);
+        .entry(kind)
+        .or_default()
+        .insert(key.to_owned(), memory);
 }
 
 /// Whether a new recommendation is worth a write: a new value, strategy or
@@ -236,11 +238,10 @@ async fn evaluate(
             .as_ref()
             .filter(|r| r.kind == RecommendationKind::Target && r.is_fresh(now))
         {
-            let with = Policy {
-                recommendation: Some(rec.clone()),
-                ..(**policy).clone()
-            };
-            let desired = Bounds::at(&with, now, &mut Vec::new()).lower();
+            let mut ignored = Vec::new();
+            let desired = Bounds::own(policy, now, &mut ignored)
+                .with_recommendation(Some(rec), now, &mut ignored)
+                .lower();
             if desired < current && costs_changed > 0 {
                 tracing::debug!(workload = %key, "scale-down waits for the new deletion costs");
                 moved = true;
@@ -438,73 +439,4 @@ fn count_write(state: &Loop, kind: &'static str, ok: bool) {
 }
 
 #[cfg(test)]
-mod tests {
-    use chrono::Duration;
-
-    use super::*;
-
-    fn rec(replicas: u32, strategy: &str, at: DateTime<Utc>) -> Recommendation {
-        Recommendation {
-            version: 1,
-            replicas,
-            reason: String::new(),
-            computed_at: at,
-            expires_at: at + Duration::seconds(1800),
-            kind: RecommendationKind::Floor,
-            strategy: strategy.into(),
-            inputs: Default::default(),
-        }
-    }
-
-    #[test]
-    fn a_steady_recommendation_is_written_only_near_its_expiry() {
-        let t0: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
-        let written = rec(5, "proportional", t0);
-        let at = |m: i64| t0 + Duration::minutes(m);
-        assert!(should_write(None, &rec(5, "proportional", at(0)), at(0)));
-        assert!(!should_write(
-            Some(&written),
-            &rec(5, "proportional", at(1)),
-            at(1)
-        ));
-        assert!(!should_write(
-            Some(&written),
-            &rec(5, "proportional", at(19)),
-            at(19)
-        ));
-        assert!(
-            should_write(Some(&written), &rec(5, "proportional", at(21)), at(21)),
-            "10 of 30 minutes left"
-        );
-        assert!(should_write(
-            Some(&written),
-            &rec(6, "proportional", at(1)),
-            at(1)
-        ));
-        assert!(should_write(
-            Some(&written),
-            &rec(5, "velocity", at(1)),
-            at(1)
-        ));
-    }
-
-    #[test]
-    fn a_counter_gives_a_rate_and_skips_its_first_sample_and_resets() {
-        let mut memory = Memory::default();
-        let t0: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
-        assert_eq!(rate(&mut memory, 100.0, t0), None);
-        assert_eq!(
-            rate(&mut memory, 130.0, t0 + Duration::seconds(10)),
-            Some(3.0)
-        );
-        assert_eq!(
-            rate(&mut memory, 5.0, t0 + Duration::seconds(20)),
-            None,
-            "reset"
-        );
-        assert_eq!(
-            rate(&mut memory, 25.0, t0 + Duration::seconds(30)),
-            Some(2.0)
-        );
-    }
-}
+mod tests;

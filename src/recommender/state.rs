@@ -59,6 +59,11 @@ impl LoopState {
     /// Reads the annotation; an unknown version or shape is dropped with the
     /// reason (the loop then starts afresh, which is safe).
     pub fn parse(text: &str) -> Result<LoopState, String> {
+        // serde would also read a struct from a JSON array; only an object
+        // is this annotation.
+        if !text.trim_start().starts_with('{') {
+            return Err("the state annotation is not a JSON object".to_owned());
+        }
         let state: LoopState = serde_json::from_str(text).map_err(|e| e.to_string())?;
         if state.version != STATE_VERSION {
             return Err(format!(

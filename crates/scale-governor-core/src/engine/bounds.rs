@@ -35,6 +35,16 @@ impl<'p> Bounds<'p> {
     /// something that cannot take more. A recommendation is then clamped
     /// into what is left, so it can never break a user's bound.
     pub fn at(policy: &'p Policy, now: DateTime<Utc>, warnings: &mut Vec<String>) -> Bounds<'p> {
+        Bounds::own(policy, now, warnings).with_recommendation(
+            policy.recommendation.as_ref(),
+            now,
+            warnings,
+        )
+    }
+
+    /// The user's own bounds at `now`: static min/max ∩ active windows,
+    /// without the recommendation (what the schedule moves replicas into).
+    pub fn own(policy: &'p Policy, now: DateTime<Utc>, warnings: &mut Vec<String>) -> Bounds<'p> {
         let mut b = Bounds {
             lower: 0,
             lower_by: Source::Unbounded,
@@ -63,8 +73,19 @@ impl<'p> Bounds<'p> {
             b.lower = b.upper;
             b.lower_by = b.upper_by;
         }
-        // A recommendation moves within the user's bounds, never past them.
-        if let Some(rec) = &policy.recommendation {
+        b
+    }
+
+    /// These bounds with `recommendation` applied, when it is fresh: a
+    /// recommendation moves within the user's bounds, never past them.
+    pub fn with_recommendation(
+        mut self,
+        recommendation: Option<&'p Recommendation>,
+        now: DateTime<Utc>,
+        warnings: &mut Vec<String>,
+    ) -> Bounds<'p> {
+        let b = &mut self;
+        if let Some(rec) = recommendation {
             if rec.is_fresh(now) {
                 let replicas = rec.replicas.clamp(b.lower, b.upper);
                 if replicas != rec.replicas {
@@ -90,7 +111,7 @@ impl<'p> Bounds<'p> {
                 ));
             }
         }
-        b
+        self
     }
 
     /// The lowest replica count allowed.

@@ -7,7 +7,10 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Offset as _, TimeZone as _,
+    Timelike, Utc, Weekday,
+};
 use chrono_tz::Tz;
 
 use super::{PolicyError, keys};
@@ -109,6 +112,53 @@ impl Window {
     fn is_absolute(&self) -> bool {
         matches!(self.span, Span::Absolute { .. })
     }
+
+    /// The first instant after `now` at which [`Window::contains`] may
+    /// change, or `horizon` if that comes first. It may be early (a weekly
+    /// edge on a day the window skips), never late: local time runs with
+    /// UTC between two offset changes, so the next edge is found in local
+    /// time, and an offset change (a DST jump, which can skip an edge or
+    /// repeat one) before it ends the answer there instead. `horizon` should
+    /// be hours, not days, from `now`: zones change offset at most twice a
+    /// year, and this assumes at most once before `horizon`.
+    pub fn next_change(&self, now: DateTime<Utc>, horizon: DateTime<Utc>) -> DateTime<Utc> {
+        let offset = |t: DateTime<Utc>| self.tz.offset_from_utc_datetime(&t.naive_utc()).fix();
+        let at_now = offset(now);
+        let mut until = horizon;
+        if offset(horizon) != at_now {
+            // Bisect to the offset change, to a second; stop just before it.
+            let (mut lo, mut hi) = (now, horizon);
+            while hi - lo > Duration::seconds(1) {
+                let mid = lo + (hi - lo) / 2;
+                if offset(mid) == at_now {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            until = lo;
+        }
+        let local = now.naive_utc() + at_now;
+        let edges: [NaiveDateTime; 2] = match self.span {
+            Span::Weekly { start, end, .. } => [start, end].map(|t| next_local(local, t)),
+            Span::Absolute { start, end } => [start, end],
+        };
+        for edge in edges.into_iter().filter(|&e| e > local) {
+            until = until.min(now + (edge - local));
+        }
+        until
+    }
+}
+
+/// The first local instant after `local` at the time of day `t`.
+fn next_local(local: NaiveDateTime, t: TimeOfDay) -> NaiveDateTime {
+    let day =
+        local.date().and_hms_opt(0, 0, 0).unwrap_or(local) + Duration::minutes(i64::from(t.0));
+    if day > local {
+        day
+    } else {
+        day + Duration::days(1)
+    }
 }
 
 /// All windows of a policy.
@@ -119,6 +169,15 @@ pub struct Windows {
 }
 
 impl Windows {
+    /// The first instant after `now` at which [`Windows::active`] may
+    /// change, or `horizon` if that comes first (see [`Window::next_change`]).
+    pub fn next_change(&self, now: DateTime<Utc>, horizon: DateTime<Utc>) -> DateTime<Utc> {
+        self.entries
+            .iter()
+            .map(|w| w.next_change(now, horizon))
+            .fold(horizon, DateTime::min)
+    }
+
     /// The windows in force at `now`: the active absolute windows if any is
     /// active (holidays override the week), otherwise the active weekly ones.
     /// Overlapping windows intersect; the engine folds their bounds.

@@ -59,18 +59,8 @@ pub fn plan(
 ) -> Plan {
     // The recommendation binds through the webhook; the schedule moves by
     // the user's own bounds.
-    let own = Policy {
-        recommendation: None,
-        ..policy.clone()
-    };
-    let bounds = Bounds::at(&own, now, &mut Vec::new());
+    let bounds = Bounds::own(policy, now, &mut Vec::new());
     let (lower, upper) = (bounds.lower(), bounds.upper());
-    let upper_text = if upper == MAX_REPLICA_COUNT {
-        "unbounded".to_owned()
-    } else {
-        upper.to_string()
-    };
-    let by = bounds.describe();
     if current < lower {
         let from = raise.map_or(current, |r| r.from);
         return Plan {
@@ -78,7 +68,7 @@ pub fn plan(
                 to: lower,
                 reason: format!(
                     "{} requires at least {lower}: raising {current} to {lower}",
-                    by.0
+                    bounds.describe().0
                 ),
             }),
             raise: Some(WindowRaise {
@@ -89,12 +79,17 @@ pub fn plan(
         };
     }
     if current > upper {
+        let upper_text = if upper == MAX_REPLICA_COUNT {
+            "unbounded".to_owned()
+        } else {
+            upper.to_string()
+        };
         return Plan {
             target: Some(Move {
                 to: upper,
                 reason: format!(
                     "{} allows at most {upper_text}: lowering {current} to {upper}",
-                    by.1
+                    bounds.describe().1
                 ),
             }),
             raise: None,

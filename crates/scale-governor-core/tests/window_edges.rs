@@ -1,0 +1,103 @@
+//! `Windows::next_change` is never late: until the instant it names, no
+//! window of the policy opens or closes, across DST jumps in zones with
+//! hour and half-hour shifts, weekly windows that cross midnight, and
+//! absolute windows with second precision. The recommender sleeps on it.
+
+use chrono::{DateTime, Duration, Utc};
+use proptest::prelude::*;
+use scale_governor_core::policy::{Policy, keys};
+
+/// Instants near each 2026 DST change of the zones below.
+const DST_2026: [&str; 6] = [
+    "2026-03-29T01:00:00Z", // Europe/Berlin, spring forward
+    "2026-10-25T01:00:00Z", // Europe/Berlin, fall back
+    "2026-03-08T07:00:00Z", // America/New_York, spring forward
+    "2026-11-01T06:00:00Z", // America/New_York, fall back
+    "2026-04-04T15:00:00Z", // Australia/Lord_Howe, back 30 minutes
+    "2026-10-03T15:30:00Z", // Australia/Lord_Howe, forward 30 minutes
+];
+const ZONES: [&str; 5] = [
+    "Europe/Berlin",
+    "America/New_York",
+    "Australia/Lord_Howe",
+    "Asia/Kathmandu",
+    "UTC",
+];
+
+fn weekly() -> impl Strategy<Value = String> {
+    (0usize..5, 0u32..24, 0u32..60, 0u32..25, 0u32..60).prop_map(|(z, h1, m1, h2, m2)| {
+        let (h2, m2) = if h2 == 24 { (24, 0) } else { (h2, m2) };
+        format!("Mon-Sun {h1:02}:{m1:02}-{h2:02}:{m2:02} {} min=2", ZONES[z])
+    })
+}
+
+fn absolute(base: DateTime<Utc>) -> impl Strategy<Value = String> {
+    (0usize..5, -10_800i64..10_800, 1i64..7_200).prop_map(move |(z, from, len)| {
+        // Local wall-clock strings near `base`: shifted by up to 3 hours.
+        let start = (base + Duration::seconds(from)).naive_utc();
+        let end = start + Duration::seconds(len);
+        let f = |t: chrono::NaiveDateTime| t.format("%Y-%m-%dT%H:%M:%S").to_string();
+        format!("{}/{} {} max=9", f(start), f(end), ZONES[z])
+    })
+}
+
+fn case() -> impl Strategy<Value = (DateTime<Utc>, Vec<String>)> {
+    (0usize..DST_2026.len(), -21_600i64..21_600).prop_flat_map(|(i, shift)| {
+        let now = DST_2026[i].parse::<DateTime<Utc>>().unwrap() + Duration::seconds(shift);
+        let windows = prop::collection::vec(prop_oneof![weekly(), absolute(now)], 1..4);
+        (Just(now), windows)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn no_window_opens_or_closes_before_the_next_change((now, windows) in case()) {
+        let text = windows.join("\n");
+        // A generated absolute range may be empty or reversed; the parser
+        // refuses those, and that is not what is under test here.
+        let Ok(policy) = Policy::from_annotations([(keys::WINDOWS, text.as_str())]) else {
+            return Ok(());
+        };
+        let horizon = now + Duration::hours(6);
+        let next = policy.windows.next_change(now, horizon);
+        prop_assert!(next >= now && next <= horizon);
+        let state = |t: DateTime<Utc>| -> Vec<bool> {
+            policy.windows.entries.iter().map(|w| w.contains(t)).collect()
+        };
+        let at_now = state(now);
+        let mut t = now;
+        while t < next {
+            prop_assert_eq!(state(t), at_now.clone(), "changed at {} before {} ({})", t, next, text);
+            t += Duration::seconds(13);
+        }
+        if next > now {
+            let last = next - Duration::seconds(1);
+            prop_assert_eq!(state(last.max(now)), at_now, "changed at {} ({})", last, text);
+        }
+    }
+}
+
+#[test]
+fn a_weekly_window_is_looked_at_again_at_its_next_edge_not_every_minute() {
+    let policy = Policy::from_annotations([(
+        keys::WINDOWS,
+        "Mon-Fri 08:00-20:00 Europe/Berlin min=4\nMon-Sun 23:00-05:00 Europe/Berlin max=6",
+    )])
+    .unwrap();
+    // 10:00 UTC is 11:00 in Berlin in November: next edge 20:00 Berlin.
+    let now: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+    let next = policy.windows.next_change(now, now + Duration::hours(12));
+    assert_eq!(
+        next,
+        "2026-11-23T19:00:00Z".parse::<DateTime<Utc>>().unwrap()
+    );
+    // Before the spring-forward jump at 01:00 UTC, the answer stops there.
+    let before: DateTime<Utc> = "2026-03-29T00:30:00Z".parse().unwrap();
+    let next = policy
+        .windows
+        .next_change(before, before + Duration::hours(6));
+    assert!(next <= "2026-03-29T01:00:00Z".parse::<DateTime<Utc>>().unwrap());
+    assert!(next >= "2026-03-29T00:59:59Z".parse::<DateTime<Utc>>().unwrap());
+}
