@@ -765,3 +765,100 @@ async fn status_shows_what_the_loop_did() {
         "{text}"
     );
 }
+
+/// A `target` recommendation on a workload that an HPA also scales would
+/// fight it: the person who applies it sees a warning from the apiserver,
+/// `status` says so, and a `floor` under the same HPA draws no warning.
+#[tokio::test]
+async fn a_target_recommendation_under_an_hpa_is_warned_about() {
+    let (url, _orders) = orders_endpoint().await;
+    let sources = format!(
+        "sources:\n  - name: orders\n    namespaces: [\"{{ns}}\"]\n    http:\n      url: {url}/stats/{{{{name}}}}\n"
+    );
+    let Some(s) = setup("hpafight", Some(&sources)).await else {
+        return;
+    };
+    let hpa = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: web\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 2\n  maxReplicas: 10\n  metrics:\n    - type: Resource\n      resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}\n";
+    let out = apply(s.cluster, &s.ns, hpa).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target = r#"{"source":"orders","pointer":"/orders","targetPerPod":5,"kind":"target"}"#;
+    let floor = r#"{"source":"orders","pointer":"/orders","targetPerPod":5,"kind":"floor"}"#;
+    let dry_run = |recommend: &'static str| {
+        let manifest = workload("Deployment", "web", 2, &[("recommend", recommend)]);
+        let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "{}-web-{}.yaml",
+            s.ns.name(),
+            recommend.len()
+        ));
+        std::fs::write(&path, manifest).unwrap();
+        let (cluster, ns) = (s.cluster, s.ns.name().to_owned());
+        async move {
+            let out = cluster
+                .kubectl([
+                    "apply",
+                    "--dry-run=server",
+                    "-n",
+                    &ns,
+                    "-f",
+                    path.to_str().unwrap(),
+                ])
+                .await;
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        }
+    };
+    // The governor learns of the HPA from its watch; ask until it has.
+    let warning = eventually("a warning about the HPA", LOOP_WAIT, || async {
+        let stderr = dry_run(target).await;
+        stderr.contains("will fight").then_some(stderr)
+    })
+    .await;
+    assert!(
+        warning.contains("HorizontalPodAutoscaler web") && warning.contains("\"kind\":\"floor\""),
+        "{warning}"
+    );
+    assert!(
+        !dry_run(floor).await.contains("will fight"),
+        "a floor under an HPA is the intended use"
+    );
+
+    create(
+        &s,
+        &workload("Deployment", "web", 2, &[("recommend", target)]),
+    )
+    .await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scale-governor"))
+        .args(["status", "-n", s.ns.name(), "-o", "json"])
+        .env("KUBECONFIG", s.cluster.kubeconfig())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let web = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "web")
+        .expect("web in status");
+    assert_eq!(web["hpas"][0], "web", "{web}");
+    assert!(
+        web["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap_or("").contains("will fight")),
+        "{web}"
+    );
+}

@@ -311,14 +311,18 @@ fn decide_governed(cx: &Context<'_, '_>) -> Step<Answer> {
     let (Some((current, requested)), false) = (counts, handled.is_empty()) else {
         // Nothing to decide here (another endpoint's mode, or a negative
         // count the apiserver's validation refuses with a better message),
-        // but a policy edit may still be worth reporting.
-        return match notice {
-            Some(notice) => Ok(Answer::Reported(Box::new((
-                AdmissionResponse::allow(cx.uid()),
-                cx.report(&subject, governing.uid, None, Some(notice)),
-            )))),
-            None => Err(Answer::Ungoverned),
-        };
+        // but a policy edit may still be worth reporting, and a `recommend`
+        // checked here worth a warning (an enforce-mode policy reaches this
+        // endpoint with nothing to decide).
+        if notice.is_none() && recommend_warnings.is_empty() {
+            return Err(Answer::Ungoverned);
+        }
+        let mut response = AdmissionResponse::allow(cx.uid());
+        response.warnings.extend(recommend_warnings);
+        return Ok(Answer::Reported(Box::new((
+            response,
+            cx.report(&subject, governing.uid, None, notice),
+        ))));
     };
     let request = Request {
         current,
