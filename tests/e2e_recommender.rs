@@ -728,23 +728,7 @@ async fn status_shows_what_the_loop_did() {
         annotation(&s, "deploy/web", "scale-governor.io/recommendation").await
     })
     .await;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scale-governor"))
-        .args(["status", "-n", s.ns.name(), "-o", "json"])
-        .env("KUBECONFIG", s.cluster.kubeconfig())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let web = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "web")
-        .expect("web in status");
+    let web = status_row(&s, "web");
     assert_eq!(web["mode"], "enforce");
     assert_eq!(web["windows"][0], "Mon-Sun 00:00-24:00 UTC max=40");
     assert_eq!(web["recommendation"]["replicas"], 9);
@@ -835,6 +819,20 @@ async fn a_target_recommendation_under_an_hpa_is_warned_about() {
         &workload("Deployment", "web", 2, &[("recommend", target)]),
     )
     .await;
+    let web = status_row(&s, "web");
+    assert_eq!(web["hpas"][0], "web", "{web}");
+    assert!(
+        web["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap_or("").contains("will fight")),
+        "{web}"
+    );
+}
+
+/// The `status -o json` row of one workload in the test's namespace.
+fn status_row(s: &Setup, name: &str) -> serde_json::Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scale-governor"))
         .args(["status", "-n", s.ns.name(), "-o", "json"])
         .env("KUBECONFIG", s.cluster.kubeconfig())
@@ -846,19 +844,10 @@ async fn a_target_recommendation_under_an_hpa_is_warned_about() {
         String::from_utf8_lossy(&out.stderr)
     );
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let web = rows
-        .as_array()
+    rows.as_array()
         .unwrap()
         .iter()
-        .find(|r| r["name"] == "web")
-        .expect("web in status");
-    assert_eq!(web["hpas"][0], "web", "{web}");
-    assert!(
-        web["warnings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|w| w.as_str().unwrap_or("").contains("will fight")),
-        "{web}"
-    );
+        .find(|r| r["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} in status: {rows}"))
 }
