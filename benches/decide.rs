@@ -37,6 +37,7 @@ fn setup() -> (Policy, Ledger, DateTime<Utc>) {
             requested: to,
             actor: if i % 2 == 0 { "hpa" } else { "alice" }.into(),
             pending: false,
+            watched: false,
         });
         replicas = to;
     }

@@ -66,7 +66,7 @@ counters() { # label: the server's own view of what it did
   {
     echo "**$1**:"
     echo '```'
-    metrics | grep -E '^scale_governor_(admission_(reviews|events|bad_reviews)_total|cache_history_writes_total)' || true
+    metrics | grep -E '^scale_governor_(admission_(reviews|events|bad_reviews)_total|cache_ledger_writes_total)' || true
     # Time inside the handler (parse, decide, respond), without TLS, HTTP/2
     # or queueing: the part of the latency that is the governor's own.
     # Buckets are cumulative; p50/p99 are the upper bounds of the buckets

@@ -5,6 +5,7 @@
 
 mod entry;
 pub mod hpa;
+mod persisted;
 pub mod pods;
 pub mod watch;
 
@@ -29,6 +30,7 @@ const SAME_CHANGE_SECONDS: i64 = 30;
 
 use entry::Flags;
 pub use entry::{Entry, Observed, ReviewKey};
+pub use persisted::Persisted;
 
 /// A workload as the watch reports it.
 #[derive(Debug)]
@@ -43,8 +45,11 @@ pub struct Update<'a> {
     pub policy: Result<Policy, PolicyError>,
     /// `spec.replicas`.
     pub replicas: u32,
-    /// The persisted `history` annotation, if any.
+    /// The `history` annotation an earlier version persisted, if any: read
+    /// when the workload is first seen.
     pub history: Option<&'a str>,
+    /// When `spec.replicas` was last written, from `managedFields`.
+    pub written_at: Option<DateTime<Utc>>,
     /// The field manager that last wrote `spec.replicas`, if known.
     pub actor: Option<&'a str>,
     /// The governor's `state` annotation, if any.
@@ -83,7 +88,11 @@ pub struct Cache {
     statefulsets: papaya::HashMap<String, Arc<Entry>>,
     deployments_synced: AtomicBool,
     statefulsets_synced: AtomicBool,
+    ledgers_synced: AtomicBool,
     flags: Arc<Flags>,
+    /// The ledger objects, by the key of their workload.
+    persisted_deployments: papaya::HashMap<String, Arc<Persisted>>,
+    persisted_statefulsets: papaya::HashMap<String, Arc<Persisted>>,
 }
 
 /// `namespace/name`, the cache key.
@@ -117,6 +126,13 @@ impl Cache {
         match kind {
             WorkloadKind::Deployment => &self.deployments,
             WorkloadKind::StatefulSet => &self.statefulsets,
+        }
+    }
+
+    fn persisted_map(&self, kind: WorkloadKind) -> &papaya::HashMap<String, Arc<Persisted>> {
+        match kind {
+            WorkloadKind::Deployment => &self.persisted_deployments,
+            WorkloadKind::StatefulSet => &self.persisted_statefulsets,
         }
     }
 
@@ -196,19 +212,9 @@ impl Cache {
     }
 
     /// Applies what the watch saw: a changed `spec.replicas` becomes a ledger
-    /// entry (unless this replica admitted that very change moments ago), and
-    /// entries persisted in `history` by any replica are merged in.
+    /// entry (unless this replica admitted that very change moments ago). A
+    /// workload seen for the first time starts from its ledger object.
     pub fn apply(&self, update: Update<'_>, now: DateTime<Utc>) {
-        let persisted = match update.history.map(Ledger::from_annotation) {
-            Some(Ok(ledger)) => ledger,
-            Some(Err(err)) => {
-                // Our own data, edited by hand or truncated: start empty rather
-                // than refuse to govern.
-                tracing::warn!(key = update.key, error = %err, "ignoring the history annotation");
-                Ledger::default()
-            }
-            None => Ledger::default(),
-        };
         let observed = Observed {
             uid: update.uid,
             policy: update.policy.map(Arc::new),
@@ -216,25 +222,44 @@ impl Cache {
             replicas_writer: update.actor.map(str::to_owned),
             state: update.state.map(str::to_owned),
         };
+        let keep = match &observed.policy {
+            Ok(policy) => policy.lookback_seconds().max(SAME_CHANGE_SECONDS as u32),
+            Err(_) => SAME_CHANGE_SECONDS as u32,
+        };
         let map = self.map(update.kind).pin();
         let Some(entry) = map.get(update.key).cloned() else {
-            let mut persisted = persisted;
-            if let Ok(policy) = &observed.policy {
-                // A restart finds the whole persisted history; keep only what
-                // a rule can still see.
-                let keep = i64::from(policy.lookback_seconds()).max(SAME_CHANGE_SECONDS);
-                persisted.prune(now - Duration::seconds(keep));
-            }
-            map.insert(
-                update.key.to_owned(),
-                Arc::new(Entry::new(
-                    observed,
-                    persisted,
-                    true,
-                    now,
-                    self.flags.clone(),
-                )),
+            // A restart, or a workload newly governed: start from what was
+            // persisted, and count what landed that it does not explain.
+            let mut ledger = self.starting_ledger(
+                update.kind,
+                update.key,
+                observed.uid.as_deref(),
+                update.history,
+                now,
             );
+            let actor = update.actor.unwrap_or("unknown");
+            if let Some(change) =
+                ledger.unexplained(update.replicas, update.written_at, actor, now, keep)
+            {
+                tracing::info!(
+                    key = update.key,
+                    from = change.from,
+                    to = change.to,
+                    at = %change.at,
+                    actor,
+                    "replicas changed with no ledger entry to explain it; counting the change"
+                );
+                ledger.record(change);
+            }
+            ledger.prune(now - Duration::seconds(i64::from(keep)));
+            let worth_a_look = !ledger.changes().is_empty();
+            let fresh = Entry::new(observed, ledger, true, now, self.flags.clone());
+            if worth_a_look {
+                // What came from an annotation or was just booked may be
+                // missing from the ledger object; the pass writes only if so.
+                fresh.mark_dirty();
+            }
+            map.insert(update.key.to_owned(), Arc::new(fresh));
             self.flags.epoch.fetch_add(1, Ordering::AcqRel);
             return;
         };
@@ -242,7 +267,12 @@ impl Cache {
         let previous = entry.observed.load().replicas;
         let mut state = entry.state();
         let mut changed = false;
-        if previous != update.replicas && state.ledger.confirm(previous, update.replicas) {
+        let tolerance = Duration::seconds(SAME_CHANGE_SECONDS);
+        if previous != update.replicas
+            && state
+                .ledger
+                .confirm(previous, update.replicas, now, tolerance)
+        {
             // The change this replica admitted has landed.
             changed = true;
         } else if previous != update.replicas {
@@ -255,19 +285,11 @@ impl Cache {
                 requested: update.replicas,
                 actor: update.actor.unwrap_or("unknown").to_owned(),
                 pending: false,
+                watched: true,
             });
             changed = true;
         }
-        // After the change itself, so a persisted copy of it (another
-        // replica's, or this object's own after a relist) matches it rather
-        // than adding it twice.
-        changed |= state
-            .ledger
-            .merge(&persisted, Duration::seconds(SAME_CHANGE_SECONDS));
-        if let Ok(policy) = &observed.policy {
-            let keep = i64::from(policy.lookback_seconds()).max(SAME_CHANGE_SECONDS);
-            state.ledger.prune(now - Duration::seconds(keep));
-        }
+        state.ledger.prune(now - Duration::seconds(i64::from(keep)));
         drop(state);
         if changed {
             entry.mark_dirty();
@@ -298,10 +320,12 @@ impl Cache {
         }
     }
 
-    /// Whether every kind has completed its initial list.
+    /// Whether every kind, and the ledger objects, have completed their
+    /// initial list: before that, a workload's budget may look unspent.
     pub fn is_synced(&self) -> bool {
         self.deployments_synced.load(Ordering::Acquire)
             && self.statefulsets_synced.load(Ordering::Acquire)
+            && self.ledgers_synced.load(Ordering::Acquire)
     }
 
     /// Number of governed workloads of a kind.

@@ -7,8 +7,9 @@
 //! - [`webhook`]: HTTP ⇄ AdmissionReview ⇄ engine, and the admin endpoints;
 //! - [`cache`]: watches → the in-memory index the webhook reads;
 //! - [`events`], [`metrics`], [`report`]: how each decision is explained;
-//! - [`leader`]: leadership through a Lease; [`persist`]: the leader's
-//!   history writes; [`recommender`]: the leader's recommendation loop;
+//! - [`leader`]: leadership through a Lease; [`ledgers`]: the ledger
+//!   objects every replica persists; [`recommender`]: the leader's
+//!   recommendation loop;
 //! - [`tls`], [`server`]: certificates with hot reload, the listeners;
 //! - [`cli`] and [`chart`]: the command line and its SVG charts.
 
@@ -21,9 +22,9 @@ pub mod chart;
 pub mod cli;
 pub mod events;
 pub mod leader;
+pub mod ledgers;
 pub mod managed;
 pub mod metrics;
-pub mod persist;
 pub mod recommender;
 pub mod report;
 pub mod server;

@@ -13,6 +13,22 @@ pub const FIELD_MANAGER: &str = "scale-governor";
 /// The field manager that most recently wrote `spec.replicas`, from
 /// `managedFields`, e.g. `kubectl (scale)` or `kube-controller-manager (scale)`.
 pub fn replicas_writer<K: Resource>(obj: &K) -> Option<String> {
+    last_replicas_write(obj).and_then(|m| {
+        let manager = m.manager.as_deref()?;
+        Some(match m.subresource.as_deref() {
+            Some(sub) if !sub.is_empty() => format!("{manager} ({sub})"),
+            _ => manager.to_owned(),
+        })
+    })
+}
+
+/// When `spec.replicas` was last written, to the second, from `managedFields`.
+pub fn replicas_written_at<K: Resource>(obj: &K) -> Option<chrono::DateTime<chrono::Utc>> {
+    let time = last_replicas_write(obj)?.time.as_ref()?.0;
+    chrono::DateTime::from_timestamp(time.as_second(), 0)
+}
+
+fn last_replicas_write<K: Resource>(obj: &K) -> Option<&ManagedFieldsEntry> {
     obj.meta()
         .managed_fields
         .iter()
@@ -25,13 +41,6 @@ pub fn replicas_writer<K: Resource>(obj: &K) -> Option<String> {
                 .is_some()
         })
         .max_by_key(|m| m.time.as_ref().map(|t| t.0))
-        .and_then(|m| {
-            let manager = m.manager.as_deref()?;
-            Some(match m.subresource.as_deref() {
-                Some(sub) if !sub.is_empty() => format!("{manager} ({sub})"),
-                _ => manager.to_owned(),
-            })
-        })
 }
 
 /// Whether the governor's field manager is among the owners of the

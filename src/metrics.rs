@@ -103,8 +103,8 @@ pub struct Metrics {
     pub cert_reloads: Family<ResultLabels, Counter>,
     /// Events published, by result (`dropped` when the queue was full).
     pub events: Family<ResultLabels, Counter>,
-    /// History annotation writes by result.
-    pub history_writes: Family<ResultLabels, Counter>,
+    /// Ledger object writes by result (`ok`, `conflict`, `error`).
+    pub ledger_writes: Family<ResultLabels, Counter>,
     /// Policy edits found loosening, refused, or invalid.
     pub policy_edits: Family<EditLabels, Counter>,
     /// 1 while this replica leads (and runs the recommender loop).
@@ -144,7 +144,7 @@ impl Metrics {
         let cert_reloads = Family::<ResultLabels, Counter>::default();
         let ca_bundle_mismatch = Gauge::default();
         let events = Family::<ResultLabels, Counter>::default();
-        let history_writes = Family::<ResultLabels, Counter>::default();
+        let ledger_writes = Family::<ResultLabels, Counter>::default();
         let policy_edits = Family::<EditLabels, Counter>::default();
         let recommender_leading = Gauge::default();
         let recommender_cycle_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
@@ -182,9 +182,9 @@ impl Metrics {
             cache_workloads.clone(),
         );
         cache.register(
-            "history_writes",
-            "Writes of the history annotation",
-            history_writes.clone(),
+            "ledger_writes",
+            "Writes of ledger objects, by result: ok, conflict (another replica wrote first) or error",
+            ledger_writes.clone(),
         );
         let rec = registry.sub_registry_with_prefix("recommender");
         rec.register(
@@ -248,7 +248,7 @@ impl Metrics {
             ca_bundle_mismatch,
             cert_reloads,
             events,
-            history_writes,
+            ledger_writes,
             policy_edits,
             recommender_leading,
             recommender_cycle_duration,

@@ -139,8 +139,8 @@ async fn a_create_the_apiserver_refuses_leaves_no_phantom_workload() {
         .to_owned();
     assert!(gauge.ends_with(" 1"), "phantom in the cache: {gauge}");
     assert!(
-        !metrics.contains("scale_governor_cache_history_writes_total{result=\"error\"}"),
-        "history writes for a workload that does not exist:\n{metrics}"
+        !metrics.contains("scale_governor_cache_ledger_writes_total{result=\"error\"}"),
+        "ledger writes for a workload that does not exist:\n{metrics}"
     );
 }
 

@@ -175,6 +175,7 @@ impl Model {
                 ),
                 replicas: state.replicas,
                 history: None,
+                written_at: None,
                 actor: Some("watch"),
                 state: None,
             },

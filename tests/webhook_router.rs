@@ -37,6 +37,7 @@ fn webhook(annotations: &[(&str, &str)]) -> Arc<Webhook> {
             policy: Policy::from_annotations(annotations.iter().copied()),
             replicas: 5,
             history: None,
+            written_at: None,
             actor: None,
             state: None,
         },

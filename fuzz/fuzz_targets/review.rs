@@ -111,6 +111,7 @@ fn cache(now: DateTime<Utc>) -> Cache {
                 policy: Policy::from_annotations(annotations.iter().copied()),
                 replicas,
                 history: Some(HISTORY),
+                written_at: None,
                 actor: Some("fuzz"),
                 state: None,
             },

@@ -192,6 +192,7 @@ impl Entry {
         }
         if !dry_run {
             retract_unlanded(&mut state, &request);
+            self.book_unseen(&mut state, request.current, now);
         }
         let decision = engine::decide_all(policies, &state.ledger, request, now);
         if !dry_run {
@@ -222,6 +223,34 @@ impl Entry {
             });
         }
         (decision, false)
+    }
+
+    /// The review's `oldObject` is stored state: a count there that the
+    /// watch has not delivered yet is a change another replica admitted a
+    /// moment ago. It counts now, pending until the watch shows it, so that
+    /// budget is never granted twice.
+    fn book_unseen(&self, state: &mut LedgerState, current: u32, now: DateTime<Utc>) {
+        let seen = self.observed.load().replicas;
+        if !self.is_stored()
+            || seen == current
+            || state
+                .ledger
+                .changes()
+                .iter()
+                .any(|c| c.from == seen && c.to == current)
+        {
+            return;
+        }
+        state.ledger.record(Change {
+            at: now,
+            from: seen,
+            to: current,
+            requested: current,
+            actor: "unknown (not yet on the watch)".to_owned(),
+            pending: true,
+            watched: false,
+        });
+        self.flags.sweep.store(true, Ordering::Release);
     }
 
     /// A copy of the ledger, pending changes included.

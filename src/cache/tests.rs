@@ -22,6 +22,7 @@ fn update<'a>(
         policy: Ok(policy()),
         replicas,
         history,
+        written_at: None,
         actor,
         state: None,
     }
@@ -173,6 +174,8 @@ fn sync_and_removal() {
     cache.mark_synced(WorkloadKind::Deployment);
     assert!(!cache.is_synced());
     cache.mark_synced(WorkloadKind::StatefulSet);
+    assert!(!cache.is_synced(), "the ledger objects are not listed yet");
+    cache.mark_ledgers_synced();
     assert!(cache.is_synced());
     cache.apply(update("shop/web", 3, None, None), now());
     assert_eq!(cache.len(WorkloadKind::Deployment), 1);
@@ -255,22 +258,120 @@ fn what_the_watch_never_shows_stored_is_forgotten() {
     assert!(cache.get(WorkloadKind::Deployment, "shop/soon").is_some());
 }
 
+fn persisted(ledger: &str) -> Persisted {
+    Persisted {
+        name: "ledger".into(),
+        resource_version: Some("1".into()),
+        uid: Some("uid-1".into()),
+        ledger: Ledger::read_persisted(ledger, now()).0,
+    }
+}
+
 #[test]
 fn another_replicas_persisted_copy_confirms_a_pending_change() {
+    // The other replica persisted 10 -> 14 (stamped by its own clock)
+    // before, or after, this replica's watch showed it land: one change
+    // either way, never two.
+    let history = r#"[[1795428002,10,14,14,"kubectl"]]"#; // 10:00:02Z
+    for persisted_first in [true, false] {
+        let cache = Cache::new();
+        cache.apply(update("shop/web", 10, None, None), now());
+        let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
+        assert_eq!(ask(&entry, 10, 40, "a", false, now()), 14);
+        let landed = || {
+            cache.apply(
+                update("shop/web", 14, None, Some("kubectl")),
+                now() + Duration::seconds(3),
+            )
+        };
+        let merge =
+            || cache.apply_persisted(WorkloadKind::Deployment, "shop/web", persisted(history));
+        if persisted_first {
+            merge();
+            landed();
+        } else {
+            landed();
+            merge();
+        }
+        let ledger = entry.ledger();
+        assert_eq!(ledger.changes().len(), 1, "{persisted_first}: {ledger:?}");
+        assert!(!ledger.has_pending());
+    }
+}
+
+#[test]
+fn a_change_only_another_replica_admitted_counts_once() {
     let cache = Cache::new();
     cache.apply(update("shop/web", 10, None, None), now());
     let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
-    assert_eq!(ask(&entry, 10, 40, "a", false, now()), 14);
-    // The leader saw 10 -> 14 land and persisted it (its own second) before
-    // this replica's watch event arrived: one change, not two.
-    let history = r#"[[1795428002,10,14,14,"kubectl"]]"#; // 10:00:02Z
+    // The other replica's ledger object arrives before the watch event.
+    let history = r#"[[1795428001,10,14,14,"hpa"]]"#;
+    cache.apply_persisted(WorkloadKind::Deployment, "shop/web", persisted(history));
     cache.apply(
-        update("shop/web", 14, Some(history), Some("kubectl")),
-        now() + Duration::seconds(3),
+        update("shop/web", 14, None, Some("hpa")),
+        now() + Duration::seconds(2),
     );
-    let ledger = entry.ledger();
-    assert_eq!(ledger.changes().len(), 1, "{ledger:?}");
-    assert!(!ledger.has_pending());
+    assert_eq!(entry.ledger().changes().len(), 1);
+    // Back and up again: a second 10 -> 14 is a change of its own.
+    cache.apply(
+        update("shop/web", 10, None, None),
+        now() + Duration::seconds(4),
+    );
+    cache.apply(
+        update("shop/web", 14, None, None),
+        now() + Duration::seconds(5),
+    );
+    assert_eq!(entry.ledger().changes().len(), 3);
+}
+
+#[test]
+fn a_ledger_object_of_a_recreated_workload_is_not_used() {
+    let cache = Cache::new();
+    let history = r#"[[1795427990,6,10,10,"hpa"]]"#;
+    let mut old = persisted(history);
+    old.uid = Some("uid-0".into());
+    cache.apply_persisted(WorkloadKind::Deployment, "shop/web", old);
+    cache.apply(update("shop/web", 10, None, None), now());
+    let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    assert!(entry.ledger().changes().is_empty());
+}
+
+#[test]
+fn a_restart_counts_a_change_its_ledger_object_lacks() {
+    // 10 -> 14 landed, but no replica persisted it before they all died.
+    let cache = Cache::new();
+    let history = r#"[[1795427970,6,10,10,"hpa"]]"#; // 09:59:30Z
+    cache.apply_persisted(WorkloadKind::Deployment, "shop/web", persisted(history));
+    let mut seen = update("shop/web", 14, None, Some("kubectl"));
+    seen.written_at = Some(now() - Duration::seconds(5));
+    cache.apply(seen, now());
+    let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    let tail: Vec<(u32, u32)> = entry
+        .ledger()
+        .changes()
+        .iter()
+        .map(|c| (c.from, c.to))
+        .collect();
+    assert_eq!(tail, [(6, 10), (10, 14)]);
+    // 4 pods/60s: 6 -> 14 spent it all.
+    assert_eq!(ask(&entry, 14, 20, "a", false, now()), 14);
+}
+
+#[test]
+fn a_count_seen_in_old_object_before_the_watch_is_booked() {
+    let cache = Cache::new();
+    cache.apply(update("shop/web", 10, None, None), now());
+    let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    // The other replica admitted 10 -> 14 a moment ago; this one's watch
+    // has not delivered it, but the review's oldObject holds 14.
+    assert_eq!(ask(&entry, 14, 40, "b", false, now()), 14, "no budget left");
+    // When the watch delivers it, it is the change already booked.
+    cache.apply(
+        update("shop/web", 14, None, None),
+        now() + Duration::seconds(1),
+    );
+    let landed = entry.ledger().landed();
+    assert_eq!(landed.changes().len(), 1, "{landed:?}");
 }
 
 #[test]

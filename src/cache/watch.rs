@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Cache, Update, key};
 use crate::{
-    managed::{recommendation_by_governor, replicas_writer},
+    managed::{recommendation_by_governor, replicas_writer, replicas_written_at},
     policy::{GOVERNED_LABEL, keys},
     workload::{WorkloadKind, policy_of},
 };
@@ -69,6 +69,11 @@ pub async fn run(
         ),
         None => (Api::all(client.clone()), Api::all(client)),
     };
+    // A workload first seen starts from its ledger object: list those first.
+    tokio::select! {
+        () = shutdown.cancelled() => return,
+        () = cache.ledgers_synced() => {}
+    }
     let deployments = watch::<Deployment>(deployments, cache.clone());
     let statefulsets = watch::<StatefulSet>(statefulsets, cache);
     tokio::select! {
@@ -154,6 +159,7 @@ fn apply<K: Watched>(cache: &Cache, obj: &K) {
                 .and_then(|a| a.get(keys::HISTORY))
                 .map(String::as_str),
             actor: actor.as_deref(),
+            written_at: replicas_written_at(obj),
             state: annotations
                 .and_then(|a| a.get(keys::STATE))
                 .map(String::as_str),

@@ -1,10 +1,12 @@
 //! `scale-governor serve`: the admission webhook with its cache, Events,
-//! metrics and the leader's history persistence, wired together.
+//! metrics, the ledger objects and the leader's recommender loop, wired
+//! together.
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use kube::{Client, Config, config::KubeConfigOptions};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{Api, Client, Config, config::KubeConfigOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -12,8 +14,8 @@ use crate::{
     cache::{self, Cache, hpa::HpaIndex, pods::PodIndex},
     events::{self, Reporter},
     leader::{self, LeaderConfig},
+    ledgers,
     metrics::{Metrics, ResultLabels},
-    persist,
     recommender::{self, LoopConfig, LoopDeps},
     server::{self, HttpsOptions},
     sources::{HttpClient, Sources},
@@ -63,13 +65,15 @@ pub struct Args {
     /// namespace instead of one per cluster.
     #[arg(long, env = "SCALE_GOVERNOR_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
-    /// Namespace of the leader-election Lease.
+    /// The governor's own namespace: its leader-election Lease and its
+    /// ledger objects.
     #[arg(long, env = "POD_NAMESPACE", default_value = "scale-governor")]
     pub lease_namespace: String,
     /// This replica's identity in the Lease and in Events.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
-    /// How often the leader writes changed ledgers to the history annotation, in milliseconds.
+    /// How often each replica writes the changes it saw land to the ledger
+    /// objects in its namespace (`--lease-namespace`), in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub persist_interval_ms: u64,
     /// How long an admitted change (or CREATE) may wait for the watch to
@@ -278,6 +282,12 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         args.confirm_timeout,
         shutdown.clone(),
     ));
+    let ledger_api: Api<ConfigMap> = Api::namespaced(client.clone(), &args.lease_namespace);
+    tokio::spawn(ledgers::watch::run(
+        ledger_api.clone(),
+        cache.clone(),
+        shutdown.clone(),
+    ));
     let watch = tokio::spawn(cache::watch::run(
         client.clone(),
         args.watch_namespace.clone(),
@@ -310,8 +320,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         leadership.clone(),
         shutdown.clone(),
     ));
-    let persister = tokio::spawn(persist::run(
-        client,
+    let persister = tokio::spawn(ledgers::run(
+        ledger_api,
+        args.watch_namespace.clone(),
         cache,
         metrics,
         leadership,

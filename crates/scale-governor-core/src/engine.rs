@@ -157,6 +157,7 @@ impl Decision {
             requested: self.requested,
             actor: actor.to_owned(),
             pending: false,
+            watched: false,
         })
     }
 }

@@ -79,6 +79,7 @@ fn run(case: &Case, now: DateTime<Utc>) -> u32 {
         requested,
         actor: "horizontal-pod-autoscaler".into(),
         pending: false,
+        watched: false,
     };
     for e in &case.scale_up_events {
         ledger.record(entry(

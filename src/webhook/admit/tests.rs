@@ -75,6 +75,7 @@ fn cache_with(annotations: &[(&str, &str)], replicas: u32) -> Cache {
             policy: Policy::from_annotations(annotations.iter().copied()),
             replicas,
             history: None,
+            written_at: None,
             actor: None,
             state: None,
         },

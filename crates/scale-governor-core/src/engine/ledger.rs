@@ -8,6 +8,13 @@ use serde::{Deserialize, Serialize};
 /// and small enough that the `history` annotation stays a few KiB.
 pub const MAX_ENTRIES: usize = 256;
 
+/// How far ahead of `now` a persisted entry may be dated: replicas stamp
+/// changes with their own clocks, which may run a little ahead.
+pub const CLOCK_SKEW_SECONDS: i64 = 60;
+
+/// The largest count `spec.replicas` (an `int32`) can hold.
+const MAX_REPLICAS: u32 = i32::MAX as u32;
+
 /// One replica change, or a request that was clamped to no change.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Change {
@@ -27,9 +34,27 @@ pub struct Change {
     /// direction it moved in and never frees budget for the other one.
     #[serde(skip)]
     pub pending: bool,
+    /// This replica's watch saw it land. A change known only from a ledger
+    /// object (another replica saw it first) is not, so the watch event of
+    /// that same change confirms it instead of counting it twice.
+    #[serde(skip)]
+    pub watched: bool,
 }
 
 impl Change {
+    /// A change known to be stored, as read back from where it was persisted.
+    pub fn stored(at: DateTime<Utc>, from: u32, to: u32, requested: u32, actor: String) -> Change {
+        Change {
+            at,
+            from,
+            to,
+            requested,
+            actor,
+            pending: false,
+            watched: false,
+        }
+    }
+
     /// Replicas added by this change.
     pub fn added(&self) -> u32 {
         self.to.saturating_sub(self.from)
@@ -106,17 +131,28 @@ impl Ledger {
         }
     }
 
-    /// Marks the most recent pending change from `from` to `to` as stored
-    /// (the watch saw it land). Returns whether there was one.
-    pub fn confirm(&mut self, from: u32, to: u32) -> bool {
-        let found = self
-            .changes
-            .iter_mut()
-            .rev()
-            .find(|c| c.pending && c.from == from && c.to == to);
+    /// Matches a change from `from` to `to` that this replica's watch saw
+    /// land at `now` with the entry it must be: the most recent one admitted
+    /// here and pending, or one another replica persisted within
+    /// `tolerance` of `now` that the watch has not matched yet. Marks it
+    /// stored and watched; returns whether there was one.
+    pub fn confirm(
+        &mut self,
+        from: u32,
+        to: u32,
+        now: DateTime<Utc>,
+        tolerance: chrono::Duration,
+    ) -> bool {
+        let found = self.changes.iter_mut().rev().find(|c| {
+            !c.watched
+                && c.from == from
+                && c.to == to
+                && (c.pending || (c.at - now).abs() <= tolerance)
+        });
         match found {
             Some(change) => {
                 change.pending = false;
+                change.watched = true;
                 true
             }
             None => false,
@@ -149,6 +185,19 @@ impl Ledger {
                 .changes
                 .iter()
                 .filter(|c| !c.pending)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Only the changes that landed: neither pending nor a wish clamped to
+    /// no change (stabilization's memory, which need not survive a restart).
+    pub fn landed(&self) -> Ledger {
+        Ledger {
+            changes: self
+                .changes
+                .iter()
+                .filter(|c| !c.pending && c.from != c.to)
                 .cloned()
                 .collect(),
         }
@@ -194,6 +243,47 @@ impl Ledger {
         changed
     }
 
+    /// The change that must have happened for a workload to stand at
+    /// `replicas` when this ledger ends elsewhere: one that landed while no
+    /// replica of the governor was there to see it, or that another replica
+    /// saw and never persisted. It is dated when `spec.replicas` was last
+    /// written (`written_at`, from `managedFields`), or `now` if unknown.
+    /// With no landed change to start from, a write known to be recent
+    /// enough for a rule looking back `lookback_seconds` to see counts as a
+    /// scale from 0: its size is unknown, and a budget may only ever be
+    /// overestimated.
+    pub fn unexplained(
+        &self,
+        replicas: u32,
+        written_at: Option<DateTime<Utc>>,
+        actor: &str,
+        now: DateTime<Utc>,
+        lookback_seconds: u32,
+    ) -> Option<Change> {
+        let last = self.changes.iter().rev().find(|c| c.from != c.to);
+        let at = written_at.unwrap_or(now).min(now);
+        let (from, at) = match last {
+            Some(last) if last.to == replicas => return None,
+            Some(last) => (last.to, at.max(last.at)),
+            None if written_at.is_some()
+                && at > now - chrono::Duration::seconds(i64::from(lookback_seconds))
+                && replicas > 0 =>
+            {
+                (0, at)
+            }
+            None => return None,
+        };
+        Some(Change {
+            at,
+            from,
+            to: replicas,
+            requested: replicas,
+            actor: actor.to_owned(),
+            pending: false,
+            watched: false,
+        })
+    }
+
     /// Drops entries at or before `cutoff`; no rule can see them any more.
     pub fn prune(&mut self, cutoff: DateTime<Utc>) {
         let keep_from = self.changes.partition_point(|c| c.at <= cutoff);
@@ -216,17 +306,67 @@ impl Ledger {
         let mut ledger = Ledger::new();
         for (secs, from, to, requested, actor) in compact {
             if let Some(at) = DateTime::from_timestamp(secs, 0) {
-                ledger.record(Change {
-                    at,
-                    from,
-                    to,
-                    requested,
-                    actor,
-                    pending: false,
-                });
+                ledger.record(Change::stored(at, from, to, requested, actor));
             }
         }
         Ok(ledger)
+    }
+
+    /// Reads a ledger persisted where someone else may have written it,
+    /// keeping what is usable: entries dated more than [`CLOCK_SKEW_SECONDS`]
+    /// after `now` (they would refuse every change until then), counts
+    /// beyond what `spec.replicas` can hold, and entries of any other shape
+    /// are dropped. The second value says what was dropped, for one warning
+    /// naming the workload; it is empty when everything was used.
+    pub fn read_persisted(value: &str, now: DateTime<Utc>) -> (Ledger, Option<String>) {
+        let items: Vec<serde_json::Value> = match serde_json::from_str(value) {
+            Ok(serde_json::Value::Array(items)) => items,
+            Ok(_) => return (Ledger::new(), Some("the ledger is not a list".to_owned())),
+            Err(err) => {
+                return (
+                    Ledger::new(),
+                    Some(format!("the ledger is not JSON: {err}")),
+                );
+            }
+        };
+        let latest = now + chrono::Duration::seconds(CLOCK_SKEW_SECONDS);
+        let (mut future, mut range, mut shape) = (0, 0, 0);
+        let mut ledger = Ledger::new();
+        for item in items {
+            let Ok((secs, from, to, requested, actor)) = serde_json::from_value::<Compact>(item)
+            else {
+                shape += 1;
+                continue;
+            };
+            if [from, to, requested].iter().any(|&n| n > MAX_REPLICAS) {
+                range += 1;
+                continue;
+            }
+            match DateTime::from_timestamp(secs, 0) {
+                Some(at) if at <= latest => {
+                    ledger.record(Change::stored(at, from, to, requested, actor));
+                }
+                Some(_) => future += 1,
+                None => range += 1,
+            }
+        }
+        let dropped: Vec<String> = [
+            (future, "dated in the future"),
+            (range, "with a count or time out of range"),
+            (shape, "of an unknown shape"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        let warning = (!dropped.is_empty()).then(|| {
+            format!(
+                "dropped ledger entries: {} (kept {})",
+                dropped.join(", "),
+                ledger.changes.len()
+            )
+        });
+        (ledger, warning)
     }
 
     /// Reads a history file: JSON lines (`{"time":…,"from":…,"to":…,"actor":…}`,
@@ -275,6 +415,7 @@ fn parse_json_line(line: &str) -> Result<Change, String> {
         requested: j.requested.unwrap_or(j.to),
         actor: j.actor,
         pending: false,
+        watched: false,
     })
 }
 
@@ -314,152 +455,9 @@ fn parse_csv_line(line: &str) -> Result<Change, String> {
             .unwrap_or(to),
         actor: fields[3].to_owned(),
         pending: false,
+        watched: false,
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(s: &str) -> DateTime<Utc> {
-        s.parse().unwrap()
-    }
-
-    fn change(t: &str, from: u32, to: u32) -> Change {
-        Change {
-            at: at(t),
-            from,
-            to,
-            requested: to,
-            actor: "hpa".into(),
-            pending: false,
-        }
-    }
-
-    #[test]
-    fn keeps_time_order_and_counts_strictly_after_cutoff() {
-        let mut ledger = Ledger::new();
-        ledger.record(change("2026-11-21T12:01:00Z", 4, 8));
-        ledger.record(change("2026-11-21T12:00:00Z", 2, 4));
-        assert_eq!(ledger.changes()[0].to, 4);
-        assert_eq!(ledger.since(at("2026-11-21T12:00:00Z")).len(), 1);
-        ledger.prune(at("2026-11-21T12:00:30Z"));
-        assert_eq!(ledger.changes().len(), 1);
-    }
-
-    #[test]
-    fn is_capped() {
-        let mut ledger = Ledger::new();
-        let start = at("2026-11-21T12:00:00Z");
-        for i in 0..(MAX_ENTRIES as i64 + 10) {
-            let mut c = change("2026-11-21T12:00:00Z", 1, 2);
-            c.at = start + chrono::Duration::seconds(i);
-            ledger.record(c);
-        }
-        assert_eq!(ledger.changes().len(), MAX_ENTRIES);
-        assert_eq!(
-            ledger.changes()[0].at,
-            start + chrono::Duration::seconds(10)
-        );
-    }
-
-    #[test]
-    fn pending_changes_are_confirmed_retracted_or_expire() {
-        let pending = |t: &str, from, to| Change {
-            pending: true,
-            ..change(t, from, to)
-        };
-        let mut ledger = Ledger::new();
-        ledger.record(change("2026-11-21T12:00:00Z", 2, 4));
-        ledger.record(pending("2026-11-21T12:00:10Z", 4, 8));
-        ledger.record(pending("2026-11-21T12:00:20Z", 8, 9));
-        assert!(!ledger.confirm(2, 4), "a stored change is not pending");
-        assert!(ledger.confirm(4, 8));
-        assert_eq!(ledger.stored().changes().len(), 2);
-        assert!(ledger.has_pending());
-        assert_eq!(
-            ledger.retract_pending(|c| c.from == 8).map(|c| c.to),
-            Some(9)
-        );
-        ledger.record(pending("2026-11-21T12:00:30Z", 8, 12));
-        assert_eq!(ledger.expire_pending(at("2026-11-21T12:00:29Z")), 0);
-        assert_eq!(ledger.expire_pending(at("2026-11-21T12:00:30Z")), 1);
-        assert!(!ledger.has_pending());
-        assert_eq!(ledger.changes().len(), 2);
-    }
-
-    #[test]
-    fn persisted_entries_merge_one_to_one_within_the_tolerance() {
-        let tolerance = chrono::Duration::seconds(30);
-        let mut ledger = Ledger::new();
-        ledger.record(Change {
-            pending: true,
-            ..change("2026-11-21T12:00:00Z", 9, 6)
-        });
-        ledger.record(change("2026-11-21T12:00:20Z", 6, 9));
-        // Another replica saw the same two changes a few seconds later, and
-        // a second 9 -> 6 this replica missed.
-        let mut persisted = Ledger::new();
-        persisted.record(change("2026-11-21T12:00:02Z", 9, 6));
-        persisted.record(change("2026-11-21T12:00:21Z", 6, 9));
-        persisted.record(change("2026-11-21T12:00:25Z", 9, 6));
-        assert!(ledger.merge(&persisted, tolerance));
-        assert_eq!(ledger.changes().len(), 3, "{ledger:?}");
-        assert!(
-            !ledger.has_pending(),
-            "the persisted copy confirms the pending change"
-        );
-        // Merging the same again changes nothing.
-        assert!(!ledger.merge(&persisted, tolerance));
-        assert_eq!(ledger.changes().len(), 3);
-        // Outside the tolerance it is another change.
-        let mut late = Ledger::new();
-        late.record(change("2026-11-21T12:05:00Z", 9, 6));
-        assert!(ledger.merge(&late, tolerance));
-        assert_eq!(ledger.changes().len(), 4);
-    }
-
-    #[test]
-    fn annotation_round_trip() {
-        let mut ledger = Ledger::new();
-        ledger.record(Change {
-            requested: 40,
-            ..change("2026-11-21T12:00:00Z", 10, 14)
-        });
-        let text = ledger.to_annotation();
-        assert_eq!(text, r#"[[1795262400,10,14,40,"hpa"]]"#);
-        assert_eq!(Ledger::from_annotation(&text).unwrap(), ledger);
-        assert!(Ledger::from_annotation("{").is_err());
-    }
-
-    #[test]
-    fn history_text_accepts_json_lines_and_csv() {
-        let text = "time,from,to,actor\n2026-11-21T12:00:00Z,10,14,alice\n\n# note\n{\"time\":\"2026-11-21T12:00:30Z\",\"from\":14,\"to\":18,\"actor\":\"bob\",\"requested\":30}\n";
-        let ledger = Ledger::from_history_text(text).unwrap();
-        assert_eq!(ledger.changes().len(), 2);
-        assert_eq!(ledger.changes()[1].requested, 30);
-        assert_eq!(ledger.changes()[0].actor, "alice");
-        // Standard CSV quoting: an actor with a comma, quoted numbers.
-        let quoted = "\"2026-11-21T12:00:00Z\",\"10\",14,\"kubectl, by bob\",\"20\"\n";
-        let ledger = Ledger::from_history_text(quoted).unwrap();
-        let c = &ledger.changes()[0];
-        assert_eq!(
-            (c.from, c.to, c.requested, c.actor.as_str()),
-            (10, 14, 20, "kubectl, by bob")
-        );
-    }
-
-    #[test]
-    fn history_text_errors_carry_the_line_number() {
-        let err = Ledger::from_history_text(
-            "2026-11-21T12:00:00Z,10,14,alice\n2026-11-21T12:00:00Z,ten,14,bob\n",
-        )
-        .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "line 2: from \"ten\" is not a replica count"
-        );
-        let err = Ledger::from_history_text("{\"time\":1}").unwrap_err();
-        assert!(err.to_string().starts_with("line 1: "), "{err}");
-    }
-}
+mod tests;

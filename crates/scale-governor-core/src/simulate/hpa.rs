@@ -97,6 +97,7 @@ impl Hpa {
             requested: raw,
             actor: String::new(),
             pending: false,
+            watched: false,
         });
         let lookback = i64::from(self.spec.lookback_seconds());
         self.history.prune(now - Duration::seconds(lookback));
