@@ -22,9 +22,16 @@ pub fn replicas_writer<K: Resource>(obj: &K) -> Option<String> {
     })
 }
 
-/// When `spec.replicas` was last written, to the second, from `managedFields`.
+/// When `spec.replicas` was last changed, to the second, from
+/// `managedFields`; `None` when that was the object's creation, which is
+/// no scaling event.
 pub fn replicas_written_at<K: Resource>(obj: &K) -> Option<chrono::DateTime<chrono::Utc>> {
     let time = last_replicas_write(obj)?.time.as_ref()?.0;
+    if let Some(created) = &obj.meta().creation_timestamp
+        && time <= created.0
+    {
+        return None;
+    }
     chrono::DateTime::from_timestamp(time.as_second(), 0)
 }
 

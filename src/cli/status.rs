@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::{
     apps::v1::{Deployment, StatefulSet},
     autoscaling::v2::HorizontalPodAutoscaler,
-    core::v1::Pod,
+    core::v1::{ConfigMap, Pod},
 };
 use kube::{Api, Client, Resource, api::ListParams};
 use serde::Serialize;
@@ -20,6 +20,7 @@ use super::Output;
 use crate::{
     cache::{hpa::HpaIndex, pods::PodIndex},
     engine::{Bounds, Ledger},
+    ledgers::{LEDGER_LABEL, from_object},
     policy::{GOVERNED_LABEL, MAX_REPLICA_COUNT, POOL_LABEL, keys},
     recommender::state::LoopState,
     workload::{WorkloadKind, policy_of},
@@ -40,6 +41,10 @@ pub struct Args {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub output: Output,
+    /// The governor's namespace, where its ledger objects are; without the
+    /// right to read them, the last changes are left out.
+    #[arg(long, default_value = "scale-governor")]
+    pub governor_namespace: String,
 }
 
 /// One workload's status.
@@ -100,6 +105,8 @@ pub struct Seen<'a> {
     pub meta: &'a kube::core::ObjectMeta,
     /// `spec.replicas`.
     pub replicas: u32,
+    /// Its ledger object's changes, if readable.
+    pub ledger: Option<&'a Ledger>,
 }
 
 /// One workload's row at `now`. Pure: the adapter does the reading.
@@ -186,9 +193,7 @@ pub fn row(seen: &Seen<'_>, pods: &PodIndex, hpas: &HpaIndex, now: DateTime<Utc>
             row.hpas.join(", ")
         ));
     }
-    if let Some(history) = annotations.and_then(|a| a.get(keys::HISTORY))
-        && let Ok(ledger) = Ledger::from_annotation(history)
-    {
+    if let Some(ledger) = seen.ledger {
         row.last_changes = ledger
             .changes()
             .iter()
@@ -352,6 +357,24 @@ async fn read(args: &Args) -> anyhow::Result<Vec<Row>> {
         }
     }
     let now = Utc::now();
+    let mut ledgers = std::collections::HashMap::new();
+    if let Ok(list) = Api::<ConfigMap>::namespaced(client.clone(), &args.governor_namespace)
+        .list(&ListParams::default().labels(LEDGER_LABEL))
+        .await
+    {
+        for cm in &list {
+            if let Some((kind, key, persisted)) = from_object(cm, now) {
+                ledgers.insert((kind, key), persisted.ledger);
+            }
+        }
+    }
+    let ledger_of = |kind: WorkloadKind, meta: &kube::core::ObjectMeta| {
+        let key = crate::cache::key(
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default(),
+        );
+        ledgers.get(&(kind, key))
+    };
     let mut rows = Vec::new();
     for d in &deployments {
         let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as u32;
@@ -360,6 +383,7 @@ async fn read(args: &Args) -> anyhow::Result<Vec<Row>> {
                 kind: WorkloadKind::Deployment,
                 meta: d.meta(),
                 replicas,
+                ledger: ledger_of(WorkloadKind::Deployment, d.meta()),
             },
             &pods,
             &hpas,
@@ -373,6 +397,7 @@ async fn read(args: &Args) -> anyhow::Result<Vec<Row>> {
                 kind: WorkloadKind::StatefulSet,
                 meta: s.meta(),
                 replicas,
+                ledger: ledger_of(WorkloadKind::StatefulSet, s.meta()),
             },
             &pods,
             &hpas,
@@ -395,16 +420,18 @@ mod tests {
                 "scale-governor.io/min-replicas": "2",
                 "scale-governor.io/windows": "Mon-Fri 08:00-20:00 UTC min=4",
                 "scale-governor.io/recommendation": r#"{"v":1,"replicas":6,"reason":"velocity: ...","computedAt":"2026-11-23T09:59:00Z","expiresAt":"2026-11-23T10:29:00Z","strategy":"velocity"}"#,
-                "scale-governor.io/state": r#"{"v":1,"source":{"ok":false,"error":"no answer within 5s","since":"2026-11-23T09:58:00Z"}}"#,
-                "scale-governor.io/history": r#"[[1795427960,4,6,6,"scale-governor (scale)"]]"#
+                "scale-governor.io/state": r#"{"v":1,"source":{"ok":false,"error":"no answer within 5s","since":"2026-11-23T09:58:00Z"}}"#
             }
         }))
         .unwrap();
         let now: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        let ledger =
+            Ledger::from_annotation(r#"[[1795427960,4,6,6,"scale-governor (scale)"]]"#).unwrap();
         let seen = Seen {
             kind: WorkloadKind::Deployment,
             meta: &meta,
             replicas: 6,
+            ledger: Some(&ledger),
         };
         let r = row(&seen, &PodIndex::new(), &HpaIndex::new(), now);
         assert_eq!(

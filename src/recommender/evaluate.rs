@@ -233,19 +233,19 @@ async fn evaluate(
     // Moves of spec.replicas: enforce mode only (deny and audit never move).
     let mut moved = false;
     if policy.mode == Mode::Enforce {
-        if let Some(rec) = memory
-            .written
-            .as_ref()
-            .filter(|r| r.kind == RecommendationKind::Target && r.is_fresh(now))
-        {
+        // A target is followed both ways; a floor above the count is met at
+        // once rather than at the next write by someone else. Either moves
+        // through /scale, where the webhook governs and the ledger counts it.
+        if let Some(rec) = memory.written.as_ref().filter(|r| r.is_fresh(now)) {
             let mut ignored = Vec::new();
             let desired = Bounds::own(policy, now, &mut ignored)
                 .with_recommendation(Some(rec), now, &mut ignored)
                 .lower();
-            if desired < current && costs_changed > 0 {
+            let follow = rec.kind == RecommendationKind::Target || desired > current;
+            if follow && desired < current && costs_changed > 0 {
                 tracing::debug!(workload = %key, "scale-down waits for the new deletion costs");
                 moved = true;
-            } else if desired != current {
+            } else if follow && desired != current {
                 scale(state, kind, namespace, name, desired).await?;
                 moved = true;
             }

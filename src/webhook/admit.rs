@@ -24,6 +24,7 @@ pub use crate::report::{Notice, NoticeKind, Report};
 use crate::{
     cache::{self, Cache, ReviewKey},
     engine::{self, Decision, Ledger, Outcome, Request},
+    managed::FIELD_MANAGER,
     policy::{Mode, Policy},
     workload::WorkloadKind,
 };
@@ -267,6 +268,10 @@ impl Context<'_, '_> {
         &self.req.uid
     }
 
+    fn is_governors_own_write(&self) -> bool {
+        self.req.sub_resource.is_none() && self.req.field_manager() == Some(FIELD_MANAGER)
+    }
+
     fn actor(&self) -> &str {
         self.req.user_info.username.as_deref().unwrap_or("unknown")
     }
@@ -307,7 +312,12 @@ fn decide_governed(cx: &Context<'_, '_>) -> Step<Answer> {
         .map(|p| p.as_ref())
         .filter(|p| cx.endpoint.handles(p.mode))
         .collect();
-    let counts = replica_counts(cx, &subject);
+    // The governor's own writes of its annotations keep the count as it is:
+    // a count below a floor moves through /scale, where the ledger sees it,
+    // and the admission policy in deploy/base/confine.yaml refuses any spec
+    // change in those writes.
+    let counts = replica_counts(cx, &subject)
+        .filter(|(current, requested)| current != requested || !cx.is_governors_own_write());
     let (Some((current, requested)), false) = (counts, handled.is_empty()) else {
         // Nothing to decide here (another endpoint's mode, or a negative
         // count the apiserver's validation refuses with a better message),

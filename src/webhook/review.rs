@@ -56,6 +56,25 @@ pub struct AdmissionRequest<'a> {
     /// `--dry-run=server`: must leave no trace.
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// The write's options (`CreateOptions`, `UpdateOptions`, `PatchOptions`).
+    #[serde(default)]
+    pub options: Option<WriteOptions>,
+}
+
+/// The one field of a write's options the governor reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteOptions {
+    /// The writer's field manager, e.g. `kubectl-client-side-apply`.
+    #[serde(default)]
+    pub field_manager: Option<String>,
+}
+
+impl AdmissionRequest<'_> {
+    /// The writer's field manager, if it sent one.
+    pub fn field_manager(&self) -> Option<&str> {
+        self.options.as_ref()?.field_manager.as_deref()
+    }
 }
 
 /// Group, version and kind.

@@ -12,7 +12,10 @@ use std::{
 use scale_governor::cli::certs;
 use tokio::process::{Child, Command};
 
-use super::{Cluster, DeleteOnDrop, TestNamespace};
+use super::{
+    Cluster, DeleteOnDrop, TestNamespace,
+    identity::{Identity, governor_identity},
+};
 
 /// One CA and serving certificate for every governor in a test binary.
 pub struct TestCerts {
@@ -88,6 +91,8 @@ pub struct Governor {
     lease_namespace: String,
     kubeconfig: PathBuf,
     log: PathBuf,
+    /// The ServiceAccount identity it runs under (as deploy/base grants).
+    _identity: Identity,
 }
 
 fn free_port() -> u16 {
@@ -124,6 +129,7 @@ impl Governor {
         extra: &[&str],
         certs_dir: &std::path::Path,
     ) -> Governor {
+        let account = governor_identity(cluster, lease_namespace, identity).await;
         let mut g = Governor {
             child: None,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
@@ -132,10 +138,11 @@ impl Governor {
             admin_port: free_port(),
             identity: identity.to_owned(),
             lease_namespace: lease_namespace.to_owned(),
-            kubeconfig: cluster.kubeconfig().to_owned(),
+            kubeconfig: account.kubeconfig.clone(),
             log: cluster
                 .dir()
                 .join(format!("governor-{lease_namespace}-{identity}.log")),
+            _identity: account,
         };
         g.spawn().await;
         g

@@ -25,6 +25,7 @@
 pub mod e2e;
 pub mod external_metrics;
 pub mod governor;
+pub mod identity;
 pub mod prometheus;
 
 mod https;
