@@ -107,26 +107,20 @@ pub async fn governor_identity(cluster: &Cluster, ns: &str, tag: &str) -> Identi
             "--duration=6h",
         ])
         .await;
-    let server = cluster
+    let cluster_info = cluster
         .kubectl_ok([
             "config",
             "view",
             "--raw",
             "--minify",
             "-o",
-            "jsonpath={.clusters[0].cluster.server}",
+            "jsonpath={.clusters[0].cluster.server} {.clusters[0].cluster.certificate-authority-data}",
         ])
         .await;
-    let ca = cluster
-        .kubectl_ok([
-            "config",
-            "view",
-            "--raw",
-            "--minify",
-            "-o",
-            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
-        ])
-        .await;
+    let (server, ca) = cluster_info
+        .trim()
+        .split_once(' ')
+        .expect("a server and a CA in the kubeconfig");
     let kubeconfig = dir.join("kubeconfig");
     std::fs::write(
         &kubeconfig,
