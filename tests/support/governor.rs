@@ -65,6 +65,13 @@ fn binary() -> &'static Binary {
     })
 }
 
+impl TestCerts {
+    /// The directory holding `tls.crt` and `tls.key`.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
 impl Binary {
     fn known(&self, flags: &[&str]) -> Vec<String> {
         flags
@@ -95,7 +102,23 @@ pub struct Governor {
     _identity: Identity,
 }
 
-fn free_port() -> u16 {
+/// A GET on a governor's plain-HTTP admin port: (status, body).
+pub async fn admin_request(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_owned()))
+}
+
+/// A port free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -219,6 +242,11 @@ impl Governor {
         format!("https://127.0.0.1:{}", self.https_port)
     }
 
+    /// A kubeconfig that authenticates as this governor's ServiceAccount.
+    pub fn identity_kubeconfig(&self) -> &std::path::Path {
+        &self._identity.kubeconfig
+    }
+
     /// The admin `/metrics` text.
     pub async fn metrics(&self) -> String {
         self.get("/metrics").await.unwrap_or_default()
@@ -245,32 +273,12 @@ impl Governor {
     }
 
     async fn request(&self, path: &str) -> Option<(u16, String)> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port))
-            .await
-            .ok()?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.ok()?;
-        let (head, body) = response.split_once("\r\n\r\n")?;
-        let code = head.split_whitespace().nth(1)?.parse().ok()?;
-        Some((code, body.to_owned()))
+        admin_request(self.admin_port, path).await
     }
 
     async fn get(&self, path: &str) -> Option<String> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port))
-            .await
-            .ok()?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.ok()?;
-        let (head, body) = response.split_once("\r\n\r\n")?;
-        head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+        let (code, body) = self.request(path).await?;
+        (code == 200).then_some(body)
     }
 }
 
