@@ -11,7 +11,7 @@ CLUSTER_KUBECONFIG := $(CURDIR)/target/cluster/kubeconfig
 PROPTEST_SEED ?= 20261201
 TOOLS = $(shell .ci/tools.sh cargo-deny shellcheck)
 
-.PHONY: help check lint test props demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load bench-recommender quality
+.PHONY: help check lint test soak props demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load bench-recommender quality
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -48,6 +48,14 @@ test: ## What CI runs: check, lint, and every test against the local control pla
 	@started=; \
 	if ! $(CLUSTER) status >/dev/null 2>&1; then $(CLUSTER) up && started=1; fi; \
 	PATH="$$(.ci/tools.sh prometheus):$$PATH" SCALE_GOVERNOR_REQUIRE_CLUSTER=1 PROPTEST_RNG_SEED=$(PROPTEST_SEED) cargo test --locked --workspace; status=$$?; \
+	if [[ -n $$started ]]; then $(CLUSTER) down; fi; \
+	exit $$status
+
+SOAK_SECONDS ?= 600
+soak: ## The fault-injection test for SOAK_SECONDS (default 600) instead of 20; SCALE_GOVERNOR_FAULT_SEED replays a run
+	@started=; \
+	if ! $(CLUSTER) status >/dev/null 2>&1; then $(CLUSTER) up && started=1; fi; \
+	SCALE_GOVERNOR_REQUIRE_CLUSTER=1 SCALE_GOVERNOR_FAULT_SECONDS=$(SOAK_SECONDS) cargo test --locked --test e2e_faults -- --nocapture; status=$$?; \
 	if [[ -n $$started ]]; then $(CLUSTER) down; fi; \
 	exit $$status
 

@@ -231,6 +231,12 @@ impl Governor {
         }
     }
 
+    /// Starts again after [`Governor::kill`], on the same ports and with
+    /// the same identity, as a container restarted in place would.
+    pub async fn start_again(&mut self) {
+        self.spawn().await;
+    }
+
     /// Kills and starts again on the same ports, with an empty memory.
     pub async fn restart(&mut self) {
         self.kill().await;

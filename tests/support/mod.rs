@@ -27,6 +27,7 @@ pub mod external_metrics;
 pub mod governor;
 pub mod identity;
 pub mod prometheus;
+pub mod spread;
 
 mod https;
 

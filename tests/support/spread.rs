@@ -1,0 +1,162 @@
+//! A small HTTPS proxy in front of several governor replicas, as a Service
+//! would be: each review goes to the next replica whose `/readyz` says ok,
+//! and to another one if that replica is gone mid-request. It tells who
+//! answered each review, so a test can strike right after an admission.
+
+use std::{
+    net::Ipv4Addr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, body::Bytes, extract::State, http::StatusCode, routing::post};
+use base64::Engine;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use tokio::sync::broadcast;
+
+use scale_governor::tls::{certified_key_from_pem, server_config};
+
+use super::{HttpsServer, TestTls, governor};
+
+/// One replica behind the proxy.
+pub struct Backend {
+    /// HTTPS port of its webhook.
+    pub https_port: u16,
+    /// Plain-HTTP admin port (`/readyz`).
+    pub admin_port: u16,
+}
+
+struct Shared {
+    backends: Vec<Backend>,
+    ready: Vec<AtomicBool>,
+    next: AtomicUsize,
+    connector: tokio_rustls::TlsConnector,
+    answered: broadcast::Sender<usize>,
+}
+
+/// The running proxy; stops when dropped.
+pub struct Spread {
+    /// Where the apiserver sends reviews, and the CA to trust for it.
+    pub server: HttpsServer,
+    shared: Arc<Shared>,
+    poller: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Spread {
+    fn drop(&mut self) {
+        self.poller.abort();
+    }
+}
+
+impl Spread {
+    /// Starts a proxy over `backends`, which serve the shared test
+    /// certificate.
+    pub async fn start(backends: Vec<Backend>) -> Spread {
+        super::install_crypto_provider();
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(&governor::certs().ca_bundle)
+            .expect("the test caBundle is base64");
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(&pem).expect("the test CA"))
+            .unwrap();
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let ready = backends.iter().map(|_| AtomicBool::new(false)).collect();
+        let shared = Arc::new(Shared {
+            backends,
+            ready,
+            next: AtomicUsize::new(0),
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            answered: broadcast::channel(1024).0,
+        });
+        let poller = tokio::spawn(poll_ready(shared.clone()));
+        let router = Router::new()
+            .route("/{*path}", post(forward))
+            .with_state(shared.clone());
+        // The replicas' own certificate, so each one finds the caBundle of
+        // its webhook configuration matching what it serves.
+        let certs = governor::certs();
+        let read = |f: &str| std::fs::read(certs.dir().join(f)).expect("the test certificate");
+        let key = certified_key_from_pem(&read("tls.crt"), &read("tls.key")).expect("the test key");
+        let tls = TestTls {
+            ca_pem: String::from_utf8(pem).expect("PEM is text"),
+            server_config: server_config(Arc::new(rustls::sign::SingleCertAndKey::from(key)))
+                .expect("rustls server config"),
+        };
+        Spread {
+            server: HttpsServer::start_with_tls(router, tls).await,
+            shared,
+            poller,
+        }
+    }
+
+    /// Which backend answered each review from now on.
+    pub fn answered(&self) -> broadcast::Receiver<usize> {
+        self.shared.answered.subscribe()
+    }
+}
+
+async fn poll_ready(shared: Arc<Shared>) {
+    loop {
+        for (i, b) in shared.backends.iter().enumerate() {
+            let ok = governor::admin_request(b.admin_port, "/readyz")
+                .await
+                .is_some_and(|(code, _)| code == 200);
+            shared.ready[i].store(ok, Ordering::Release);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn forward(
+    State(shared): State<Arc<Shared>>,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> (StatusCode, Bytes) {
+    let n = shared.backends.len();
+    let first = shared.next.fetch_add(1, Ordering::Relaxed);
+    // Ready replicas first, in turn; then any, as a Service's endpoints
+    // would lag a replica that just died.
+    let order = (0..n)
+        .map(|k| (first + k) % n)
+        .filter(|&i| shared.ready[i].load(Ordering::Acquire))
+        .chain((0..n).map(|k| (first + k) % n));
+    for i in order {
+        if let Ok(answer) = send(&shared, i, uri.path(), body.clone()).await {
+            let _ = shared.answered.send(i);
+            return (StatusCode::OK, answer);
+        }
+    }
+    (
+        StatusCode::BAD_GATEWAY,
+        Bytes::from_static(b"no replica answered"),
+    )
+}
+
+async fn send(shared: &Shared, i: usize, path: &str, body: Bytes) -> anyhow::Result<Bytes> {
+    let port = shared.backends[i].https_port;
+    let tcp = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await?;
+    let name = ServerName::IpAddress(Ipv4Addr::LOCALHOST.into());
+    let tls = shared.connector.connect(name, tcp).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+    tokio::spawn(conn);
+    let request = hyper::Request::post(format!("https://127.0.0.1:{port}{path}"))
+        .header(hyper::header::HOST, "127.0.0.1")
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(body))?;
+    let response =
+        tokio::time::timeout(Duration::from_secs(10), sender.send_request(request)).await??;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "status {}",
+        response.status()
+    );
+    Ok(response.into_body().collect().await?.to_bytes())
+}
