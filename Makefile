@@ -11,7 +11,7 @@ CLUSTER_KUBECONFIG := $(CURDIR)/target/cluster/kubeconfig
 PROPTEST_SEED ?= 20261201
 TOOLS = $(shell .ci/tools.sh cargo-deny shellcheck)
 
-.PHONY: help check lint test soak props demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load bench-recommender quality
+.PHONY: help check lint test soak props demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load bench-recommender bench-ledger quality
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -96,5 +96,8 @@ bench-load: ## Load benchmark of serve over TLS with 10,000 cached Deployments; 
 
 # Same dedicated control plane as bench-load; about 6 minutes. See "The
 # recommender loop" in docs/performance.md.
+bench-ledger: ## What the ledger costs the apiserver: one change in each candidate store, and writes by a steady fleet of 1,000 (goal 0); writes target/bench/ledger-report.md
+	benches/ledger.sh
+
 bench-recommender: ## Cost of the recommender loop: 5,000 schedule-only and 1,000 HTTP JSON Deployments; writes target/bench/recommender-report.md
 	benches/recommender.sh
