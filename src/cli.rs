@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the admission webhook against the current cluster.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Decide one replica change for a manifest, offline, and say why.
     Explain(explain::Args),
     /// Replay a demand trace through the HPA, the governor and an oracle.

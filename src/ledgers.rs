@@ -40,8 +40,6 @@ pub const LEDGER_LABEL: &str = "scale-governor.io/ledger";
 pub const FORMAT: &str = "1";
 /// How long shutdown waits for the last writes.
 const FINAL_PERSIST: Duration = Duration::from_secs(5);
-/// How often the leader deletes the ledgers of workloads that are gone.
-const CLEANUP_EVERY: Duration = Duration::from_secs(60);
 /// Writes in flight at once: enough to keep up with a busy cluster, few
 /// enough not to crowd the apiserver.
 const CONCURRENT_WRITES: usize = 16;
@@ -133,19 +131,29 @@ pub fn from_object(
     ))
 }
 
-/// Every `every`, writes what this replica saw land and the ledger objects
-/// lack; while leading, deletes the ledger objects of workloads that are
-/// gone. On shutdown, a last bounded write.
+/// How often the passes over the ledger objects run.
+#[derive(Debug, Clone, Copy)]
+pub struct Intervals {
+    /// Writing what this replica saw land.
+    pub persist: Duration,
+    /// Deleting the ledgers of workloads that are gone (leader only).
+    pub cleanup: Duration,
+}
+
+/// Every `persist` interval, writes what this replica saw land and the
+/// ledger objects lack; while leading, every `cleanup` interval, deletes the
+/// ledger objects of workloads that are gone. On shutdown, a last bounded
+/// write.
 pub async fn run(
     api: Api<ConfigMap>,
     scope: Option<String>,
     cache: Arc<Cache>,
     metrics: Arc<Metrics>,
     leadership: Leadership,
-    every: Duration,
+    every: Intervals,
     shutdown: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(every);
+    let mut tick = tokio::time::interval(every.persist);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_cleanup = tokio::time::Instant::now();
     loop {
@@ -155,7 +163,7 @@ pub async fn run(
                 persist(&api, &cache, &metrics, Utc::now()).await;
                 if leadership.is_leading()
                     && cache.is_synced()
-                    && last_cleanup.elapsed() >= CLEANUP_EVERY
+                    && last_cleanup.elapsed() >= every.cleanup
                 {
                     last_cleanup = tokio::time::Instant::now();
                     cleanup(&api, &cache, scope.as_deref()).await;

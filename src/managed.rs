@@ -55,7 +55,14 @@ fn last_replicas_write<K: Resource>(obj: &K) -> Option<&ManagedFieldsEntry> {
 /// ownership, so a hand-written value is never the governor's; a server-side
 /// apply of the very same value shares it, which is harmless.
 pub fn recommendation_by_governor(entries: &[ManagedFieldsEntry]) -> bool {
-    let key = format!("f:{}", keys::RECOMMENDATION);
+    annotation_by_governor(entries, keys::RECOMMENDATION)
+}
+
+/// [`recommendation_by_governor`] for any annotation the governor writes,
+/// e.g. `state`: a copy carried into a CREATE, or written by hand, is not
+/// the governor's.
+pub fn annotation_by_governor(entries: &[ManagedFieldsEntry], annotation: &str) -> bool {
+    let key = format!("f:{annotation}");
     entries.iter().any(|m| {
         m.manager.as_deref() == Some(FIELD_MANAGER)
             && m.fields_v1

@@ -5,12 +5,15 @@
 
 mod support;
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Pod};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{ConfigMap, Pod},
+};
 use kube::{
     Api,
-    api::{Patch, PatchParams},
+    api::{ListParams, Patch, PatchParams},
 };
 use serde_json::json;
 
@@ -421,4 +424,81 @@ async fn create_plain(cluster: &support::Cluster, ns: &support::TestNamespace) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The ledger objects of `ns`, as `name -> ledger JSON`.
+async fn ledger_objects(s: &support::e2e::Setup) -> BTreeMap<String, String> {
+    let api: Api<ConfigMap> = Api::namespaced(s.cluster.client(), s.ns.name());
+    let list = api
+        .list(&ListParams::default().labels(scale_governor::ledgers::LEDGER_LABEL))
+        .await
+        .unwrap();
+    list.items
+        .into_iter()
+        .filter_map(|cm| {
+            let data = cm.data?;
+            Some((data.get("name")?.clone(), data.get("ledger")?.clone()))
+        })
+        .collect()
+}
+
+/// A change lands, its ledger object appears; the workload is deleted,
+/// the leader deletes the ledger; the same name created again starts over.
+#[tokio::test]
+async fn a_ledger_is_written_when_a_change_lands_and_deleted_with_its_workload() {
+    let Some(s) = setup("cleanup").await else {
+        return;
+    };
+    let manifest = workload("Deployment", "web", 2, &[("scale-up", "4 pods/60s")]);
+    create(&s, &manifest).await;
+    assert!(ledger_objects(&s).await.is_empty(), "a create is no change");
+    let (ok, e) = support::e2e::scale(s.cluster, &s.ns, "deploy/web", 5, &[]).await;
+    assert!(ok, "{e}");
+    let ledger = eventually("the ledger object", WAIT, || async {
+        ledger_objects(&s).await.remove("web")
+    })
+    .await;
+    assert!(ledger.contains(",2,5,5,"), "{ledger}");
+    s.cluster
+        .kubectl_ok(["delete", "deploy/web", "-n", s.ns.name()])
+        .await;
+    eventually("the ledger deleted with its workload", WAIT, || async {
+        ledger_objects(&s).await.is_empty().then_some(())
+    })
+    .await;
+    // Created again under the same name: a fresh budget, not the old one.
+    create(&s, &manifest).await;
+    let (ok, e) = support::e2e::scale(s.cluster, &s.ns, "deploy/web", 6, &[]).await;
+    assert!(ok, "{e}");
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/web").await, 6, "{e}");
+}
+
+/// Upgrading from a version that kept the ledger in the `history`
+/// annotation: the governor counts what it finds there, and carries it
+/// into a ledger object.
+#[tokio::test]
+async fn the_history_annotation_of_an_earlier_version_is_migrated() {
+    let Some(mut s) = setup("migrate").await else {
+        return;
+    };
+    let ago = chrono::Utc::now().timestamp() - 15;
+    let history = format!(r#"[[{ago},3,7,7,"horizontal-pod-autoscaler"]]"#);
+    let manifest = workload(
+        "Deployment",
+        "web",
+        7,
+        &[("scale-up", "4 pods/60s"), ("history", &history)],
+    );
+    create(&s, &manifest).await;
+    // A replica that starts finds the annotation, as after an upgrade.
+    s.governor.restart().await;
+    let ledger = eventually("the migrated ledger", WAIT, || async {
+        ledger_objects(&s).await.remove("web")
+    })
+    .await;
+    assert!(ledger.contains(&format!("[{ago},3,7,7,")), "{ledger}");
+    // 3 -> 7 fifteen seconds ago spent the budget.
+    let (ok, e) = support::e2e::scale(s.cluster, &s.ns, "deploy/web", 12, &[]).await;
+    assert!(ok && e.contains("budget spent"), "{e}");
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/web").await, 7);
 }

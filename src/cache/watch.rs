@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Cache, Update, key};
 use crate::{
-    managed::{recommendation_by_governor, replicas_writer, replicas_written_at},
+    managed::{
+        annotation_by_governor, recommendation_by_governor, replicas_writer, replicas_written_at,
+    },
     policy::{GOVERNED_LABEL, keys},
     workload::{WorkloadKind, policy_of},
 };
@@ -140,9 +142,10 @@ fn apply<K: Watched>(cache: &Cache, obj: &K) {
     let k = object_key(obj);
     let actor = replicas_writer(obj);
     let now = Utc::now();
+    let managed = meta.managed_fields.as_deref().unwrap_or(&[]);
     let mut policy = policy_of(annotations);
     if let Ok(policy) = &mut policy {
-        let by_governor = recommendation_by_governor(meta.managed_fields.as_deref().unwrap_or(&[]));
+        let by_governor = recommendation_by_governor(managed);
         if let Some(warning) = policy.vet_recommendation(by_governor, now) {
             tracing::debug!(key = %k, %warning, "recommendation vetted");
             policy.warnings.push(warning);
@@ -160,8 +163,11 @@ fn apply<K: Watched>(cache: &Cache, obj: &K) {
                 .map(String::as_str),
             actor: actor.as_deref(),
             written_at: replicas_written_at(obj),
+            // The loop resumes from its state only if it wrote it: a copy
+            // carried into a CREATE or written by hand is not trusted.
             state: annotations
                 .and_then(|a| a.get(keys::STATE))
+                .filter(|_| annotation_by_governor(managed, keys::STATE))
                 .map(String::as_str),
         },
         now,

@@ -76,6 +76,10 @@ pub struct Args {
     /// objects in its namespace (`--lease-namespace`), in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub persist_interval_ms: u64,
+    /// How often the leader deletes the ledger objects of workloads that
+    /// are gone or no longer governed, e.g. `60s`.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub ledger_cleanup_interval: Duration,
     /// How long an admitted change (or CREATE) may wait for the watch to
     /// show it stored before it is taken never to have happened, e.g. `30s`.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
@@ -326,7 +330,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         cache,
         metrics,
         leadership,
-        Duration::from_millis(args.persist_interval_ms.max(100)),
+        ledgers::Intervals {
+            persist: Duration::from_millis(args.persist_interval_ms.max(100)),
+            cleanup: args.ledger_cleanup_interval.max(Duration::from_secs(1)),
+        },
         shutdown.clone(),
     ));
     let (https, http) = tokio::join!(

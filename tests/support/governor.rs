@@ -185,7 +185,7 @@ impl Governor {
                 "--cert-reload-seconds=1",
             ])
             // Short, so a test sees a refused create forgotten quickly.
-            .args(binary.known(&["--confirm-timeout=2s"]))
+            .args(binary.known(&["--confirm-timeout=2s", "--ledger-cleanup-interval=1s"]))
             .arg(format!("--addr=127.0.0.1:{}", self.https_port))
             .arg(format!("--admin-addr=127.0.0.1:{}", self.admin_port))
             .arg("--tls-cert")
