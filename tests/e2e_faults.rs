@@ -240,10 +240,10 @@ async fn change_replicas(
 
 /// The governor allows at most `STEP` pods more (or fewer) than the count
 /// a period ago. The watch sees each change a little after admission, so
-/// the count "a period ago" is taken as any count stored within a second
+/// the count "a period ago" is taken as any count stored within two seconds
 /// of that moment.
 fn rate_violations(timeline: &Timeline) -> Vec<String> {
-    let slack = chrono::Duration::seconds(1);
+    let slack = chrono::Duration::seconds(2);
     let period = chrono::Duration::seconds(PERIOD);
     let mut out = Vec::new();
     for (name, history) in timeline {
@@ -314,7 +314,7 @@ async fn missing_from_ledgers(
             }
             let found = ledgers.get(name).is_some_and(|l| {
                 l.changes().iter().any(|c| {
-                    c.from == from && c.to == to && (c.at - t).abs() <= chrono::Duration::seconds(3)
+                    c.from == from && c.to == to && (c.at - t).abs() <= chrono::Duration::seconds(5)
                 })
             });
             if !found {
