@@ -38,6 +38,7 @@ fn setup() -> (Policy, Ledger, DateTime<Utc>) {
             actor: if i % 2 == 0 { "hpa" } else { "alice" }.into(),
             pending: false,
             watched: false,
+            generation: None,
         });
         replicas = to;
     }

@@ -50,6 +50,8 @@ pub struct Update<'a> {
     pub history: Option<&'a str>,
     /// When `spec.replicas` was last written, from `managedFields`.
     pub written_at: Option<DateTime<Utc>>,
+    /// `metadata.generation`: which stored version this is.
+    pub generation: Option<i64>,
     /// The field manager that last wrote `spec.replicas`, if known.
     pub actor: Option<&'a str>,
     /// The governor's `state` annotation, if any.
@@ -238,9 +240,10 @@ impl Cache {
                 now,
             );
             let actor = update.actor.unwrap_or("unknown");
-            if let Some(change) =
+            if let Some(mut change) =
                 ledger.unexplained(update.replicas, update.written_at, actor, now, keep)
             {
+                change.generation = update.generation;
                 tracing::info!(
                     key = update.key,
                     from = change.from,
@@ -267,18 +270,8 @@ impl Cache {
         let previous = entry.observed.load().replicas;
         let mut state = entry.state();
         let mut changed = false;
-        let tolerance = Duration::seconds(SAME_CHANGE_SECONDS);
-        if previous != update.replicas
-            && state
-                .ledger
-                .confirm(previous, update.replicas, now, tolerance)
-        {
-            // The change this replica admitted has landed.
-            changed = true;
-        } else if previous != update.replicas {
-            // Nothing pending matches: another actor, or a change another
-            // replica admitted.
-            state.ledger.record(Change {
+        if previous != update.replicas {
+            let seen = Change {
                 at: now,
                 from: previous,
                 to: update.replicas,
@@ -286,7 +279,17 @@ impl Cache {
                 actor: update.actor.unwrap_or("unknown").to_owned(),
                 pending: false,
                 watched: true,
-            });
+                generation: update.generation,
+            };
+            // The change this replica admitted has landed, or one another
+            // replica persisted first; else another actor's, or a change
+            // another replica admitted.
+            if !state
+                .ledger
+                .confirm(&seen, Duration::seconds(SAME_CHANGE_SECONDS))
+            {
+                state.ledger.record(seen);
+            }
             changed = true;
         }
         state.ledger.prune(now - Duration::seconds(i64::from(keep)));

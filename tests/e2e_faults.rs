@@ -318,7 +318,18 @@ async fn missing_from_ledgers(
                 })
             });
             if !found {
-                out.push(format!("{name}: {from} -> {to} at {t}"));
+                let held: Vec<String> = ledgers
+                    .get(name)
+                    .map(|l| {
+                        l.changes()
+                            .iter()
+                            .map(|c| format!("{}->{} at {} by {}", c.from, c.to, c.at, c.actor))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(format!(
+                    "{name}: {from} -> {to} at {t}; its ledger holds {held:?}"
+                ));
             }
         }
     }

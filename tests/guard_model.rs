@@ -176,6 +176,7 @@ impl Model {
                 replicas: state.replicas,
                 history: None,
                 written_at: None,
+                generation: None,
                 actor: Some("watch"),
                 state: None,
             },

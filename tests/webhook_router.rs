@@ -38,6 +38,7 @@ fn webhook(annotations: &[(&str, &str)]) -> Arc<Webhook> {
             replicas: 5,
             history: None,
             written_at: None,
+            generation: None,
             actor: None,
             state: None,
         },

@@ -112,6 +112,7 @@ fn cache(now: DateTime<Utc>) -> Cache {
                 replicas,
                 history: Some(HISTORY),
                 written_at: None,
+                generation: None,
                 actor: Some("fuzz"),
                 state: None,
             },

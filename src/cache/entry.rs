@@ -249,6 +249,7 @@ impl Entry {
             actor: "unknown (not yet on the watch)".to_owned(),
             pending: true,
             watched: false,
+            generation: None,
         });
         self.flags.sweep.store(true, Ordering::Release);
     }

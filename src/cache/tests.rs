@@ -23,6 +23,7 @@ fn update<'a>(
         replicas,
         history,
         written_at: None,
+        generation: None,
         actor,
         state: None,
     }
@@ -423,4 +424,27 @@ fn the_periodic_passes_skip_a_cache_where_nothing_changed() {
     // Another actor's change, seen by the watch: the history pass must look.
     cache.apply(update("shop/web", 13, None, None), now());
     assert!(cache.take_any_dirty());
+}
+
+#[test]
+fn a_persisted_change_like_one_seen_here_counts_apart_by_generation() {
+    // Seen here: 7 -> 12 at generation 9. The other replica's ledger object
+    // then arrives with the 7 -> 12 of generation 5, five seconds earlier,
+    // which this replica (restarted since) never saw: two changes, and the
+    // persist pass must find its own one missing from the object.
+    let cache = Cache::new();
+    cache.apply(update("shop/web", 7, None, None), now());
+    let mut seen = update("shop/web", 12, None, Some("hpa"));
+    seen.generation = Some(9);
+    cache.apply(seen, now() + Duration::seconds(5));
+    let other = r#"[[1795428000,7,12,12,"hpa",5]]"#; // 10:00:00Z
+    cache.apply_persisted(WorkloadKind::Deployment, "shop/web", persisted(other));
+    let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    let generations: Vec<Option<i64>> = entry
+        .ledger()
+        .changes()
+        .iter()
+        .map(|c| c.generation)
+        .collect();
+    assert_eq!(generations, [Some(5), Some(9)]);
 }

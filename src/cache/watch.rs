@@ -163,6 +163,7 @@ fn apply<K: Watched>(cache: &Cache, obj: &K) {
                 .map(String::as_str),
             actor: actor.as_deref(),
             written_at: replicas_written_at(obj),
+            generation: meta.generation,
             // The loop resumes from its state only if it wrote it: a copy
             // carried into a CREATE or written by hand is not trusted.
             state: annotations

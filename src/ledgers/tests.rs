@@ -14,6 +14,7 @@ fn change(secs: i64, from: u32, to: u32) -> Change {
         actor: "kubectl".into(),
         pending: false,
         watched: false,
+        generation: None,
     }
 }
 

@@ -158,6 +158,7 @@ impl Decision {
             actor: actor.to_owned(),
             pending: false,
             watched: false,
+            generation: None,
         })
     }
 }

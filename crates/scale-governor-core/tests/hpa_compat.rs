@@ -80,6 +80,7 @@ fn run(case: &Case, now: DateTime<Utc>) -> u32 {
         actor: "horizontal-pod-autoscaler".into(),
         pending: false,
         watched: false,
+        generation: None,
     };
     for e in &case.scale_up_events {
         ledger.record(entry(

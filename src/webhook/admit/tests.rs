@@ -76,6 +76,7 @@ fn cache_with(annotations: &[(&str, &str)], replicas: u32) -> Cache {
             replicas,
             history: None,
             written_at: None,
+            generation: None,
             actor: None,
             state: None,
         },

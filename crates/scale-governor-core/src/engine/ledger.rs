@@ -39,6 +39,11 @@ pub struct Change {
     /// that same change confirms it instead of counting it twice.
     #[serde(skip)]
     pub watched: bool,
+    /// The workload's `metadata.generation` once the change was stored:
+    /// every replica's watch sees the same one, so it tells one change from
+    /// another of the same size moments apart. Unknown while pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
 }
 
 impl Change {
@@ -52,7 +57,20 @@ impl Change {
             actor,
             pending: false,
             watched: false,
+            generation: None,
         }
+    }
+
+    /// Whether `other` is this very change as another replica recorded it:
+    /// the same generation when both know it, otherwise the same counts
+    /// within `tolerance` (each replica stamps a change with its own clock).
+    pub fn same_as(&self, other: &Change, tolerance: chrono::Duration) -> bool {
+        self.from == other.from
+            && self.to == other.to
+            && match (self.generation, other.generation) {
+                (Some(a), Some(b)) => a == b,
+                _ => (self.at - other.at).abs() <= tolerance,
+            }
     }
 
     /// Replicas added by this change.
@@ -90,8 +108,22 @@ pub struct Ledger {
 }
 
 /// Compact wire form of one entry in the `history` annotation:
-/// `[unix_seconds, from, to, requested, actor]`.
+/// `[unix_seconds, from, to, requested, actor]`, and in a ledger object the
+/// same with the generation it was stored at last, when known.
 type Compact = (i64, u32, u32, u32, String);
+type CompactWithGeneration = (i64, u32, u32, u32, String, i64);
+
+/// One persisted entry in either form.
+fn read_compact(item: serde_json::Value) -> Option<(Compact, Option<i64>)> {
+    if let Ok((secs, from, to, requested, actor, generation)) =
+        serde_json::from_value::<CompactWithGeneration>(item.clone())
+    {
+        return Some(((secs, from, to, requested, actor), Some(generation)));
+    }
+    serde_json::from_value::<Compact>(item)
+        .ok()
+        .map(|c| (c, None))
+}
 
 impl Ledger {
     /// An empty ledger.
@@ -131,28 +163,26 @@ impl Ledger {
         }
     }
 
-    /// Matches a change from `from` to `to` that this replica's watch saw
-    /// land at `now` with the entry it must be: the most recent one admitted
-    /// here and pending, or one another replica persisted within
-    /// `tolerance` of `now` that the watch has not matched yet. Marks it
-    /// stored and watched; returns whether there was one.
-    pub fn confirm(
-        &mut self,
-        from: u32,
-        to: u32,
-        now: DateTime<Utc>,
-        tolerance: chrono::Duration,
-    ) -> bool {
+    /// Matches a change that this replica's watch saw land at `now`, stored
+    /// at `generation`, with the entry it must be: the most recent one
+    /// admitted here and pending, or one another replica persisted (the same
+    /// generation, or within `tolerance` of `now`) that the watch has not
+    /// matched yet. Marks it stored and watched; returns whether there was
+    /// one.
+    pub fn confirm(&mut self, seen: &Change, tolerance: chrono::Duration) -> bool {
         let found = self.changes.iter_mut().rev().find(|c| {
             !c.watched
-                && c.from == from
-                && c.to == to
-                && (c.pending || (c.at - now).abs() <= tolerance)
+                && (if c.pending {
+                    c.from == seen.from && c.to == seen.to
+                } else {
+                    c.same_as(seen, tolerance)
+                })
         });
         match found {
             Some(change) => {
                 change.pending = false;
                 change.watched = true;
+                change.generation = seen.generation.or(change.generation);
                 true
             }
             None => false,
@@ -218,19 +248,18 @@ impl Ledger {
                 .changes
                 .iter()
                 .enumerate()
-                .filter(|(i, c)| {
-                    !matched[*i]
-                        && c.from == entry.from
-                        && c.to == entry.to
-                        && (c.at - entry.at).abs() <= tolerance
-                })
+                .filter(|(i, c)| !matched[*i] && c.same_as(entry, tolerance))
                 .min_by_key(|(_, c)| (c.at - entry.at).abs());
             match candidate {
                 Some((i, _)) => {
                     matched[i] = true;
-                    if self.changes[i].pending {
-                        self.changes[i].pending = false;
+                    let mine = &mut self.changes[i];
+                    if mine.pending {
+                        mine.pending = false;
                         changed = true;
+                    }
+                    if mine.generation.is_none() && entry.generation.is_some() {
+                        mine.generation = entry.generation;
                     }
                 }
                 None => added.push(entry.clone()),
@@ -281,6 +310,7 @@ impl Ledger {
             actor: actor.to_owned(),
             pending: false,
             watched: false,
+            generation: None,
         })
     }
 
@@ -292,21 +322,36 @@ impl Ledger {
 
     /// The `history` annotation value.
     pub fn to_annotation(&self) -> String {
-        let compact: Vec<Compact> = self
+        let compact: Vec<serde_json::Value> = self
             .changes
             .iter()
-            .map(|c| (c.at.timestamp(), c.from, c.to, c.requested, c.actor.clone()))
+            .map(|c| {
+                let at = c.at.timestamp();
+                match c.generation {
+                    Some(g) => serde_json::json!([at, c.from, c.to, c.requested, c.actor, g]),
+                    None => serde_json::json!([at, c.from, c.to, c.requested, c.actor]),
+                }
+            })
             .collect();
         serde_json::to_string(&compact).unwrap_or_else(|_| "[]".to_owned())
     }
 
     /// Reads the `history` annotation.
     pub fn from_annotation(value: &str) -> Result<Ledger, LedgerError> {
-        let compact: Vec<Compact> = serde_json::from_str(value).map_err(LedgerError::Annotation)?;
+        let items: Vec<serde_json::Value> =
+            serde_json::from_str(value).map_err(LedgerError::Annotation)?;
         let mut ledger = Ledger::new();
-        for (secs, from, to, requested, actor) in compact {
+        for item in items {
+            let ((secs, from, to, requested, actor), generation) =
+                read_compact(item).ok_or_else(|| {
+                    LedgerError::Annotation(serde::de::Error::custom(
+                        "an entry is not [time, from, to, requested, actor]",
+                    ))
+                })?;
             if let Some(at) = DateTime::from_timestamp(secs, 0) {
-                ledger.record(Change::stored(at, from, to, requested, actor));
+                let mut change = Change::stored(at, from, to, requested, actor);
+                change.generation = generation;
+                ledger.record(change);
             }
         }
         Ok(ledger)
@@ -333,8 +378,7 @@ impl Ledger {
         let (mut future, mut range, mut shape) = (0, 0, 0);
         let mut ledger = Ledger::new();
         for item in items {
-            let Ok((secs, from, to, requested, actor)) = serde_json::from_value::<Compact>(item)
-            else {
+            let Some(((secs, from, to, requested, actor), generation)) = read_compact(item) else {
                 shape += 1;
                 continue;
             };
@@ -344,7 +388,9 @@ impl Ledger {
             }
             match DateTime::from_timestamp(secs, 0) {
                 Some(at) if at <= latest => {
-                    ledger.record(Change::stored(at, from, to, requested, actor));
+                    let mut change = Change::stored(at, from, to, requested, actor);
+                    change.generation = generation;
+                    ledger.record(change);
                 }
                 Some(_) => future += 1,
                 None => range += 1,
@@ -416,6 +462,7 @@ fn parse_json_line(line: &str) -> Result<Change, String> {
         actor: j.actor,
         pending: false,
         watched: false,
+        generation: None,
     })
 }
 
@@ -456,6 +503,7 @@ fn parse_csv_line(line: &str) -> Result<Change, String> {
         actor: fields[3].to_owned(),
         pending: false,
         watched: false,
+        generation: None,
     })
 }
 

@@ -36,6 +36,7 @@ fn change(secs_ago: i64, from: u32, to: u32, requested: u32) -> Change {
         actor: "bob".into(),
         pending: false,
         watched: false,
+        generation: None,
     }
 }
 

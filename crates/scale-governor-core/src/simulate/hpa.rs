@@ -98,6 +98,7 @@ impl Hpa {
             actor: String::new(),
             pending: false,
             watched: false,
+            generation: None,
         });
         let lookback = i64::from(self.spec.lookback_seconds());
         self.history.prune(now - Duration::seconds(lookback));

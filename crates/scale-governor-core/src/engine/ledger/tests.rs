@@ -13,6 +13,7 @@ fn change(t: &str, from: u32, to: u32) -> Change {
         actor: "hpa".into(),
         pending: false,
         watched: false,
+        generation: None,
     }
 }
 
@@ -54,12 +55,15 @@ fn pending_changes_are_confirmed_retracted_or_expire() {
     ledger.record(pending("2026-11-21T12:00:10Z", 4, 8));
     ledger.record(pending("2026-11-21T12:00:20Z", 8, 9));
     let tolerance = chrono::Duration::seconds(30);
-    let later = at("2026-11-21T12:01:00Z");
+    let later = "2026-11-21T12:01:00Z";
     assert!(
-        !ledger.confirm(2, 4, later, tolerance),
+        !ledger.confirm(&change(later, 2, 4), tolerance),
         "a stored change from long ago is not this one"
     );
-    assert!(ledger.confirm(4, 8, later, tolerance), "pending: any age");
+    assert!(
+        ledger.confirm(&change(later, 4, 8), tolerance),
+        "pending: any age"
+    );
     assert_eq!(ledger.stored().changes().len(), 2);
     assert!(ledger.has_pending());
     assert_eq!(
@@ -270,10 +274,57 @@ fn a_change_another_replica_persisted_is_matched_by_the_watch_once() {
         },
         tolerance,
     );
-    let seen = at("2026-11-21T12:00:01Z");
-    assert!(ledger.confirm(10, 14, seen, tolerance), "the same change");
+    let seen = change("2026-11-21T12:00:01Z", 10, 14);
+    assert!(ledger.confirm(&seen, tolerance), "the same change");
     assert!(
-        !ledger.confirm(10, 14, seen, tolerance),
+        !ledger.confirm(&seen, tolerance),
         "a second 10 -> 14 is a new change"
     );
+}
+
+fn stored_at(t: &str, from: u32, to: u32, generation: i64) -> Change {
+    Change {
+        generation: Some(generation),
+        ..change(t, from, to)
+    }
+}
+
+#[test]
+fn the_generation_tells_two_changes_of_one_size_apart() {
+    let tolerance = chrono::Duration::seconds(30);
+    // This replica saw 7 -> 12 at generation 9; another persisted the
+    // 7 -> 12 of generation 5, five seconds earlier: two changes.
+    let mut ledger = Ledger::new();
+    ledger.record(Change {
+        watched: true,
+        ..stored_at("2026-11-21T12:00:05Z", 7, 12, 9)
+    });
+    let persisted = Ledger {
+        changes: vec![stored_at("2026-11-21T12:00:00Z", 7, 12, 5)],
+    };
+    assert!(ledger.merge(&persisted, tolerance));
+    assert_eq!(ledger.changes().len(), 2);
+    // The same generation is the same change, whatever the clocks say.
+    let again = Ledger {
+        changes: vec![stored_at("2026-11-21T12:00:20Z", 7, 12, 9)],
+    };
+    assert!(!ledger.merge(&again, tolerance));
+    assert_eq!(ledger.changes().len(), 2);
+    // The watch event of generation 5 confirms the merged entry, once.
+    let seen = stored_at("2026-11-21T12:00:06Z", 7, 12, 5);
+    assert!(ledger.confirm(&seen, tolerance));
+    assert!(!ledger.confirm(&seen, tolerance));
+}
+
+#[test]
+fn a_ledger_object_keeps_generations_and_still_reads_the_old_form() {
+    let now = now();
+    let mut ledger = Ledger::new();
+    ledger.record(stored_at("2026-06-01T11:59:00Z", 2, 5, 17));
+    ledger.record(change("2026-06-01T11:59:30Z", 5, 6));
+    let text = ledger.to_annotation();
+    assert!(text.contains(r#","hpa",17]"#), "{text}");
+    let (read, warning) = Ledger::read_persisted(&text, now);
+    assert_eq!((read, warning), (ledger.clone(), None));
+    assert_eq!(Ledger::from_annotation(&text).unwrap(), ledger);
 }
