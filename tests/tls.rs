@@ -397,18 +397,20 @@ async fn a_broken_update_keeps_the_old_certificate_until_a_good_one_arrives() {
         &second.cert_pem,
         "-----BEGIN PRIVATE KEY-----\nZ2FyYmFnZQ==\n-----END PRIVATE KEY-----\n",
     );
+    // A read racing the swap (the old directory deleted between resolving
+    // `..data` and opening a file in it) is a failure too, of `tls.crt` not
+    // found; the kubelet's swap has the same window. Wait for the key's.
     let store_ref = &store;
-    eventually("the reloader to reject the update", STEP, || async move {
-        (store_ref.failures() >= 1).then_some(())
+    let error = eventually("the reloader to reject the update", STEP, || async move {
+        store_ref.last_error().filter(|e| e.contains("tls.key"))
     })
     .await;
     assert_eq!(
         probe(server.addr, &client).await.unwrap(),
-        der(&first.cert_pem)
+        der(&first.cert_pem),
+        "{error}"
     );
     assert!(store.is_loaded());
-    let error = store.last_error().unwrap();
-    assert!(error.contains("tls.key"), "{error}");
     assert_eq!(store.reloads(), 0);
 
     // The next good update is picked up: a failure does not wedge the reloader.
@@ -424,7 +426,8 @@ async fn a_broken_update_keeps_the_old_certificate_until_a_good_one_arrives() {
     )
     .await;
     assert_eq!(store.last_error(), None);
-    assert_eq!((store.reloads(), store.failures()), (1, 1));
+    assert_eq!(store.reloads(), 1);
+    assert!(store.failures() >= 1);
 
     reloader.cancel();
     stop(server).await;
