@@ -63,11 +63,23 @@ pub fn confine_for(ns: &str) -> String {
         )
 }
 
+/// `kubectl apply`, tried again when a test running beside this one
+/// created the shared ClusterRole (or changed it) in the same instant.
 async fn apply(cluster: &Cluster, ns: &str, file: &Path, text: &str) {
     std::fs::write(file, text).unwrap();
-    cluster
-        .kubectl_ok(["apply", "-n", ns, "-f", file.to_str().unwrap()])
-        .await;
+    let args = ["apply", "-n", ns, "-f", file.to_str().unwrap()];
+    for _ in 0..10 {
+        let out = cluster.kubectl(args).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            return;
+        }
+        if !(stderr.contains("AlreadyExists") || stderr.contains("the object has been modified")) {
+            panic!("kubectl {args:?} failed:\n{stderr}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    cluster.kubectl_ok(args).await;
 }
 
 /// Makes (or refreshes) the governor's identity in `ns`; `tag` tells apart
