@@ -247,7 +247,7 @@ pub async fn write(
         .map_or(0, |p| p.lookback_seconds())
         .max(SAME_CHANGE.num_seconds() as u32);
     let cutoff = now - chrono::Duration::seconds(i64::from(keep));
-    let mut ours = entry.stored_ledger().landed();
+    let mut ours = entry.landed_ledger();
     ours.prune(cutoff);
     let stored = cache.persisted(kind, key);
     let mut merged = stored

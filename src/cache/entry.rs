@@ -259,9 +259,9 @@ impl Entry {
         self.state().ledger.clone()
     }
 
-    /// What may be persisted: the ledger without pending changes.
-    pub fn stored_ledger(&self) -> Ledger {
-        self.state().ledger.stored()
+    /// What may be persisted: the changes that landed.
+    pub fn landed_ledger(&self) -> Ledger {
+        self.state().ledger.landed()
     }
 
     /// Asks for the ledger to be persisted again (after a failed write).

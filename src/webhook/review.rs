@@ -57,17 +57,18 @@ pub struct AdmissionRequest<'a> {
     #[serde(default)]
     pub dry_run: Option<bool>,
     /// The write's options (`CreateOptions`, `UpdateOptions`, `PatchOptions`).
-    #[serde(default)]
-    pub options: Option<WriteOptions>,
+    #[serde(default, borrow)]
+    pub options: Option<WriteOptions<'a>>,
 }
 
-/// The one field of a write's options the governor reads.
+/// The one field of a write's options the governor reads, borrowed from
+/// the body (every write sends one).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WriteOptions {
+pub struct WriteOptions<'a> {
     /// The writer's field manager, e.g. `kubectl-client-side-apply`.
-    #[serde(default)]
-    pub field_manager: Option<String>,
+    #[serde(default, borrow)]
+    pub field_manager: Option<std::borrow::Cow<'a, str>>,
 }
 
 impl AdmissionRequest<'_> {

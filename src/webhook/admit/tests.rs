@@ -541,3 +541,40 @@ fn labelling_a_workload_with_a_broken_policy_is_refused() {
         NoticeKind::InvalidPolicy
     );
 }
+
+/// The governor's own annotation write keeps the count as it is, even below
+/// a floor (the floor is met through /scale); anyone else's write of the
+/// object is clamped into bounds, whatever field manager it names, and a
+/// body that escapes the manager's name is still read.
+#[test]
+fn the_governors_own_annotation_write_is_not_clamped() {
+    let cache = Cache::new();
+    let obj = deployment(1, json!({ keys::MIN_REPLICAS: "5" }), true);
+    let with_manager = |manager: &str| {
+        let mut review: Value =
+            serde_json::from_slice(&body("UPDATE", None, obj.clone(), Some(obj.clone()), false))
+                .unwrap();
+        review["request"]["options"] = json!({"kind": "PatchOptions", "fieldManager": manager});
+        serde_json::to_vec(&review).unwrap()
+    };
+    let own = review(
+        Endpoint::Mutate,
+        &with_manager(FIELD_MANAGER),
+        &cache,
+        now(),
+    )
+    .unwrap();
+    assert_eq!(patched_replicas(&own.response, &obj), None);
+    let escaped =
+        serde_json::to_vec(&serde_json::from_slice::<Value>(&with_manager("x")).unwrap()).unwrap();
+    let escaped = String::from_utf8(escaped).unwrap().replace(
+        "\"fieldManager\":\"x\"",
+        "\"fieldManager\":\"scale-gov\\u0065rnor\"",
+    );
+    let own = review(Endpoint::Mutate, escaped.as_bytes(), &cache, now()).unwrap();
+    assert_eq!(patched_replicas(&own.response, &obj), None, "escaped name");
+    for other in ["kubectl-patch", "scale-governor-ish"] {
+        let r = review(Endpoint::Mutate, &with_manager(other), &cache, now()).unwrap();
+        assert_eq!(patched_replicas(&r.response, &obj), Some(5), "{other}");
+    }
+}
