@@ -27,6 +27,8 @@ fn main() {
         hpa_target: 0.8,
         tolerance: simulate::hpa::DEFAULT_TOLERANCE,
         actors: Actor::ALL.to_vec(),
+        metric_delay: Duration::zero(),
+        hpa: None,
     };
     let mut doc = header(&workloads, &config);
     let charts = root.join("docs/quality");

@@ -53,6 +53,8 @@ fn bench(c: &mut Criterion) {
         hpa_target: 40.0,
         tolerance: 0.1,
         actors: Actor::ALL.to_vec(),
+        metric_delay: Duration::zero(),
+        hpa: None,
     };
     let mut group = c.benchmark_group("simulate");
     group.sample_size(10);

@@ -104,6 +104,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         hpa_target: args.capacity * args.hpa_utilization,
         tolerance: args.tolerance,
         actors: args.actors.clone(),
+        metric_delay: Duration::zero(),
+        hpa: None,
     };
     let sim = simulate::simulate(&trace, &workloads, &config);
     if let Some(path) = &args.timeline {

@@ -6,7 +6,8 @@
 //! - `hpa`: the HPA controller ([`hpa`]), with its own history and behavior.
 //! - `governor`: the recommender alone, its recommendation as the target.
 //! - `hpa+governor`: HPA writes pass through the engine, and the
-//!   recommendation is a floor under them, as in a cluster.
+//!   recommendation (when the policy has a `recommend` annotation) is a
+//!   floor under them, as in a cluster.
 //! - `oracle`: perfect foresight, the least pods that are ready in time.
 
 mod fleet;
@@ -89,6 +90,13 @@ pub struct Config {
     pub tolerance: f64,
     /// Which actors to run.
     pub actors: Vec<Actor>,
+    /// How late the HPA and the recommender see demand, as a metrics
+    /// pipeline delivers it (scrape interval plus adapter cache). Zero
+    /// flatters every actor but the oracle.
+    pub metric_delay: Duration,
+    /// The HPA's own `minReplicas`, `maxReplicas` and `behavior`, written as
+    /// a policy; `None` takes them from the workload's policy.
+    pub hpa: Option<Policy>,
 }
 
 /// A workload whose policy is being tried.
@@ -132,6 +140,11 @@ pub fn simulate(trace: &Trace, workloads: &[Workload], config: &Config) -> Simul
         }
         demand.push(points[cursor].1);
     }
+    // What the HPA and the recommender read: demand one metric delay ago.
+    let seen: Vec<f64> = times
+        .iter()
+        .map(|t| trace.at(*t - config.metric_delay.max(Duration::zero())))
+        .collect();
     let windows = match workloads.first() {
         Some(w) => times
             .iter()
@@ -142,6 +155,7 @@ pub fn simulate(trace: &Trace, workloads: &[Workload], config: &Config) -> Simul
     let ctx = Ctx {
         times: &times,
         demand: &demand,
+        seen: &seen,
         config,
     };
     let mut runs = Vec::new();
@@ -207,6 +221,8 @@ impl Simulation {
 struct Ctx<'a> {
     times: &'a [DateTime<Utc>],
     demand: &'a [f64],
+    /// Demand as the metric pipeline shows it, [`Config::metric_delay`] late.
+    seen: &'a [f64],
     config: &'a Config,
 }
 
@@ -253,13 +269,19 @@ impl Ctx<'_> {
         run.ready.push(fleet.ready(now));
     }
 
+    /// The HPA object: its own spec when given, else the workload's policy.
+    fn hpa_for(&self, policy: &Policy) -> hpa::Hpa {
+        let spec = self.config.hpa.as_ref().unwrap_or(policy);
+        hpa::Hpa::new(spec, self.config.hpa_target, self.config.tolerance)
+    }
+
     fn hpa(&self, policy: &Policy) -> Run {
-        let mut hpa = hpa::Hpa::new(policy, self.config.hpa_target, self.config.tolerance);
+        let mut hpa = self.hpa_for(policy);
         let mut fleet = self.fleet(policy);
         let mut run = Run::default();
-        for (t, demand) in self.times.iter().zip(self.demand) {
+        for (t, seen) in self.times.iter().zip(self.seen) {
             let current = fleet.replicas();
-            let desired = hpa.sync(*t, current, fleet.ready(*t), *demand);
+            let desired = hpa.sync(*t, current, fleet.ready(*t), *seen);
             fleet.scale_to(desired, *t);
             Self::record(&mut run, &fleet, *t);
         }
@@ -269,38 +291,45 @@ impl Ctx<'_> {
     fn governor(&self, policy: &Policy) -> Run {
         let mut recommender = self.recommender(policy, RecommendationKind::Target);
         let mut policy = policy.clone();
-        let mut governor = Governed::new(&policy);
+        let mut guard = Guard::new(&policy);
         let mut fleet = self.fleet(&policy);
         let mut run = Run::default();
-        for (t, demand) in self.times.iter().zip(self.demand) {
-            recommender.observe(*t, *demand);
+        for (t, seen) in self.times.iter().zip(self.seen) {
+            recommender.observe(*t, *seen);
             let rec = recommender.recommend(fleet.replicas(), *t);
             let requested = rec.replicas;
             policy.recommendation = Some(rec);
-            governor.write(&policy, &mut fleet, requested, "governor", *t);
+            guard.scale(&policy, &mut fleet, requested, "governor", *t);
             Self::record(&mut run, &fleet, *t);
         }
         run
     }
 
     fn hpa_governor(&self, policy: &Policy) -> Run {
-        let mut hpa = hpa::Hpa::new(policy, self.config.hpa_target, self.config.tolerance);
-        let mut recommender = self.recommender(policy, RecommendationKind::Floor);
+        let mut hpa = self.hpa_for(policy);
+        // Without a `recommend` annotation the loop in a cluster writes no
+        // recommendation: the governor only guards the HPA's writes.
+        let mut recommender = policy
+            .recommend
+            .is_some()
+            .then(|| self.recommender(policy, RecommendationKind::Floor));
         let mut policy = policy.clone();
-        let mut governor = Governed::new(&policy);
+        let mut guard = Guard::new(&policy);
         let mut fleet = self.fleet(&policy);
         let mut run = Run::default();
-        for (t, demand) in self.times.iter().zip(self.demand) {
-            recommender.observe(*t, *demand);
-            policy.recommendation = Some(recommender.recommend(fleet.replicas(), *t));
+        for (t, seen) in self.times.iter().zip(self.seen) {
+            if let Some(recommender) = recommender.as_mut() {
+                recommender.observe(*t, *seen);
+                policy.recommendation = Some(recommender.recommend(fleet.replicas(), *t));
+            }
             // Writing the recommendation is an update the webhook governs:
             // a floor above the current count raises it at once.
             let current = fleet.replicas();
-            governor.write(&policy, &mut fleet, current, "governor", *t);
+            guard.scale(&policy, &mut fleet, current, "governor", *t);
             let current = fleet.replicas();
-            let desired = hpa.sync(*t, current, fleet.ready(*t), *demand);
-            if desired != current {
-                governor.write(&policy, &mut fleet, desired, "hpa", *t);
+            let desired = hpa.sync(*t, current, fleet.ready(*t), *seen);
+            if desired != current && !guard.scale(&policy, &mut fleet, desired, "hpa", *t) {
+                hpa.refused();
             }
             Self::record(&mut run, &fleet, *t);
         }
@@ -335,29 +364,34 @@ impl Ctx<'_> {
     }
 }
 
-/// A workload behind the webhook: one ledger of every actor's changes.
-struct Governed {
+/// A workload behind the webhook, without the cluster: one ledger of every
+/// actor's changes, each request decided by the engine and booked as the
+/// webhook books it. `simulate` scales through it, and a recorded cluster
+/// run can be replayed through it request by request.
+#[derive(Debug, Clone)]
+pub struct Guard {
     ledger: Ledger,
     lookback: Duration,
 }
 
-impl Governed {
-    fn new(policy: &Policy) -> Governed {
-        Governed {
+impl Guard {
+    /// An empty ledger, kept as long as `policy`'s rules look back.
+    pub fn new(policy: &Policy) -> Guard {
+        Guard {
             ledger: Ledger::new(),
             lookback: Duration::seconds(i64::from(policy.lookback_seconds())),
         }
     }
 
-    fn write(
+    /// Decides one request from `actor` and books what it changes.
+    pub fn decide(
         &mut self,
         policy: &Policy,
-        fleet: &mut Fleet,
+        current: u32,
         requested: u32,
         actor: &str,
         now: DateTime<Utc>,
-    ) {
-        let current = fleet.replicas();
+    ) -> engine::Decision {
         let decision = engine::decide(
             policy,
             &self.ledger,
@@ -372,7 +406,21 @@ impl Governed {
             self.ledger.record(change);
             self.ledger.prune(now - self.lookback);
         }
+        decision
+    }
+
+    /// Decides and applies one request to `fleet`; whether it was admitted.
+    fn scale(
+        &mut self,
+        policy: &Policy,
+        fleet: &mut Fleet,
+        requested: u32,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let decision = self.decide(policy, fleet.replicas(), requested, actor, now);
         fleet.scale_to(decision.replicas, now);
+        decision.allowed
     }
 }
 

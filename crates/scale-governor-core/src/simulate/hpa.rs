@@ -104,6 +104,19 @@ impl Hpa {
         self.history.prune(now - Duration::seconds(lookback));
         normalized
     }
+
+    /// The write of the last sync was refused (a webhook in `deny` mode):
+    /// the controller books no scale event for it, and keeps only the
+    /// recommendation its stabilization looks back on.
+    pub fn refused(&mut self) {
+        if let Some(last) = self.history.changes().last().cloned() {
+            self.history.retract(&last);
+            self.history.record(Change {
+                to: last.from,
+                ..last
+            });
+        }
+    }
 }
 
 /// `normalizeDesiredReplicasWithBehaviors`: stabilization over the
@@ -155,5 +168,20 @@ mod tests {
         // Demand falls: the 300 s scale-down stabilization holds 12.
         assert_eq!(hpa.sync(t0 + Duration::seconds(30), 12, 12, 100.0), 12);
         assert_eq!(hpa.sync(t0 + Duration::seconds(345), 12, 12, 100.0), 1);
+    }
+
+    #[test]
+    fn a_refused_write_spends_no_budget() {
+        let policy = Policy::from_annotations([(keys::SCALE_UP, "2 pods/60s")]).unwrap();
+        let mut hpa = Hpa::new(&policy, 100.0, DEFAULT_TOLERANCE);
+        let t0: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        assert_eq!(hpa.sync(t0, 2, 2, 1000.0), 4);
+        // Booked as landed, the write spent the minute's budget: back at 2,
+        // the next sync may not ask for more.
+        let mut booked = hpa.clone();
+        assert_eq!(booked.sync(t0 + Duration::seconds(5), 2, 2, 1000.0), 2);
+        // Refused, it spent nothing: the next sync asks for 4 again.
+        hpa.refused();
+        assert_eq!(hpa.sync(t0 + Duration::seconds(5), 2, 2, 1000.0), 4);
     }
 }

@@ -13,6 +13,8 @@ fn config(actors: &[Actor]) -> Config {
         hpa_target: 10.0,
         tolerance: 0.1,
         actors: actors.to_vec(),
+        metric_delay: Duration::zero(),
+        hpa: None,
     }
 }
 
@@ -78,6 +80,58 @@ fn hpa_reacts_after_the_spike_arrives_and_pays_the_startup() {
 }
 
 #[test]
+fn a_metric_delay_makes_the_hpa_see_the_spike_late_and_the_oracle_not_at_all() {
+    let mut late = config(&[Actor::Hpa, Actor::Oracle]);
+    late.metric_delay = Duration::seconds(120);
+    let sim = simulate(&spike(), &workload(&[(keys::MAX_REPLICAS, "20")]), &late);
+    // The spike lands at minute 3; the HPA reads it two minutes later.
+    assert_eq!(&sim.runs[0].replicas[..6], &[2, 2, 2, 2, 2, 6]);
+    // Demand as scored, and the oracle, are not delayed.
+    assert_eq!(sim.demand[3], 60.0);
+    assert_eq!(sim.runs[1].replicas[2], 6);
+    // A delay shorter than a tick is not rounded away: at minute 3 the HPA
+    // still reads minute 2's demand.
+    late.metric_delay = Duration::seconds(1);
+    let sim = simulate(&spike(), &workload(&[(keys::MAX_REPLICAS, "20")]), &late);
+    assert_eq!(&sim.runs[0].replicas[..5], &[2, 2, 2, 2, 6]);
+}
+
+#[test]
+fn the_hpa_can_have_a_spec_of_its_own() {
+    let policy = workload(&[(keys::SCALE_UP, "1 pods/60s")]);
+    // Without a spec of its own the HPA takes the workload's rules.
+    let sim = simulate(&spike(), &policy, &config(&[Actor::Hpa]));
+    assert_eq!(&sim.runs[0].replicas[2..5], &[2, 3, 4]);
+    // Its own behavior allows 10 pods a minute, its maxReplicas is 5.
+    let mut own = config(&[Actor::Hpa]);
+    own.hpa = Some(
+        Policy::from_annotations([(keys::MAX_REPLICAS, "5"), (keys::SCALE_UP, "10 pods/60s")])
+            .unwrap(),
+    );
+    let sim = simulate(&spike(), &policy, &own);
+    assert_eq!(&sim.runs[0].replicas[2..5], &[2, 5, 5]);
+}
+
+#[test]
+fn a_guard_books_every_actor_in_one_ledger() {
+    let policy = Policy::from_annotations([(keys::SCALE_UP, "4 pods/60s")]).unwrap();
+    let mut guard = Guard::new(&policy);
+    let d = guard.decide(&policy, 2, 5, "alice", t(0));
+    assert_eq!((d.replicas, d.outcome), (5, engine::Outcome::Unchanged));
+    // Bob's request in the same minute finds 3 of the 4 pods spent.
+    let d = guard.decide(&policy, 5, 10, "bob", t(0) + Duration::seconds(30));
+    assert_eq!((d.replicas, d.outcome), (6, engine::Outcome::Clamped));
+    assert!(
+        d.summary().contains("asked 10, allowed 6"),
+        "{}",
+        d.summary()
+    );
+    // A minute after the first change only Bob's pod is still counted.
+    let d = guard.decide(&policy, 6, 10, "hpa", t(1) + Duration::seconds(1));
+    assert_eq!(d.replicas, 9);
+}
+
+#[test]
 fn governor_floor_is_applied_between_hpa_syncs() {
     let rec = r#"{"targetPerPod":10,"leadSeconds":60,"trend":"none","holdSeconds":0}"#;
     let sim = simulate(
@@ -95,6 +149,18 @@ fn governor_floor_is_applied_between_hpa_syncs() {
         governor.replicas[6], 2,
         "target follows demand down with no hold"
     );
+}
+
+#[test]
+fn without_a_recommend_annotation_the_governor_only_guards_the_hpa() {
+    let sim = simulate(
+        &spike(),
+        &workload(&[(keys::SCALE_UP, "2 pods/60s")]),
+        &config(&[Actor::HpaGovernor]),
+    );
+    // No floor jumps to the spike: the HPA's ask for 6 is held to 2 more
+    // pods a minute.
+    assert_eq!(&sim.runs[0].replicas[2..6], &[2, 4, 6, 6]);
 }
 
 #[test]
