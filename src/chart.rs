@@ -1,9 +1,12 @@
-//! The SVG chart of a simulation: one panel per run, sharing a time axis,
-//! with demand (in pods' worth), ready capacity and replicas, and the
-//! policy's time windows shaded.
+//! SVG charts on a shared time axis: panels of series over time, with spans
+//! shaded (a policy's time windows). `simulate` draws one panel per run
+//! ([`svg`]); a recorded cluster run draws its timeline through the same
+//! [`Figure`], so a chart of the simulator and one of the cluster read alike.
 
 use chrono::{DateTime, Utc};
 use plotters::prelude::*;
+
+pub use plotters::style::RGBColor;
 
 use crate::simulate::Simulation;
 
@@ -24,86 +27,246 @@ fn err<E: std::fmt::Display>(e: E) -> ChartError {
     ChartError(e.to_string())
 }
 
-/// Renders the simulation as an SVG document.
-pub fn svg(sim: &Simulation, title: &str) -> Result<String, ChartError> {
-    let mut out = String::new();
-    let panels = sim.runs.len().max(1) as u32;
-    {
-        let root =
-            SVGBackend::with_string(&mut out, (WIDTH, 60 + PANEL * panels)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let (header, body) = root.split_vertically(60);
-        header
-            .titled(title, ("sans-serif", 22))
-            .map_err(err)?
-            .draw(&Text::new(
-                "grey: demand in pods' worth   blue: ready capacity   orange: replicas   shaded: time window active",
-                (10, 10),
-                ("sans-serif", 14),
-            ))
-            .map_err(err)?;
-        let (start, end) = match (sim.times.first(), sim.times.last()) {
-            (Some(s), Some(e)) if s < e => (*s, *e),
-            _ => return Ok(String::new()),
+/// A chart: a title, a line saying how to read it, and panels stacked on
+/// one time axis.
+#[derive(Debug, Clone, Default)]
+pub struct Figure {
+    /// Shown on top.
+    pub title: String,
+    /// How to read the colours, under the title.
+    pub legend: String,
+    /// One panel each, top to bottom.
+    pub panels: Vec<Panel>,
+}
+
+/// One panel: series over time sharing the figure's time axis.
+#[derive(Debug, Clone, Default)]
+pub struct Panel {
+    /// Shown above the panel.
+    pub caption: String,
+    /// Intervals shaded behind the series (time windows).
+    pub spans: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Drawn in order, so later series lie on top.
+    pub series: Vec<Series>,
+}
+
+/// One series of a panel.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// How it is drawn.
+    pub style: Style,
+    /// Its colour.
+    pub color: RGBColor,
+    /// Its points, in time order.
+    pub points: Vec<(DateTime<Utc>, f64)>,
+}
+
+/// How a [`Series`] is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Filled down to zero, half transparent: demand.
+    Area,
+    /// [`Style::Area`] holding each value until the next point: a metric
+    /// read at intervals.
+    StepArea,
+    /// Straight segments between points.
+    Line,
+    /// Holds each value until the next point: a count that jumps.
+    Step,
+    /// [`Style::Step`] as a wide translucent band, so a line drawn on top
+    /// of it stays visible: a bound.
+    Band,
+    /// A circle on each point: discrete decisions.
+    Dots,
+    /// A cross on each point: what was asked of a decision.
+    Crosses,
+}
+
+impl Series {
+    /// A series from points.
+    pub fn new(style: Style, color: RGBColor, points: Vec<(DateTime<Utc>, f64)>) -> Series {
+        Series {
+            style,
+            color,
+            points,
+        }
+    }
+}
+
+impl Figure {
+    /// Renders the figure as an SVG document; an empty string when there is
+    /// no time range to draw.
+    pub fn svg(&self) -> Result<String, ChartError> {
+        let points = || {
+            self.panels
+                .iter()
+                .flat_map(|p| &p.series)
+                .flat_map(|s| &s.points)
         };
-        let top = sim
-            .runs
-            .iter()
-            .flat_map(|r| r.replicas.iter().copied())
-            .map(f64::from)
-            .chain(sim.demand.iter().map(|d| d / sim.capacity))
-            .fold(1.0f64, f64::max)
-            * 1.1;
-        for (panel, run) in body
-            .split_evenly((panels as usize, 1))
-            .iter()
-            .zip(&sim.runs)
+        let (Some(start), Some(end)) = (points().map(|p| p.0).min(), points().map(|p| p.0).max())
+        else {
+            return Ok(String::new());
+        };
+        if start >= end {
+            return Ok(String::new());
+        }
+        let top = points().map(|p| p.1).fold(1.0f64, f64::max) * 1.1;
+        let panels = self.panels.len().max(1) as u32;
+        let mut out = String::new();
         {
-            let mut chart = ChartBuilder::on(panel)
-                .caption(&run.actor, ("sans-serif", 16))
-                .margin(8)
-                .x_label_area_size(30)
-                .y_label_area_size(50)
-                .build_cartesian_2d(start..end, 0.0..top)
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .x_labels(8)
-                .x_label_formatter(&|t: &DateTime<Utc>| t.format("%m-%d %H:%M").to_string())
-                .y_desc("pods")
-                .light_line_style(WHITE.mix(0.0))
-                .draw()
-                .map_err(err)?;
-            shade_windows(&mut chart, sim, top)?;
-            let demand: Vec<f64> = sim.demand.iter().map(|d| d / sim.capacity).collect();
-            let demand = bucketed(&sim.times, &demand, f64::max);
-            chart
-                .draw_series(AreaSeries::new(
-                    demand,
-                    0.0,
-                    RGBColor(200, 200, 200).mix(0.7),
+            let root =
+                SVGBackend::with_string(&mut out, (WIDTH, 60 + PANEL * panels)).into_drawing_area();
+            root.fill(&WHITE).map_err(err)?;
+            let (header, body) = root.split_vertically(60);
+            header
+                .titled(&self.title, ("sans-serif", 22))
+                .map_err(err)?
+                .draw(&Text::new(
+                    self.legend.as_str(),
+                    (10, 10),
+                    ("sans-serif", 14),
                 ))
                 .map_err(err)?;
+            let span = end - start;
+            let format = if span > chrono::Duration::hours(6) {
+                "%m-%d %H:%M"
+            } else {
+                "%H:%M:%S"
+            };
+            for (area, panel) in body
+                .split_evenly((panels as usize, 1))
+                .iter()
+                .zip(&self.panels)
+            {
+                let mut chart = ChartBuilder::on(area)
+                    .caption(&panel.caption, ("sans-serif", 16))
+                    .margin(8)
+                    .x_label_area_size(30)
+                    .y_label_area_size(50)
+                    .build_cartesian_2d(start..end, 0.0..top)
+                    .map_err(err)?;
+                chart
+                    .configure_mesh()
+                    .x_labels(8)
+                    .x_label_formatter(&|t: &DateTime<Utc>| t.format(format).to_string())
+                    .y_desc("pods")
+                    .light_line_style(WHITE.mix(0.0))
+                    .draw()
+                    .map_err(err)?;
+                chart
+                    .draw_series(panel.spans.iter().map(|(a, b)| {
+                        Rectangle::new(
+                            [(*a, 0.0), (*b, top)],
+                            RGBColor(120, 200, 120).mix(0.15).filled(),
+                        )
+                    }))
+                    .map_err(err)?;
+                for series in &panel.series {
+                    draw(&mut chart, series)?;
+                }
+            }
+            root.present().map_err(err)?;
+        }
+        Ok(out)
+    }
+}
+
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<
+        plotters::coord::types::RangedDateTime<DateTime<Utc>>,
+        plotters::coord::types::RangedCoordf64,
+    >,
+>;
+
+fn draw(chart: &mut Chart<'_, '_>, series: &Series) -> Result<(), ChartError> {
+    let color = series.color;
+    let points = series.points.iter().copied();
+    match series.style {
+        Style::Area => chart
+            .draw_series(AreaSeries::new(points, 0.0, color.mix(0.7)))
+            .map(drop),
+        Style::StepArea => chart
+            .draw_series(AreaSeries::new(steps(&series.points), 0.0, color.mix(0.7)))
+            .map(drop),
+        Style::Line => chart
+            .draw_series(LineSeries::new(points, color.stroke_width(1)))
+            .map(drop),
+        Style::Step => chart
+            .draw_series(LineSeries::new(
+                steps(&series.points),
+                color.stroke_width(2),
+            ))
+            .map(drop),
+        Style::Band => chart
+            .draw_series(LineSeries::new(
+                steps(&series.points),
+                color.mix(0.35).stroke_width(8),
+            ))
+            .map(drop),
+        Style::Dots => chart
+            .draw_series(points.map(|p| Circle::new(p, 3, color.filled())))
+            .map(drop),
+        Style::Crosses => chart
+            .draw_series(points.map(|p| Cross::new(p, 4, color.stroke_width(1))))
+            .map(drop),
+    }
+    .map_err(err)
+}
+
+/// A value held until the next point: each jump drawn as a vertical edge.
+fn steps(points: &[(DateTime<Utc>, f64)]) -> Vec<(DateTime<Utc>, f64)> {
+    let mut out = Vec::with_capacity(points.len() * 2);
+    for (i, p) in points.iter().enumerate() {
+        if i > 0 {
+            out.push((p.0, points[i - 1].1));
+        }
+        out.push(*p);
+    }
+    out
+}
+
+/// Renders the simulation as an SVG document: one panel per run with demand
+/// in pods' worth, ready capacity and replicas, the first workload's time
+/// windows shaded.
+pub fn svg(sim: &Simulation, title: &str) -> Result<String, ChartError> {
+    let spans = window_spans(sim);
+    let demand: Vec<f64> = sim.demand.iter().map(|d| d / sim.capacity).collect();
+    let demand = bucketed(&sim.times, &demand, f64::max);
+    let panels = sim
+        .runs
+        .iter()
+        .map(|run| {
             // Ready takes each bucket's minimum and replicas its maximum, so
             // a short dip in capacity or a short burst of pods stays visible.
             let ready: Vec<f64> = run.ready.iter().map(|r| f64::from(*r)).collect();
-            let ready = bucketed(&sim.times, &ready, f64::min);
-            chart
-                .draw_series(LineSeries::new(ready, BLUE.stroke_width(1)))
-                .map_err(err)?;
             let replicas: Vec<f64> = run.replicas.iter().map(|r| f64::from(*r)).collect();
-            let replicas = bucketed(&sim.times, &replicas, f64::max);
-            chart
-                .draw_series(LineSeries::new(
-                    replicas,
-                    RGBColor(230, 120, 20).stroke_width(1),
-                ))
-                .map_err(err)?;
-        }
-        root.present().map_err(err)?;
+            Panel {
+                caption: run.actor.clone(),
+                spans: spans.clone(),
+                series: vec![
+                    Series::new(Style::Area, RGBColor(200, 200, 200), demand.clone()),
+                    Series::new(Style::Line, BLUE, bucketed(&sim.times, &ready, f64::min)),
+                    Series::new(
+                        Style::Line,
+                        ORANGE,
+                        bucketed(&sim.times, &replicas, f64::max),
+                    ),
+                ],
+            }
+        })
+        .collect();
+    Figure {
+        title: title.to_owned(),
+        legend: "grey: demand in pods' worth   blue: ready capacity   orange: replicas   shaded: time window active".to_owned(),
+        panels,
     }
-    Ok(out)
+    .svg()
 }
+
+/// The colour of replica counts in every chart.
+pub const ORANGE: RGBColor = RGBColor(230, 120, 20);
 
 /// Folds a series into at most [`MAX_POINTS`] buckets with `fold`.
 fn bucketed(
@@ -119,16 +282,8 @@ fn bucketed(
         .collect()
 }
 
-type Chart<'a, 'b> = ChartContext<
-    'a,
-    SVGBackend<'b>,
-    Cartesian2d<
-        plotters::coord::types::RangedDateTime<DateTime<Utc>>,
-        plotters::coord::types::RangedCoordf64,
-    >,
->;
-
-fn shade_windows(chart: &mut Chart<'_, '_>, sim: &Simulation, top: f64) -> Result<(), ChartError> {
+/// The intervals during which a time window of the first workload is active.
+fn window_spans(sim: &Simulation) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
     let mut spans = Vec::new();
     let mut open: Option<DateTime<Utc>> = None;
     for (t, active) in sim.times.iter().zip(&sim.windows) {
@@ -144,15 +299,7 @@ fn shade_windows(chart: &mut Chart<'_, '_>, sim: &Simulation, top: f64) -> Resul
     if let (Some(from), Some(last)) = (open, sim.times.last()) {
         spans.push((from, *last));
     }
-    chart
-        .draw_series(spans.into_iter().map(|(a, b)| {
-            Rectangle::new(
-                [(a, 0.0), (b, top)],
-                RGBColor(120, 200, 120).mix(0.15).filled(),
-            )
-        }))
-        .map_err(err)?;
-    Ok(())
+    spans
 }
 
 #[cfg(test)]
@@ -186,6 +333,8 @@ mod tests {
             hpa_target: 10.0,
             tolerance: 0.1,
             actors: Actor::ALL.to_vec(),
+            metric_delay: Duration::zero(),
+            hpa: None,
         };
         let workloads = [Workload {
             name: "web".into(),
@@ -201,5 +350,39 @@ mod tests {
                 "no panel for {actor}"
             );
         }
+    }
+
+    #[test]
+    fn a_figure_draws_steps_dots_and_crosses_on_one_axis() {
+        let start: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        let at = |s: i64| start + Duration::seconds(s);
+        let figure = Figure {
+            title: "timeline".into(),
+            legend: "how to read it".into(),
+            panels: vec![Panel {
+                caption: "scenario".into(),
+                spans: vec![(at(10), at(20))],
+                series: vec![
+                    Series::new(
+                        Style::Step,
+                        ORANGE,
+                        vec![(at(0), 2.0), (at(5), 4.0), (at(30), 6.0)],
+                    ),
+                    Series::new(Style::Dots, BLUE, vec![(at(5), 4.0), (at(30), 6.0)]),
+                    Series::new(Style::Crosses, RED, vec![(at(5), 10.0)]),
+                ],
+            }],
+        };
+        let svg = figure.svg().unwrap();
+        assert_eq!(svg.matches("<circle").count(), 2, "{svg}");
+        // A step from 2 to 4 at 5 s is drawn as a vertical edge: two points
+        // at the same x.
+        assert_eq!(steps(&figure.panels[0].series[0].points).len(), 5);
+        assert!(
+            svg.contains("how to read it") && svg.contains("10:00:"),
+            "{svg}"
+        );
+        // Nothing to draw is not an error.
+        assert_eq!(Figure::default().svg().unwrap(), "");
     }
 }
