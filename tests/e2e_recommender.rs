@@ -17,7 +17,7 @@ use axum::{Json, Router, extract::State, routing::get};
 use chrono::{SecondsFormat, Utc};
 use support::{
     Cluster, TestNamespace,
-    e2e::{Setup, apply, create, events, replicas, setup_in, workload},
+    e2e::{Setup, apply, apply_ok, create, events, replicas, setup_in, workload},
     eventually,
 };
 
@@ -211,10 +211,7 @@ async fn orders_endpoint() -> (String, Orders) {
     let app = Router::new()
         .route("/stats/{name}", get(stats))
         .with_state(orders.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, orders)
+    (support::serve_http(app).await, orders)
 }
 
 /// The classic custom-metric scaler as a policy: orders per pod 5, a floor
@@ -773,31 +770,8 @@ async fn a_target_recommendation_under_an_hpa_is_warned_about() {
     let floor = r#"{"source":"orders","pointer":"/orders","targetPerPod":5,"kind":"floor"}"#;
     let dry_run = |recommend: &'static str| {
         let manifest = workload("Deployment", "web", 2, &[("recommend", recommend)]);
-        let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "{}-web-{}.yaml",
-            s.ns.name(),
-            recommend.len()
-        ));
-        std::fs::write(&path, manifest).unwrap();
-        let (cluster, ns) = (s.cluster, s.ns.name().to_owned());
-        async move {
-            let out = cluster
-                .kubectl([
-                    "apply",
-                    "--dry-run=server",
-                    "-n",
-                    &ns,
-                    "-f",
-                    path.to_str().unwrap(),
-                ])
-                .await;
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stderr).into_owned()
-        }
+        let s = &s;
+        async move { apply_ok(s.cluster, &s.ns, &manifest, &["--dry-run=server"]).await }
     };
     // The governor learns of the HPA from its watch; ask until it has.
     let warning = eventually("a warning about the HPA", LOOP_WAIT, || async {

@@ -29,15 +29,35 @@ pub fn workload(kind: &str, name: &str, replicas: u32, annotations: &[(&str, &st
 
 /// `kubectl apply` of a manifest into the namespace.
 pub async fn apply(cluster: &Cluster, ns: &TestNamespace, yaml: &str) -> std::process::Output {
+    apply_with(cluster, ns, yaml, &[]).await
+}
+
+/// [`apply`] with more flags (`--dry-run=server`, `--server-side`, ...).
+pub async fn apply_with(
+    cluster: &Cluster,
+    ns: &TestNamespace,
+    yaml: &str,
+    flags: &[&str],
+) -> std::process::Output {
     let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "{}-{}.yaml",
+        "{}-{}-{}.yaml",
         ns.name(),
-        yaml.len()
+        yaml.len(),
+        flags.len()
     ));
     std::fs::write(&path, yaml).unwrap();
-    cluster
-        .kubectl(["apply", "-n", ns.name(), "-f", path.to_str().unwrap()])
-        .await
+    let mut args = vec!["apply", "-n", ns.name(), "-f", path.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    cluster.kubectl(args).await
+}
+
+/// [`apply_with`] that must succeed; returns what kubectl printed on
+/// stderr (the apiserver's warnings).
+pub async fn apply_ok(cluster: &Cluster, ns: &TestNamespace, yaml: &str, flags: &[&str]) -> String {
+    let out = apply_with(cluster, ns, yaml, flags).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "kubectl apply {flags:?}: {stderr}");
+    stderr
 }
 
 /// The stored `spec.replicas` of `resource`.

@@ -8,14 +8,20 @@
 //! `externalName: localhost`. With aggregator routing off (the apiserver's
 //! default) the aggregator dials `localhost:<APIService port>` and checks the
 //! certificate against `<svc>.<ns>.svc`, a DNS SAN of the test certificate.
+//!
+//! One adapter serves every metric name: tests that run side by side each
+//! scale on a metric of their own ([`ExternalMetrics::metric_named`]), and
+//! every query is logged with its time, so a test knows when the HPA synced
+//! and what it saw.
 
 use std::{
-    sync::{Arc, Mutex},
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
 use axum::{Json, Router, extract::Path, http::StatusCode, routing::get};
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use k8s_openapi::{
     api::core::v1::{Namespace, Service},
     jiff::Timestamp,
@@ -28,6 +34,10 @@ use kube::{
 use serde_json::{Value, json};
 
 use super::{Cluster, DeleteOnDrop, HttpsServer, TestNamespace, TestTls, eventually};
+
+/// Annotation on the APIService naming the test process that serves it, so
+/// a later run can tell a registration whose process is gone.
+const OWNER_PID: &str = "scale-governor.io/test-owner-pid";
 
 /// The group-version every External metrics adapter serves.
 pub const GROUP_VERSION: &str = "external.metrics.k8s.io/v1beta1";
@@ -42,17 +52,25 @@ const SERVICE: &str = "external-metrics";
 const STALE_AFTER: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Default)]
-struct State {
+struct Series {
     value: u64,
-    queries: u64,
+    /// Every value set: when, and what.
+    sets: Vec<(DateTime<Utc>, u64)>,
+    /// Every query answered: when, and the value it returned.
+    queries: Vec<(DateTime<Utc>, u64)>,
 }
 
-/// A registered External metrics API serving one metric, in every namespace.
-/// Dropping it deletes the APIService and its namespace and stops the server.
+/// Every metric served, by name; a name is served once it is set.
+type State = Arc<Mutex<HashMap<String, Series>>>;
+
+/// A registered External metrics API serving any metric that was set, in
+/// every namespace. Dropping it deletes the APIService and its namespace and
+/// stops the server.
 pub struct ExternalMetrics {
     metric: String,
-    // One lock for both, so a query counted after `set` returns saw the new value.
-    state: Arc<Mutex<State>>,
+    // One lock for values and query logs, so a query logged after `set`
+    // returns saw the new value.
+    state: State,
     // Field order is drop order: unregister before the server goes away.
     _apiservice: DeleteOnDrop,
     _server: HttpsServer,
@@ -64,7 +82,11 @@ impl ExternalMetrics {
     /// the APIService Available. Panics with the APIService's condition if it
     /// does not become Available within a minute.
     pub async fn register(cluster: &Cluster, metric: &str) -> Self {
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = State::default();
+        state
+            .lock()
+            .unwrap()
+            .insert(metric.to_owned(), Series::default());
         let namespace = cluster.namespace("xmetrics").await;
         let host = format!("{SERVICE}.{}.svc", namespace.name());
         let server =
@@ -90,7 +112,10 @@ impl ExternalMetrics {
         let apiservices: Api<APIService> = Api::all(cluster.client());
         remove_stale(&apiservices, &Api::all(cluster.client())).await;
         let apiservice = json!({
-            "metadata": {"name": APISERVICE},
+            "metadata": {
+                "name": APISERVICE,
+                "annotations": {OWNER_PID: std::process::id().to_string()}
+            },
             "spec": {
                 "group": "external.metrics.k8s.io",
                 "version": "v1beta1",
@@ -121,15 +146,52 @@ impl ExternalMetrics {
         }
     }
 
+    /// One adapter for the whole test binary, registered on first use and
+    /// served from a runtime of its own, so tests (each on its own runtime)
+    /// can share it. It is never dropped: the next registration removes it
+    /// once this process is gone.
+    pub fn shared(cluster: &'static Cluster) -> &'static ExternalMetrics {
+        static SHARED: OnceLock<ExternalMetrics> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .expect("building the metrics adapter's runtime");
+                runtime.block_on(async {
+                    let _ = tx.send(ExternalMetrics::register(cluster, "demand").await);
+                    std::future::pending::<()>().await
+                });
+            });
+            rx.recv()
+                .expect("registering the shared External metrics API")
+        })
+    }
+
     /// Sets the value every later query returns, in whole units.
     pub fn set(&self, value: u64) {
-        self.state.lock().unwrap().value = value;
+        self.metric_named(&self.metric).set(value);
     }
 
     /// How many metric queries (not discovery requests) have been answered.
     /// A query counted after [`ExternalMetrics::set`] returned saw its value.
     pub fn queries(&self) -> u64 {
-        self.state.lock().unwrap().queries
+        self.metric_named(&self.metric).queries().len() as u64
+    }
+
+    /// Another metric served by the same adapter; it answers 0 until set.
+    pub fn metric_named(&self, name: &str) -> Metric {
+        self.state
+            .lock()
+            .unwrap()
+            .entry(name.to_owned())
+            .or_default();
+        Metric {
+            name: name.to_owned(),
+            state: self.state.clone(),
+        }
     }
 
     /// The metric's name.
@@ -143,7 +205,49 @@ impl ExternalMetrics {
     }
 }
 
-fn router(metric: &str, state: Arc<Mutex<State>>) -> Router {
+/// One metric of an [`ExternalMetrics`] adapter.
+#[derive(Clone)]
+pub struct Metric {
+    name: String,
+    state: State,
+}
+
+impl Metric {
+    /// The metric's name, for the HPA's `metric.name`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sets the value every later query returns, in whole units.
+    pub fn set(&self, value: u64) {
+        if let Some(series) = self.state.lock().unwrap().get_mut(&self.name) {
+            series.value = value;
+            series.sets.push((Utc::now(), value));
+        }
+    }
+
+    /// Every value set so far: when, and what.
+    pub fn sets(&self) -> Vec<(DateTime<Utc>, u64)> {
+        self.state
+            .lock()
+            .unwrap()
+            .get(&self.name)
+            .map(|s| s.sets.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every query answered so far: when, and what it returned.
+    pub fn queries(&self) -> Vec<(DateTime<Utc>, u64)> {
+        self.state
+            .lock()
+            .unwrap()
+            .get(&self.name)
+            .map(|s| s.queries.clone())
+            .unwrap_or_default()
+    }
+}
+
+fn router(metric: &str, state: State) -> Router {
     let discovery = json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -156,7 +260,6 @@ fn router(metric: &str, state: Arc<Mutex<State>>) -> Router {
             "verbs": ["get"]
         }]
     });
-    let served = metric.to_owned();
     Router::new()
         .route(
             "/apis/external.metrics.k8s.io/v1beta1",
@@ -166,15 +269,13 @@ fn router(metric: &str, state: Arc<Mutex<State>>) -> Router {
             "/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{metric}",
             get(
                 move |Path((_ns, name)): Path<(String, String)>| async move {
-                    if name != served {
-                        return Err(StatusCode::NOT_FOUND);
-                    }
                     let value = {
                         let mut state = state.lock().unwrap();
-                        state.queries += 1;
-                        state.value
+                        let series = state.get_mut(&name).ok_or(StatusCode::NOT_FOUND)?;
+                        series.queries.push((Utc::now(), series.value));
+                        series.value
                     };
-                    Ok(Json(json!({
+                    Ok::<_, StatusCode>(Json(json!({
                         "kind": "ExternalMetricValueList",
                         "apiVersion": GROUP_VERSION,
                         "metadata": {},
@@ -245,7 +346,21 @@ async fn remove_stale(apiservices: &Api<APIService>, namespaces: &Api<Namespace>
         .and_then(|t| Timestamp::now().duration_since(t.0).try_into().ok())
         .unwrap_or_default();
     let available = available_condition(&existing).is_some_and(|c| c["status"] == "True");
-    if ended || (!available && age > STALE_AFTER) {
+    // A process that registered for its whole life (`shared`) never
+    // unregisters; its APIService is stale as soon as it is gone.
+    let orphaned = existing
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(OWNER_PID))
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(|pid| {
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        });
+    if orphaned && !ended {
+        let _ = namespaces.delete(&owner, &DeleteParams::default()).await;
+    }
+    if ended || orphaned || (!available && age > STALE_AFTER) {
         eprintln!("external_metrics: deleting APIService {APISERVICE} left by an earlier run");
         let _ = apiservices
             .delete(APISERVICE, &DeleteParams::default())

@@ -27,7 +27,9 @@ pub mod external_metrics;
 pub mod governor;
 pub mod identity;
 pub mod prometheus;
+pub mod replay;
 pub mod spread;
+pub mod timeline;
 
 mod https;
 
@@ -483,6 +485,15 @@ pub fn deployment(name: &str, replicas: i32) -> Deployment {
         }
     }))
     .expect("valid Deployment")
+}
+
+/// Serves `app` over plain HTTP on 127.0.0.1 until the test's runtime
+/// ends (a metric source, an exporter); returns its `http://` URL.
+pub async fn serve_http(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
 }
 
 /// Installs ring as rustls's process-wide provider; idempotent.

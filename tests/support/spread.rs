@@ -1,7 +1,9 @@
 //! A small HTTPS proxy in front of several governor replicas, as a Service
 //! would be: each review goes to the next replica whose `/readyz` says ok,
 //! and to another one if that replica is gone mid-request. It tells who
-//! answered each review, so a test can strike right after an admission.
+//! answered each review, so a test can strike right after an admission, and
+//! it hands out every review with its answer, so a test can read what the
+//! governor was asked and what it decided.
 
 use std::{
     net::Ipv4Addr,
@@ -37,6 +39,20 @@ struct Shared {
     next: AtomicUsize,
     connector: tokio_rustls::TlsConnector,
     answered: broadcast::Sender<usize>,
+    exchanges: broadcast::Sender<Arc<Exchange>>,
+}
+
+/// One review and the answer the proxy passed back.
+#[derive(Debug)]
+pub struct Exchange {
+    /// When the answer came back.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// `/mutate` or `/validate`.
+    pub path: String,
+    /// The AdmissionReview the apiserver sent.
+    pub request: Bytes,
+    /// The AdmissionReview the governor answered.
+    pub response: Bytes,
 }
 
 /// The running proxy; stops when dropped.
@@ -75,6 +91,7 @@ impl Spread {
             next: AtomicUsize::new(0),
             connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
             answered: broadcast::channel(1024).0,
+            exchanges: broadcast::channel(4096).0,
         });
         let poller = tokio::spawn(poll_ready(shared.clone()));
         let router = Router::new()
@@ -100,6 +117,11 @@ impl Spread {
     /// Which backend answered each review from now on.
     pub fn answered(&self) -> broadcast::Receiver<usize> {
         self.shared.answered.subscribe()
+    }
+
+    /// Every review and its answer from now on.
+    pub fn exchanges(&self) -> broadcast::Receiver<Arc<Exchange>> {
+        self.shared.exchanges.subscribe()
     }
 }
 
@@ -131,6 +153,12 @@ async fn forward(
     for i in order {
         if let Ok(answer) = send(&shared, i, uri.path(), body.clone()).await {
             let _ = shared.answered.send(i);
+            let _ = shared.exchanges.send(Arc::new(Exchange {
+                at: chrono::Utc::now(),
+                path: uri.path().to_owned(),
+                request: body,
+                response: answer.clone(),
+            }));
             return (StatusCode::OK, answer);
         }
     }
