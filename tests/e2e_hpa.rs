@@ -190,6 +190,14 @@ impl Scenario {
         let mut timeline = timeline;
         timeline.spans = self.spans(&timeline);
         let csv = timeline.write(name, title);
+        eprintln!(
+            "{name}: {} reviews, replicas {:?}, the HPA read each new metric value {} ms after \
+             it was set on average; timeline in {}",
+            timeline.reviews.len(),
+            timeline.sequence(),
+            timeline.metric_delay().num_milliseconds(),
+            csv.display()
+        );
         let mut hpa = vec![
             (keys::MIN_REPLICAS, "1"),
             (keys::MAX_REPLICAS, "20"),
@@ -364,6 +372,18 @@ async fn in_deny_mode_the_hpa_reports_failed_rescale_with_the_reason() {
         writes.len() >= 2 && writes.iter().all(|r| !r.allowed),
         "{writes:#?}"
     );
+    let able =
+        sc.s.cluster
+            .kubectl_ok([
+                "get",
+                "-n",
+                sc.s.ns.name(),
+                "hpa/web",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"AbleToScale\")].reason}",
+            ])
+            .await;
+    assert_eq!(able.trim(), "FailedUpdateScale");
     sc.conclude(
         timeline,
         "spike-deny",
@@ -587,12 +607,12 @@ async fn a_person_scaling_spends_the_budget_the_hpa_then_finds_spent() {
 /// Server-side apply of the manifest under a GitOps controller's field
 /// manager, as Argo CD and Flux do.
 async fn gitops_apply(sc: &Scenario, replicas: Option<u32>) -> String {
-    let mut manifest = workload(
-        "Deployment",
-        "web",
-        replicas.unwrap_or(0),
-        &[("max-replicas", "6")],
-    );
+    let policy: Vec<(&str, &str)> = sc
+        .annotations
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    let mut manifest = workload("Deployment", "web", replicas.unwrap_or(0), &policy);
     if replicas.is_none() {
         manifest = manifest.replace("  replicas: 0\n", "");
     }
@@ -672,4 +692,33 @@ async fn a_gitops_apply_is_clamped_without_churn_and_fights_an_hpa_unless_replic
         "A GitOps apply of replicas: 50 every few seconds beside an HPA that wants 3",
         false,
     );
+}
+
+/// The trap on the way out: replicas dropped from a manifest whose applier
+/// was the field's only owner are reset by the apiserver to the default, 1.
+/// A policy's `min-replicas` turns that reset into a clamp.
+#[tokio::test]
+async fn replicas_dropped_from_git_fall_to_one_unless_the_policy_holds_them() {
+    let policy = [("min-replicas", "3".to_owned())];
+    let Some(sc) = Scenario::start("gitopsdrop", &[], 5, &policy).await else {
+        return;
+    };
+    gitops_apply(&sc, Some(5)).await;
+    let warning = gitops_apply(&sc, None).await;
+    assert!(
+        warning.contains("min-replicas 3: asked 1, allowed 3"),
+        "the reset to 1 reaches the governor as a request for 1: {warning}"
+    );
+    let replicas =
+        sc.s.cluster
+            .kubectl_ok([
+                "get",
+                "-n",
+                sc.s.ns.name(),
+                "deploy/web",
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ])
+            .await;
+    assert_eq!(replicas.trim(), "3");
 }

@@ -201,11 +201,14 @@ impl Timeline {
     }
 
     /// How late the HPA read each new metric value, on average: from the
-    /// moment it was set to the first query that returned it.
+    /// moment it was set to the first query that returned it (values set
+    /// before the HPA's first read do not count).
     pub fn metric_delay(&self) -> chrono::Duration {
+        let first = self.queries.first().map(|q| q.0);
         let lags: Vec<i64> = self
             .sets
             .iter()
+            .filter(|(set, _)| first.is_some_and(|f| *set > f))
             .filter_map(|(set, value)| {
                 let read = self
                     .queries
@@ -227,7 +230,8 @@ impl Timeline {
     /// (and under `$SCALE_GOVERNOR_TIMELINE_DIR` too, when set) and returns
     /// the CSV's path.
     pub fn write(&self, name: &str, title: &str) -> PathBuf {
-        let mut dirs = vec![PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../e2e-timelines")];
+        let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let mut dirs = vec![target.parent().unwrap_or(&target).join("e2e-timelines")];
         dirs.extend(std::env::var_os("SCALE_GOVERNOR_TIMELINE_DIR").map(PathBuf::from));
         let svg = self.figure(title).svg().expect("drawing the timeline");
         let csv = self.csv();
