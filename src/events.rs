@@ -1,12 +1,14 @@
 //! Kubernetes Events for decisions, so `kubectl describe` explains every
 //! clamp, denial and audit, on the workload and on the HPA that targets it.
-//! Published off the request path: the webhook only queues a report; a
-//! background task talks to the apiserver. Repeats fold into series whose
-//! message and count stay current ([`series`]).
+//! Published off the request path: the webhook only folds a report into a
+//! pending series ([`pending`]); a background task writes each series at
+//! most once per interval, within a budget of writes a second, and the
+//! series' message and count stay current ([`series`]).
 
+pub mod pending;
 pub mod series;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use chrono::Utc;
 use k8s_openapi::{
@@ -17,10 +19,13 @@ use kube::{
     Api, Client,
     api::{Patch, PatchParams, PostParams},
 };
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use self::series::{SeriesCache, SeriesKey, Write};
+use self::{
+    pending::{Limits, Part, Pending},
+    series::{SeriesCache, SeriesKey, Write},
+};
 use crate::{
     cache::hpa::HpaIndex,
     engine::Outcome,
@@ -28,9 +33,6 @@ use crate::{
     report::Report,
 };
 
-/// Reports waiting beyond this are dropped (and counted) rather than letting
-/// a slow apiserver build up memory in the webhook.
-const QUEUE: usize = 1024;
 /// The Events API limits a note to 1 kB.
 const MAX_NOTE: usize = 1000;
 /// The Events API limits an action to 128 bytes.
@@ -67,26 +69,45 @@ pub struct Note {
     pub note: String,
 }
 
-/// The webhook's handle for queueing Events.
+/// The webhook's handle for Events.
 #[derive(Debug, Clone)]
 pub struct EventSink {
-    tx: mpsc::Sender<Report>,
+    pending: Arc<Pending>,
+    wake: Arc<Notify>,
     metrics: Arc<Metrics>,
 }
 
 impl EventSink {
-    /// Queues the Events of a report, unless it is a dry run or a repeat,
-    /// or has none. Never waits.
+    /// A sink whose series nobody publishes (tests, and `start`).
+    pub fn new(limits: Limits, metrics: Arc<Metrics>) -> EventSink {
+        EventSink {
+            pending: Arc::new(Pending::new(limits, Instant::now())),
+            wake: Arc::new(Notify::new()),
+            metrics,
+        }
+    }
+
+    /// Folds the Events of a report into their series, unless it is a dry
+    /// run or a repeat, or has none. Never waits on the apiserver.
     pub fn emit(&self, report: &Report) {
-        if report.dry_run || report.repeat || notes_for(report).is_empty() {
+        if report.dry_run || report.repeat {
             return;
         }
-        if self.tx.try_send(report.clone()).is_err() {
+        let added = self.pending.add(report, Instant::now());
+        if added.new > 0 {
+            self.wake.notify_one();
+        }
+        if added.dropped > 0 {
             self.metrics
                 .events
                 .get_or_create(&ResultLabels { result: "dropped" })
-                .inc();
+                .inc_by(added.dropped as u64);
         }
+    }
+
+    /// The pending series.
+    pub fn pending(&self) -> &Pending {
+        &self.pending
     }
 }
 
@@ -96,10 +117,11 @@ pub fn start(
     reporter: Reporter,
     hpas: Arc<HpaIndex>,
     metrics: Arc<Metrics>,
+    limits: Limits,
     shutdown: CancellationToken,
 ) -> EventSink {
-    let (tx, mut rx) = mpsc::channel::<Report>(QUEUE);
-    let task_metrics = metrics.clone();
+    let sink = EventSink::new(limits, metrics.clone());
+    let (pending, wake) = (sink.pending.clone(), sink.wake.clone());
     tokio::spawn(async move {
         let mut publisher = Publisher {
             client,
@@ -107,54 +129,24 @@ pub fn start(
             series: SeriesCache::default(),
         };
         loop {
-            let report = tokio::select! {
+            tokio::select! {
                 () = shutdown.cancelled() => return,
-                next = rx.recv() => match next { Some(r) => r, None => return },
-            };
-            let workload = reference(&report);
-            let hpas: Vec<ObjectReference> = hpas
-                .targeting(report.kind, &report.namespace, &report.name)
-                .into_iter()
-                .map(|hpa| ObjectReference {
-                    api_version: Some("autoscaling/v2".to_owned()),
-                    kind: Some("HorizontalPodAutoscaler".to_owned()),
-                    name: Some(hpa.name),
-                    namespace: Some(report.namespace.clone()),
-                    uid: hpa.uid,
-                    ..ObjectReference::default()
-                })
-                .collect();
-            for note in notes_for(&report) {
-                let is_decision = note.action != EDIT_ACTION;
-                let mut targets = vec![(workload.clone(), note.clone())];
-                if is_decision {
-                    // The HPA's own status does not say its write was cut.
-                    let on_hpa = Note {
-                        note: truncate(
-                            format!("{} {}: {}", report.kind.as_str(), report.name, note.note),
-                            MAX_NOTE,
-                        ),
-                        ..note.clone()
-                    };
-                    targets.extend(hpas.iter().map(|h| (h.clone(), on_hpa.clone())));
-                }
-                for (regarding, note) in targets {
-                    let result = match publisher.publish(&note, &regarding).await {
-                        Ok(()) => "ok",
-                        Err(err) => {
-                            tracing::warn!(error = %err, namespace = %report.namespace, name = ?regarding.name, "publishing Event failed");
-                            "error"
-                        }
-                    };
-                    task_metrics
+                () = wake.notified() => {}
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
+            for due in pending.due(Instant::now()) {
+                let folded = u64::from(due.count.saturating_sub(1));
+                if folded > 0 {
+                    metrics
                         .events
-                        .get_or_create(&ResultLabels { result })
-                        .inc();
+                        .get_or_create(&ResultLabels { result: "folded" })
+                        .inc_by(folded);
                 }
+                publisher.publish_due(&due, &hpas, &metrics).await;
             }
         }
     });
-    EventSink { tx, metrics }
+    sink
 }
 
 struct Publisher {
@@ -164,10 +156,58 @@ struct Publisher {
 }
 
 impl Publisher {
+    /// Writes a due series' Event on the workload, and for a decision on
+    /// every HPA that targets it (the HPA's own status does not say its
+    /// write was cut).
+    async fn publish_due(&mut self, due: &pending::Due, hpas: &HpaIndex, metrics: &Metrics) {
+        let report = &due.report;
+        let count = i32::try_from(due.count).unwrap_or(i32::MAX);
+        let wanted = |n: &Note| (n.action == EDIT_ACTION) == (due.part == Part::Notice);
+        let Some(note) = notes_for(report).into_iter().find(wanted) else {
+            return;
+        };
+        let mut targets = vec![(reference(report), note.clone())];
+        if due.part == Part::Decision {
+            let on_hpa = Note {
+                note: truncate(
+                    format!("{} {}: {}", report.kind.as_str(), report.name, note.note),
+                    MAX_NOTE,
+                ),
+                ..note
+            };
+            targets.extend(
+                hpas.targeting(report.kind, &report.namespace, &report.name)
+                    .into_iter()
+                    .map(|hpa| {
+                        let regarding = ObjectReference {
+                            api_version: Some("autoscaling/v2".to_owned()),
+                            kind: Some("HorizontalPodAutoscaler".to_owned()),
+                            name: Some(hpa.name),
+                            namespace: Some(report.namespace.clone()),
+                            uid: hpa.uid,
+                            ..ObjectReference::default()
+                        };
+                        (regarding, on_hpa.clone())
+                    }),
+            );
+        }
+        for (regarding, note) in targets {
+            let result = match self.publish(&note, &regarding, count).await {
+                Ok(()) => "ok",
+                Err(err) => {
+                    tracing::warn!(error = %err, namespace = %report.namespace, name = ?regarding.name, "publishing Event failed");
+                    "error"
+                }
+            };
+            metrics.events.get_or_create(&ResultLabels { result }).inc();
+        }
+    }
+
     async fn publish(
         &mut self,
         note: &Note,
         regarding: &ObjectReference,
+        occurrences: i32,
     ) -> Result<(), kube::Error> {
         let namespace = regarding.namespace.clone().unwrap_or_default();
         let key = SeriesKey {
@@ -178,7 +218,7 @@ impl Publisher {
             action: note.action.clone(),
         };
         let now = Utc::now();
-        let write = self.series.next(&key, &note.note, now);
+        let write = self.series.next(&key, &note.note, now, occurrences);
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
         let result = match &write {
             Write::Create { event, count } => {
@@ -309,35 +349,10 @@ fn reference(report: &Report) -> ObjectReference {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        engine::{Ledger, Request, decide},
-        policy::{Policy, keys},
-        workload::WorkloadKind,
-    };
+    use crate::policy::keys;
 
     fn report(annotations: &[(&str, &str)], requested: u32, dry_run: bool) -> Report {
-        let policy = Policy::from_annotations(annotations.iter().copied()).unwrap();
-        let request = Request {
-            current: 5,
-            requested,
-            actor: "alice",
-        };
-        Report {
-            kind: WorkloadKind::Deployment,
-            namespace: "shop".into(),
-            name: "web".into(),
-            uid: Some("u".into()),
-            actor: "alice".into(),
-            dry_run,
-            repeat: false,
-            decision: Some(decide(
-                &policy,
-                &Ledger::new(),
-                request,
-                "2026-11-23T10:00:00Z".parse().unwrap(),
-            )),
-            notice: None,
-        }
+        crate::report::sample(annotations, 5, requested, dry_run)
     }
 
     fn note_for(report: &Report) -> Option<Note> {
@@ -397,20 +412,18 @@ mod tests {
         assert_eq!(truncate("é".repeat(10), 7), "éé...");
     }
 
-    #[tokio::test]
-    async fn dry_runs_repeats_and_unchanged_decisions_are_not_queued() {
-        let (tx, mut rx) = mpsc::channel(4);
-        let sink = EventSink {
-            tx,
-            metrics: Arc::new(Metrics::new()),
-        };
+    #[test]
+    fn dry_runs_repeats_and_unchanged_decisions_are_not_folded() {
+        let sink = EventSink::new(Limits::default(), Arc::new(Metrics::new()));
         sink.emit(&report(&[(keys::MAX_REPLICAS, "20")], 100, true));
         sink.emit(&report(&[(keys::MAX_REPLICAS, "20")], 10, false));
         let mut repeat = report(&[(keys::MAX_REPLICAS, "20")], 100, false);
         repeat.repeat = true;
         sink.emit(&repeat);
+        assert!(sink.pending().is_empty());
         sink.emit(&report(&[(keys::MAX_REPLICAS, "20")], 100, false));
-        assert_eq!(rx.recv().await.unwrap().decision.unwrap().requested, 100);
-        assert!(rx.try_recv().is_err());
+        let due = sink.pending().due(Instant::now());
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].report.decision.as_ref().unwrap().requested, 100);
     }
 }

@@ -3,6 +3,9 @@
 //! neither side, so `webhook` and `events` both depend on it and not on each
 //! other.
 
+pub mod fold;
+pub mod logs;
+
 use crate::{engine::Decision, workload::WorkloadKind};
 
 /// A governed review, for Events, metrics and logs.
@@ -95,5 +98,42 @@ impl NoticeKind {
             NoticeKind::SourceFailed => "source-failed",
             NoticeKind::SourceRecovered => "source-recovered",
         }
+    }
+}
+
+/// A report of `alice` asking `requested` replicas of Deployment shop/web at
+/// `current`, decided by a policy of `annotations`.
+#[cfg(test)]
+pub(crate) fn sample(
+    annotations: &[(&str, &str)],
+    current: u32,
+    requested: u32,
+    dry_run: bool,
+) -> Report {
+    use crate::{
+        engine::{Ledger, Request, decide},
+        policy::Policy,
+    };
+    let policy = Policy::from_annotations(annotations.iter().copied()).unwrap();
+    let request = Request {
+        current,
+        requested,
+        actor: "alice",
+    };
+    Report {
+        kind: WorkloadKind::Deployment,
+        namespace: "shop".into(),
+        name: "web".into(),
+        uid: Some("u".into()),
+        actor: "alice".into(),
+        dry_run,
+        repeat: false,
+        decision: Some(decide(
+            &policy,
+            &Ledger::new(),
+            request,
+            "2026-11-23T10:00:00Z".parse().unwrap(),
+        )),
+        notice: None,
     }
 }

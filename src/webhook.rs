@@ -7,6 +7,8 @@ pub mod guard;
 mod reporting;
 pub mod review;
 
+pub use reporting::log_summaries;
+
 use std::{sync::Arc, time::Instant};
 
 use axum::{
@@ -20,13 +22,13 @@ use axum::{
 use chrono::Utc;
 
 use self::{admit::Endpoint, guard::AdmitConfig, review::ReviewResponse};
-use crate::tls::bundle::BundleStatus;
 use crate::{
     cache::Cache,
     events::EventSink,
     metrics::{EndpointLabels, KindLabels, Metrics},
     workload::WorkloadKind,
 };
+use crate::{report::logs::LogGate, tls::bundle::BundleStatus};
 
 /// The apiserver's own limit on a request body (`MaxRequestBodyBytes`).
 pub const APISERVER_REQUEST_BYTES: usize = 3 * 1024 * 1024;
@@ -54,6 +56,8 @@ pub struct Webhook {
     pub events: Option<EventSink>,
     /// Policy admins and the `suspend-until` cap.
     pub config: AdmitConfig,
+    /// Which decisions are logged at INFO, and the repeats of the others.
+    pub logs: Arc<LogGate>,
 }
 
 /// `/mutate` and `/validate`.

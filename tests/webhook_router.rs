@@ -49,6 +49,7 @@ fn webhook(annotations: &[(&str, &str)]) -> Arc<Webhook> {
         metrics: Arc::new(Metrics::new()),
         events: None,
         config: Default::default(),
+        logs: Default::default(),
     })
 }
 

@@ -12,11 +12,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     cache::{self, Cache, hpa::HpaIndex, pods::PodIndex},
-    events::{self, Reporter},
+    events::{self, Reporter, pending::Limits},
     leader::{self, LeaderConfig},
     ledgers,
     metrics::{Metrics, ResultLabels},
     recommender::{self, LoopConfig, LoopDeps},
+    report::logs::LogGate,
     server::{self, HttpsOptions},
     sources::{HttpClient, Sources},
     tls::{self, CertPaths, CertStore, bundle::BundleStatus},
@@ -103,6 +104,15 @@ pub struct Args {
     /// Workloads the leader evaluates at once.
     #[arg(long, default_value_t = 8)]
     pub recommend_concurrency: usize,
+    /// The longest an Event series waits for its next write: repeats of a
+    /// decision in between are folded into one write that carries their
+    /// count and the latest numbers, e.g. `10s`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub event_interval: Duration,
+    /// Event writes per second at most, across every workload (twice as
+    /// many at once after a quiet spell).
+    #[arg(long, default_value_t = 10.0)]
+    pub event_rate: f64,
     /// Log format: `text` for a terminal, `json` in a cluster.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -243,6 +253,12 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         },
         hpas.clone(),
         metrics.clone(),
+        Limits {
+            interval: args.event_interval,
+            per_second: args.event_rate.max(0.1),
+            burst: (2.0 * args.event_rate).max(1.0),
+            ..Limits::default()
+        },
         shutdown.clone(),
     );
     let webhook = Arc::new(Webhook {
@@ -256,7 +272,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             sources: sources.clone(),
             hpas: hpas.clone(),
         },
+        logs: Arc::new(LogGate::default()),
     });
+    tokio::spawn(summarize_repeats(webhook.logs.clone(), shutdown.clone()));
     let bundle = Arc::new(BundleStatus::default());
     tokio::spawn(tls::bundle::run(
         client.clone(),
@@ -351,6 +369,17 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     http?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Logs the repeats of decisions that have waited a while for a line.
+async fn summarize_repeats(gate: Arc<LogGate>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => webhook::log_summaries(&gate),
+        }
+    }
 }
 
 /// Mirrors the certificate store's reload counters into Prometheus.

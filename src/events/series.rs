@@ -60,9 +60,17 @@ pub struct SeriesCache {
 const TTL: Duration = Duration::minutes(6);
 
 impl SeriesCache {
-    /// What to write for `note` about `key` at `now`, remembering it as
-    /// written; call [`SeriesCache::forget`] if the write fails.
-    pub fn next(&mut self, key: &SeriesKey, note: &str, now: DateTime<Utc>) -> Write {
+    /// What to write for `occurrences` more of `note` about `key` at `now`,
+    /// remembering it as written; call [`SeriesCache::forget`] if the write
+    /// fails.
+    pub fn next(
+        &mut self,
+        key: &SeriesKey,
+        note: &str,
+        now: DateTime<Utc>,
+        occurrences: i32,
+    ) -> Write {
+        let occurrences = occurrences.max(1);
         self.series.retain(|_, s| now - s.last < TTL);
         let name = |now: DateTime<Utc>| {
             format!(
@@ -73,7 +81,7 @@ impl SeriesCache {
         };
         match self.series.get_mut(key) {
             Some(s) if s.note == note => {
-                s.count += 1;
+                s.count = s.count.saturating_add(occurrences);
                 s.last = now;
                 Write::Bump {
                     event: s.event.clone(),
@@ -81,7 +89,7 @@ impl SeriesCache {
                 }
             }
             Some(s) => {
-                s.count += 1;
+                s.count = s.count.saturating_add(occurrences);
                 s.last = now;
                 s.note = note.to_owned();
                 s.event = name(now);
@@ -97,11 +105,14 @@ impl SeriesCache {
                     Series {
                         event: event.clone(),
                         note: note.to_owned(),
-                        count: 1,
+                        count: occurrences,
                         last: now,
                     },
                 );
-                Write::Create { event, count: 1 }
+                Write::Create {
+                    event,
+                    count: occurrences,
+                }
             }
         }
     }
@@ -144,12 +155,12 @@ mod tests {
         let Write::Create {
             event: first,
             count: 1,
-        } = cache.next(&key("scale-up"), "asked 40, allowed 24", at(0))
+        } = cache.next(&key("scale-up"), "asked 40, allowed 24", at(0), 1)
         else {
             panic!("the first occurrence creates");
         };
         assert_eq!(
-            cache.next(&key("scale-up"), "asked 40, allowed 24", at(1)),
+            cache.next(&key("scale-up"), "asked 40, allowed 24", at(1), 1),
             Write::Bump {
                 event: first.clone(),
                 count: 2
@@ -158,18 +169,18 @@ mod tests {
         let Write::Create {
             event: second,
             count: 3,
-        } = cache.next(&key("scale-up"), "asked 40, allowed 28", at(2))
+        } = cache.next(&key("scale-up"), "asked 40, allowed 28", at(2), 1)
         else {
             panic!("new numbers make a new Event that continues the count");
         };
         assert_ne!(first, second);
         // Another rule is another series; an old series starts over.
         assert!(matches!(
-            cache.next(&key("max-replicas"), "asked 40, allowed 20", at(3)),
+            cache.next(&key("max-replicas"), "asked 40, allowed 20", at(3), 1),
             Write::Create { count: 1, .. }
         ));
         assert!(matches!(
-            cache.next(&key("scale-up"), "asked 40, allowed 28", at(3 + 6 * 60)),
+            cache.next(&key("scale-up"), "asked 40, allowed 28", at(3 + 6 * 60), 1),
             Write::Create { count: 1, .. }
         ));
         // The max-replicas series went stale too and was dropped.

@@ -1,11 +1,18 @@
 //! Metrics, a log line and an Event for each answered review. The log
 //! fields go on the event itself rather than a per-review span: a span costs
-//! more than the decision, and most reviews log nothing.
+//! more than the decision, and most reviews log nothing. Distinct decisions
+//! are logged at INFO, repeats at DEBUG and counted (`report::logs`).
+
+use std::time::Instant;
 
 use super::{Webhook, admit::Reviewed};
 use crate::{
     metrics::{EditLabels, ReviewLabels},
-    report::{NoticeKind, Report},
+    report::{
+        NoticeKind, Report,
+        fold::{key, signature},
+        logs::{LogGate, Verdict},
+    },
 };
 
 /// The `outcome` and `rule` labels of a review. Dry runs and repeats (the
@@ -56,6 +63,7 @@ pub(super) fn report(webhook: &Webhook, endpoint: &'static str, reviewed: &Revie
         return;
     };
     let uid = &reviewed.response.uid;
+    let now = Instant::now();
     if let Some(notice) = &report.notice {
         if !report.dry_run && !report.repeat {
             webhook
@@ -66,17 +74,33 @@ pub(super) fn report(webhook: &Webhook, endpoint: &'static str, reviewed: &Revie
                 })
                 .inc();
         }
-        tracing::info!(
-            endpoint,
-            %uid,
-            ns = %report.namespace,
-            workload = %report.name,
-            notice = notice.kind.event_reason(),
-            actor = %report.actor,
-            dry_run = report.dry_run,
-            "{}",
-            notice.message
-        );
+        let sig = key(&[notice.message.as_bytes(), &[u8::from(report.dry_run)]]);
+        let reason = notice.kind.event_reason();
+        match webhook
+            .logs
+            .check(report, reason, sig, now, || notice.message.clone())
+        {
+            Verdict::Say { folded } => tracing::info!(
+                endpoint,
+                %uid,
+                ns = %report.namespace,
+                workload = %report.name,
+                notice = reason,
+                actor = %report.actor,
+                dry_run = report.dry_run,
+                repeats = folded,
+                "{}",
+                notice.message
+            ),
+            Verdict::Fold => tracing::debug!(
+                %uid,
+                ns = %report.namespace,
+                workload = %report.name,
+                notice = reason,
+                "repeat: {}",
+                notice.message
+            ),
+        }
     }
     if let Some(d) = &report.decision {
         if d.reasons.is_empty() && d.warnings.is_empty() {
@@ -90,26 +114,67 @@ pub(super) fn report(webhook: &Webhook, endpoint: &'static str, reviewed: &Revie
                 "unchanged"
             );
         } else {
-            tracing::info!(
-                endpoint,
-                %uid,
-                ns = %report.namespace,
-                workload = %report.name,
-                decision = outcome,
-                rule,
-                actor = %report.actor,
-                kind = report.kind.as_str(),
-                current = d.current,
-                requested = d.requested,
-                replicas = d.replicas,
-                dry_run = report.dry_run,
-                reasons = %d.summary(),
-                warnings = ?d.warnings,
-                "{outcome}"
-            );
+            let rule = d.reasons.last().map_or("none", |r| r.rule.as_str());
+            let sig = signature(&[
+                d.outcome as u64,
+                u64::from(d.current),
+                u64::from(d.requested),
+                u64::from(d.replicas),
+                u64::from(report.dry_run),
+                d.warnings.len() as u64,
+            ]);
+            match webhook.logs.check(report, rule, sig, now, || d.summary()) {
+                Verdict::Say { folded } => tracing::info!(
+                    endpoint,
+                    %uid,
+                    ns = %report.namespace,
+                    workload = %report.name,
+                    decision = outcome,
+                    rule,
+                    actor = %report.actor,
+                    kind = report.kind.as_str(),
+                    current = d.current,
+                    requested = d.requested,
+                    replicas = d.replicas,
+                    dry_run = report.dry_run,
+                    repeats = folded,
+                    reasons = %d.summary(),
+                    warnings = ?d.warnings,
+                    "{outcome}"
+                ),
+                Verdict::Fold => tracing::debug!(
+                    %uid,
+                    ns = %report.namespace,
+                    workload = %report.name,
+                    decision = outcome,
+                    rule,
+                    actor = %report.actor,
+                    current = d.current,
+                    requested = d.requested,
+                    replicas = d.replicas,
+                    "repeat"
+                ),
+            }
         }
     }
     if let Some(events) = &webhook.events {
         events.emit(report);
+    }
+}
+
+/// Logs the repeats [`LogGate::sweep`] finds waiting for a line: a storm
+/// that stopped, or a rule that kept repeating for a whole interval.
+pub fn log_summaries(gate: &LogGate) {
+    for s in gate.sweep(Instant::now()) {
+        tracing::info!(
+            workload = %s.workload,
+            rule = s.rule,
+            repeats = s.repeats,
+            seconds = s.seconds,
+            "repeated {} times in {} s: {}",
+            s.repeats,
+            s.seconds,
+            s.last
+        );
     }
 }

@@ -1,0 +1,111 @@
+use super::*;
+use crate::{policy::keys, report::sample};
+
+fn clamp(name: &str, requested: u32) -> Report {
+    let mut r = sample(&[(keys::MAX_REPLICAS, "20")], 5, requested, false);
+    r.name = name.into();
+    r
+}
+
+fn limits() -> Limits {
+    Limits {
+        interval: Duration::from_secs(10),
+        per_second: 10.0,
+        burst: 20.0,
+        max_series: 100,
+    }
+}
+
+#[test]
+fn one_write_per_series_per_interval_with_the_latest_numbers_and_the_count() {
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let pending = Pending::new(limits(), t0);
+    assert_eq!(
+        pending.add(&clamp("web", 100), at(0)),
+        Added { new: 1, dropped: 0 }
+    );
+    // The first occurrence is written at once.
+    let due = pending.due(at(1));
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].count, 1);
+    // A storm: 1,000 repeats, then new numbers, all within the interval.
+    for i in 0..1000 {
+        assert_eq!(pending.add(&clamp("web", 100), at(2 + i)), Added::default());
+    }
+    pending.add(&clamp("web", 90), at(1500));
+    assert!(
+        pending.due(at(5_000)).is_empty(),
+        "no second write within 10 s"
+    );
+    let due = pending.due(at(10_001));
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].count, 1001);
+    assert_eq!(due[0].report.decision.as_ref().unwrap().requested, 90);
+    // Nothing new, nothing written.
+    assert!(pending.due(at(30_000)).is_empty());
+}
+
+#[test]
+fn the_budget_bounds_writes_across_workloads_and_the_oldest_go_first() {
+    let t0 = Instant::now();
+    let pending = Pending::new(limits(), t0);
+    for i in 0..50 {
+        pending.add(&clamp(&format!("w{i}"), 100), t0);
+    }
+    assert_eq!(pending.due(t0).len(), 20, "the burst");
+    // A second later 10 more tokens: the never-written go first.
+    let later = t0 + Duration::from_secs(1);
+    let due = pending.due(later);
+    assert_eq!(due.len(), 10);
+    assert!(due.iter().all(|d| d.count == 1));
+    assert_eq!(pending.due(later + Duration::from_secs(2)).len(), 20);
+    assert_eq!(pending.len(), 50);
+}
+
+#[test]
+fn series_beyond_the_bound_are_dropped_and_idle_ones_forgotten() {
+    let t0 = Instant::now();
+    let pending = Pending::new(
+        Limits {
+            max_series: 2,
+            ..limits()
+        },
+        t0,
+    );
+    pending.add(&clamp("a", 100), t0);
+    pending.add(&clamp("b", 100), t0);
+    assert_eq!(
+        pending.add(&clamp("c", 100), t0),
+        Added { new: 0, dropped: 1 }
+    );
+    // A known series still folds.
+    assert_eq!(pending.add(&clamp("a", 100), t0), Added::default());
+    assert_eq!(pending.due(t0).len(), 2);
+    assert_eq!(pending.len(), 2);
+    // Written and quiet for ten minutes: forgotten, room again.
+    pending.due(t0 + Duration::from_secs(601));
+    assert!(pending.is_empty());
+    assert_eq!(
+        pending
+            .add(&clamp("c", 100), t0 + Duration::from_secs(602))
+            .new,
+        1
+    );
+}
+
+#[test]
+fn a_decision_and_a_notice_are_two_series_and_unchanged_is_none() {
+    let t0 = Instant::now();
+    let pending = Pending::new(limits(), t0);
+    let mut both = clamp("web", 100);
+    both.notice = Some(crate::report::Notice {
+        kind: crate::report::NoticeKind::Loosened,
+        message: "alice loosened max-replicas".into(),
+    });
+    assert_eq!(pending.add(&both, t0).new, 2);
+    let unchanged = sample(&[(keys::MAX_REPLICAS, "20")], 5, 6, false);
+    assert_eq!(pending.add(&unchanged, t0), Added::default());
+    let parts: Vec<Part> = pending.due(t0).into_iter().map(|d| d.part).collect();
+    assert!(parts.contains(&Part::Notice) && parts.contains(&Part::Decision));
+}
