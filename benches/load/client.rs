@@ -1,6 +1,8 @@
 //! The apiserver's side of the wire: a few long-lived HTTP/2 connections over
 //! TLS (trusting only the benchmark's CA) that carry many concurrent streams,
-//! which is how the apiserver's Go client talks to a webhook.
+//! which is how the apiserver's Go client talks to a webhook; or, with
+//! `--http1`, a pool of keep-alive HTTP/1.1 connections, one request at a
+//! time each, as it does when HTTP/2 is off.
 
 use std::{
     net::SocketAddr,
@@ -16,7 +18,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::{
     Request, StatusCode,
     body::Bytes,
-    client::conn::http2::{self, SendRequest},
+    client::conn::{http1, http2},
     header,
 };
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -28,17 +30,26 @@ use tokio_rustls::TlsConnector;
 #[derive(Debug)]
 pub struct Client {
     uri: hyper::Uri,
-    connections: Vec<SendRequest<Full<Bytes>>>,
+    connections: Connections,
     next: AtomicUsize,
 }
 
+#[derive(Debug)]
+enum Connections {
+    Http2(Vec<http2::SendRequest<Full<Bytes>>>),
+    /// One request at a time each: a request takes the first idle one.
+    Http1(Vec<tokio::sync::Mutex<http1::SendRequest<Full<Bytes>>>>),
+}
+
 impl Client {
-    /// Opens `connections` HTTP/2 connections to `url` (https, IP host),
-    /// verifying the server against the CA in `ca_pem_file`.
+    /// Opens `connections` connections to `url` (https, IP host), HTTP/2 or
+    /// (`http1`) HTTP/1.1, verifying the server against the CA in
+    /// `ca_pem_file`.
     pub async fn connect(
         url: &str,
         ca_pem_file: &str,
         connections: usize,
+        http1: bool,
     ) -> anyhow::Result<Client> {
         let uri: hyper::Uri = url.parse().with_context(|| format!("bad --url {url}"))?;
         anyhow::ensure!(uri.scheme_str() == Some("https"), "--url must be https");
@@ -47,34 +58,64 @@ impl Client {
             .as_str()
             .parse()
             .context("--url host must be IP:PORT, as in a webhook's clientConfig.url")?;
-        let connector = connector(ca_pem_file)?;
-        let mut all = Vec::with_capacity(connections);
-        for _ in 0..connections.max(1) {
-            all.push(open(addr, &connector).await?);
-        }
+        let alpn: &[u8] = if http1 { b"http/1.1" } else { b"h2" };
+        let connector = connector(ca_pem_file, alpn)?;
+        let count = connections.max(1);
+        let connections = if http1 {
+            let mut all = Vec::with_capacity(count);
+            for _ in 0..count {
+                all.push(tokio::sync::Mutex::new(open_http1(addr, &connector).await?));
+            }
+            Connections::Http1(all)
+        } else {
+            let mut all = Vec::with_capacity(count);
+            for _ in 0..count {
+                all.push(open(addr, &connector).await?);
+            }
+            Connections::Http2(all)
+        };
         Ok(Client {
             uri,
-            connections: all,
+            connections,
             next: AtomicUsize::new(0),
         })
     }
 
     /// POSTs `body` and returns the status and response body.
     pub async fn post(&self, body: String) -> anyhow::Result<(StatusCode, Bytes)> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        let mut sender = self.connections[i].clone();
-        let request = Request::post(self.uri.clone())
+        let mut request = Request::post(self.uri.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json")
             .body(Full::new(Bytes::from(body)))?;
-        let response = sender.send_request(request).await?;
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let response = match &self.connections {
+            Connections::Http2(all) => {
+                let mut sender = all[start % all.len()].clone();
+                sender.send_request(request).await?
+            }
+            Connections::Http1(all) => {
+                if let Some(host) = self.uri.authority() {
+                    request
+                        .headers_mut()
+                        .insert(header::HOST, host.as_str().parse()?);
+                }
+                let idle =
+                    (0..all.len()).find_map(|k| all[(start + k) % all.len()].try_lock().ok());
+                let mut sender = match idle {
+                    Some(sender) => sender,
+                    None => all[start % all.len()].lock().await,
+                };
+                sender.ready().await?;
+                sender.send_request(request).await?
+            }
+        };
         let status = response.status();
         let body = response.into_body().collect().await?.to_bytes();
         Ok((status, body))
     }
 }
 
-fn connector(ca_pem_file: &str) -> anyhow::Result<TlsConnector> {
+fn connector(ca_pem_file: &str, alpn: &[u8]) -> anyhow::Result<TlsConnector> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca_pem_file)
         .with_context(|| format!("reading CA {ca_pem_file}"))?
@@ -84,22 +125,45 @@ fn connector(ca_pem_file: &str) -> anyhow::Result<TlsConnector> {
     let mut config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     Ok(TlsConnector::from(Arc::new(config)))
+}
+
+async fn handshake(
+    addr: SocketAddr,
+    connector: &TlsConnector,
+) -> anyhow::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    tcp.set_nodelay(true)?;
+    connector
+        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+        .await
+        .context("TLS handshake")
+}
+
+async fn open_http1(
+    addr: SocketAddr,
+    connector: &TlsConnector,
+) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
+    let tls = handshake(addr, connector).await?;
+    let (sender, connection) = http1::handshake(TokioIo::new(tls))
+        .await
+        .context("HTTP/1.1 handshake")?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            eprintln!("load: connection closed: {e}");
+        }
+    });
+    Ok(sender)
 }
 
 async fn open(
     addr: SocketAddr,
     connector: &TlsConnector,
-) -> anyhow::Result<SendRequest<Full<Bytes>>> {
-    let tcp = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
-    tcp.set_nodelay(true)?;
-    let tls = connector
-        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
-        .await
-        .context("TLS handshake")?;
+) -> anyhow::Result<http2::SendRequest<Full<Bytes>>> {
+    let tls = handshake(addr, connector).await?;
     anyhow::ensure!(
         tls.get_ref().1.alpn_protocol() == Some(b"h2"),
         "the server did not negotiate h2"

@@ -173,6 +173,18 @@ impl Fleet {
         }
     }
 
+    /// The `k`-th review of a clamp storm: far above `max-replicas` from
+    /// the seeded count, which the governor (and each peer) clamps.
+    pub fn clamp_ask(&self, k: u64) -> Ask {
+        let index = (k as usize % self.count) * self.stride % self.count;
+        let current = initial_replicas(index);
+        Ask {
+            index,
+            current,
+            requested: 10_000,
+        }
+    }
+
     /// Applies an answer, as the apiserver would: the Deployment now has the
     /// requested or the patched count, and the next ask starts from there.
     pub fn settle(&self, ask: Ask, answer: Answer) {
@@ -238,6 +250,24 @@ pub fn check_policy() -> anyhow::Result<()> {
         .and_then(|_| Policy::from_annotations(with_recommend))
         .map(drop)
         .map_err(|e| anyhow::anyhow!("benchmark policy does not parse: {e}"))
+}
+
+/// Reads only the uid a response echoes: it must be `uid`.
+pub fn read_uid(body: &[u8], uid: &str) -> Result<(), String> {
+    #[derive(Deserialize)]
+    struct Review {
+        response: Echo,
+    }
+    #[derive(Deserialize)]
+    struct Echo {
+        uid: String,
+    }
+    let review: Review =
+        serde_json::from_slice(body).map_err(|e| format!("response is not a review: {e}"))?;
+    if review.response.uid != uid {
+        return Err(format!("uid {} echoed for {uid}", review.response.uid));
+    }
+    Ok(())
 }
 
 /// Reads a response body: it must be an allowing AdmissionReview that echoes

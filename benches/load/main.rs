@@ -58,7 +58,7 @@ enum Command {
         concurrency: usize,
     },
     /// Send reviews and report.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -83,6 +83,29 @@ enum Mode {
     Saturate,
 }
 
+/// What the reviews ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shape {
+    /// HPA steps of one replica, and one Deployment in ten bursts: mostly
+    /// allowed, some clamped, as a fleet under HPAs.
+    Mixed,
+    /// Every review asks far above `max-replicas` from the seeded count:
+    /// every answer is a clamp, the same work for every server compared.
+    Clamp,
+}
+
+/// How much of each answer the generator checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Check {
+    /// An allowing review that echoes the uid, with a base64 JSON Patch of
+    /// `/spec/replicas` when it patches.
+    Full,
+    /// HTTP 200 and the uid echoed (a peer whose patch encoding differs).
+    Uid,
+    /// HTTP 200 (a static responder).
+    Status,
+}
+
 #[derive(Debug, clap::Args)]
 struct RunArgs {
     /// The webhook, e.g. https://127.0.0.1:8443/mutate.
@@ -99,9 +122,25 @@ struct RunArgs {
     /// Concurrent requests (saturation mode).
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    /// HTTP/2 connections; the apiserver keeps a few per webhook.
+    /// HTTP/2 connections; the apiserver keeps a few per webhook. With
+    /// `--http1`, the pool of keep-alive connections.
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// HTTP/1.1 keep-alive instead of HTTP/2.
+    #[arg(long)]
+    http1: bool,
+    /// What the reviews ask.
+    #[arg(long, value_enum, default_value_t = Shape::Mixed)]
+    shape: Shape,
+    /// How much of each answer to check.
+    #[arg(long, value_enum, default_value_t = Check::Full)]
+    check: Check,
+    /// Which server answers, for the side-by-side table.
+    #[arg(long, default_value = "governor")]
+    server: String,
+    /// Tab-separated file to append this run's figures to.
+    #[arg(long)]
+    tsv: Option<PathBuf>,
     /// Seconds of load before measuring.
     #[arg(long, default_value_t = 5)]
     warmup: u64,
@@ -165,7 +204,7 @@ fn main() -> ExitCode {
                 seed::seed(&kubeconfig, &fleet, concurrency).await?;
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Run(args) => run(args).await,
+            Command::Run(args) => run(*args).await,
         }
     });
     match result {
@@ -184,11 +223,13 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let saved: Vec<u32> = serde_json::from_str(&text).context("reading --state")?;
         fleet.restore(&saved)?;
     }
-    let client = client::Client::connect(&args.url, &args.ca, args.connections).await?;
+    let client = client::Client::connect(&args.url, &args.ca, args.connections, args.http1).await?;
     let target = Arc::new(Target {
         client,
         fleet,
         run_id: args.run_id,
+        shape: args.shape,
+        check: args.check,
     });
     let mut watched = args.watch.clone();
     watched.push(("client".to_owned(), std::process::id().to_string()));
@@ -232,6 +273,14 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     eprintln!("{}", row.summary());
     for e in &stats.error_samples {
         eprintln!("load: error: {e}");
+    }
+    if let Some(path) = &args.tsv {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        writeln!(file, "{}", row.tsv())?;
     }
     if let Some(path) = &args.report {
         let mut file = OpenOptions::new()
@@ -351,6 +400,47 @@ impl Row<'_> {
             self.memory(),
             self.cpu(),
             self.verdict()
+        )
+    }
+
+    /// CPU time of `name` per review, in µs (= ms per 1,000 reviews).
+    fn micros_per_review(&self, name: &str) -> Option<f64> {
+        let rate = self.stats.throughput().max(1e-9);
+        let cores = self.cores.iter().find(|(n, _)| n == name)?.1?;
+        Some(cores * 1e6 / rate)
+    }
+
+    /// `server proto mode reviews/s p50 p99 serve-µs/review RSS-MiB
+    /// apiserver-cores etcd-cores errors`, tab-separated.
+    fn tsv(&self) -> String {
+        let cores = |name: &str| {
+            self.cores
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|c| c.1)
+                .map_or("?".to_owned(), |c| format!("{c:.3}"))
+        };
+        let rss = self.after.map_or("?".to_owned(), |m| {
+            format!("{:.1}", m.rss_kib as f64 / 1024.0)
+        });
+        let mode = match self.args.mode {
+            Mode::Fixed => format!("fixed {}/s", self.args.rate),
+            Mode::Saturate => "saturated".to_owned(),
+        };
+        format!(
+            "{}\t{}\t{}\t{:.0}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            self.args.server,
+            if self.args.http1 { "h1" } else { "h2" },
+            mode,
+            self.stats.throughput(),
+            self.ms(0.5),
+            self.ms(0.99),
+            self.micros_per_review("serve")
+                .map_or("?".to_owned(), |m| format!("{m:.1}")),
+            rss,
+            cores("apiserver"),
+            cores("etcd"),
+            self.stats.errors
         )
     }
 

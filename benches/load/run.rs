@@ -22,8 +22,9 @@ use hdrhistogram::Histogram;
 use hyper::StatusCode;
 
 use crate::{
+    Check, Shape,
     client::Client,
-    fleet::{Answer, Fleet, read_answer},
+    fleet::{Answer, Fleet, read_answer, read_uid},
 };
 
 /// A request not answered by then is an error; the apiserver's own webhook
@@ -41,6 +42,10 @@ pub struct Target {
     pub fleet: Fleet,
     /// Distinguishes this run's uids from other runs against the same server.
     pub run_id: u32,
+    /// What the reviews ask.
+    pub shape: Shape,
+    /// How much of each answer to check.
+    pub check: Check,
 }
 
 /// Latencies in microseconds and outcome counts of the measured phase.
@@ -116,7 +121,10 @@ impl Stats {
 
 /// Sends review `k` and checks the answer; also settles the fleet.
 async fn one(target: &Target, k: u64) -> Result<Answer, String> {
-    let ask = target.fleet.ask(k);
+    let ask = match target.shape {
+        Shape::Mixed => target.fleet.ask(k),
+        Shape::Clamp => target.fleet.clamp_ask(k),
+    };
     let uid = format!(
         "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
         target.run_id,
@@ -138,8 +146,16 @@ async fn one(target: &Target, k: u64) -> Result<Answer, String> {
             String::from_utf8_lossy(&bytes)
         ));
     }
+    match target.check {
+        Check::Full => {}
+        Check::Uid => return read_uid(&bytes, &uid).map(|()| Answer::Clamped(0)),
+        Check::Status => return Ok(Answer::Clamped(0)),
+    }
     let answer = read_answer(&bytes, &uid)?;
-    target.fleet.settle(ask, answer);
+    // A clamp storm asks the same of the seeded counts every time.
+    if target.shape == Shape::Mixed {
+        target.fleet.settle(ask, answer);
+    }
     Ok(answer)
 }
 
