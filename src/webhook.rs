@@ -12,7 +12,7 @@ pub use reporting::log_summaries;
 use std::{sync::Arc, time::Instant};
 
 use axum::{
-    Json, Router,
+    Router,
     body::Bytes,
     extract::{DefaultBodyLimit, State},
     http::{StatusCode, header},
@@ -90,7 +90,7 @@ impl Webhook {
         let response = match admit::review(endpoint, body, &self.cache, &self.config, Utc::now()) {
             Ok(reviewed) => {
                 reporting::report(self, name, &reviewed);
-                Json(ReviewResponse::new(reviewed.version, reviewed.response)).into_response()
+                encode(&ReviewResponse::new(reviewed.version, reviewed.response))
             }
             Err(bad) => {
                 self.metrics.bad_reviews.get_or_create(&labels).inc();
@@ -108,6 +108,17 @@ impl Webhook {
             .get_or_create(&labels)
             .observe(started.elapsed().as_secs_f64());
         response
+    }
+}
+
+/// The response body, written into one buffer sized for a typical answer:
+/// axum's `Json` writes through a growable `BytesMut`, a call per token.
+fn encode(review: &ReviewResponse) -> Response {
+    let mut body = Vec::with_capacity(512);
+    match serde_json::to_writer(&mut body, review) {
+        Ok(()) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        // Only a map with non-string keys could fail; there is none.
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 

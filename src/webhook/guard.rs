@@ -100,8 +100,11 @@ impl PolicyAdmins {
             || user
                 .username
                 .as_ref()
-                .is_some_and(|u| self.users.contains(u))
-            || user.groups.iter().any(|g| self.groups.contains(g))
+                .is_some_and(|u| self.users.iter().any(|a| a == u))
+            || user
+                .groups
+                .iter()
+                .any(|g| self.groups.iter().any(|a| a == g))
     }
 }
 
@@ -201,10 +204,10 @@ mod tests {
         Policy::from_annotations(pairs.iter().copied()).unwrap()
     }
 
-    fn user(name: &str, groups: &[&str]) -> UserInfo {
+    fn user<'a>(name: &'a str, groups: &[&'a str]) -> UserInfo<'a> {
         UserInfo {
-            username: Some(name.to_owned()),
-            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            username: Some(name.into()),
+            groups: groups.iter().map(|g| (*g).into()).collect(),
         }
     }
 

@@ -2,7 +2,7 @@
 //! the object JSON instead of copying it, and the response side encodes the
 //! patch as base64 text, which is what the apiserver expects.
 
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::BTreeMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -23,30 +23,36 @@ pub struct AdmissionReview<'a> {
     pub request: Option<AdmissionRequest<'a>>,
 }
 
-/// `AdmissionRequest`, the fields the governor reads.
+/// `AdmissionRequest`, the fields the governor reads. Strings are borrowed
+/// from the body (a JSON string with an escape in it is the rare one
+/// copied), and the object and old object are kept raw until read.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AdmissionRequest<'a> {
     /// Echoed in the response.
-    pub uid: String,
+    #[serde(borrow)]
+    pub uid: Cow<'a, str>,
     /// Kind of the object sent (a `Scale` for `/scale`).
-    pub kind: GroupVersionKind,
+    #[serde(borrow)]
+    pub kind: GroupVersionKind<'a>,
     /// Resource addressed (`deployments` even for `/scale`).
-    pub resource: GroupVersionResource,
+    #[serde(borrow)]
+    pub resource: GroupVersionResource<'a>,
     /// `scale` for the scale subresource.
-    #[serde(default)]
-    pub sub_resource: Option<String>,
+    #[serde(default, borrow, deserialize_with = "optional_str")]
+    pub sub_resource: Option<Cow<'a, str>>,
     /// Object name; absent on some CREATEs with generateName.
-    #[serde(default)]
-    pub name: Option<String>,
+    #[serde(default, borrow, deserialize_with = "optional_str")]
+    pub name: Option<Cow<'a, str>>,
     /// Object namespace.
-    #[serde(default)]
-    pub namespace: Option<String>,
+    #[serde(default, borrow, deserialize_with = "optional_str")]
+    pub namespace: Option<Cow<'a, str>>,
     /// CREATE, UPDATE, DELETE or CONNECT.
-    pub operation: String,
+    #[serde(borrow)]
+    pub operation: Cow<'a, str>,
     /// Who asks.
-    #[serde(default)]
-    pub user_info: UserInfo,
+    #[serde(default, borrow)]
+    pub user_info: UserInfo<'a>,
     /// The object after the change.
     #[serde(default, borrow)]
     pub object: Option<&'a RawValue>,
@@ -67,8 +73,8 @@ pub struct AdmissionRequest<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct WriteOptions<'a> {
     /// The writer's field manager, e.g. `kubectl-client-side-apply`.
-    #[serde(default, borrow)]
-    pub field_manager: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "optional_str")]
+    pub field_manager: Option<Cow<'a, str>>,
 }
 
 impl AdmissionRequest<'_> {
@@ -80,41 +86,84 @@ impl AdmissionRequest<'_> {
 
 /// Group, version and kind.
 #[derive(Debug, Default, Deserialize)]
-pub struct GroupVersionKind {
+pub struct GroupVersionKind<'a> {
     /// API group; empty for core.
-    #[serde(default)]
-    pub group: String,
+    #[serde(default, borrow)]
+    pub group: Cow<'a, str>,
     /// API version.
-    #[serde(default)]
-    pub version: String,
+    #[serde(default, borrow)]
+    pub version: Cow<'a, str>,
     /// Kind.
-    #[serde(default)]
-    pub kind: String,
+    #[serde(default, borrow)]
+    pub kind: Cow<'a, str>,
 }
 
 /// Group, version and resource.
 #[derive(Debug, Default, Deserialize)]
-pub struct GroupVersionResource {
+pub struct GroupVersionResource<'a> {
     /// API group; empty for core.
-    #[serde(default)]
-    pub group: String,
+    #[serde(default, borrow)]
+    pub group: Cow<'a, str>,
     /// API version.
-    #[serde(default)]
-    pub version: String,
+    #[serde(default, borrow)]
+    pub version: Cow<'a, str>,
     /// Plural resource name.
-    #[serde(default)]
-    pub resource: String,
+    #[serde(default, borrow)]
+    pub resource: Cow<'a, str>,
 }
 
 /// The requesting user.
 #[derive(Debug, Default, Deserialize)]
-pub struct UserInfo {
+pub struct UserInfo<'a> {
     /// Username, e.g. `system:serviceaccount:kube-system:horizontal-pod-autoscaler`.
-    #[serde(default)]
-    pub username: Option<String>,
+    #[serde(default, borrow, deserialize_with = "optional_str")]
+    pub username: Option<Cow<'a, str>>,
     /// Groups, e.g. `system:masters`.
-    #[serde(default)]
-    pub groups: Vec<String>,
+    #[serde(default, borrow, deserialize_with = "strings")]
+    pub groups: Vec<Cow<'a, str>>,
+}
+
+/// Deserializes a string borrowed from the body when it has no escapes,
+/// copied when it has. serde borrows a bare `Cow<str>` field marked
+/// `borrow`, but not one inside an `Option` or a `Vec`: these go through
+/// here.
+struct BorrowedStr<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for BorrowedStr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v))
+            }
+        }
+        d.deserialize_str(Visitor).map(BorrowedStr)
+    }
+}
+
+/// `Option<Cow<str>>`, borrowed when it can be.
+pub(crate) fn optional_str<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    Ok(Option::<BorrowedStr<'a>>::deserialize(d)?.map(|s| s.0))
+}
+
+/// `Vec<Cow<str>>`, each borrowed when it can be.
+fn strings<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Cow<'a, str>>, D::Error> {
+    Ok(Vec::<BorrowedStr<'a>>::deserialize(d)?
+        .into_iter()
+        .map(|s| s.0)
+        .collect())
 }
 
 /// The AdmissionReview versions the webhook answers. The response shape is
@@ -231,4 +280,37 @@ pub struct Status {
     pub reason: String,
     /// The user-facing explanation.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_borrowed_from_the_body_unless_escaped() {
+        let body = r#"{"request":{"uid":"u1","kind":{"kind":"Scale"},"resource":{"group":"apps","resource":"deployments"},
+            "subResource":"scale","name":"web","namespace":"shop","operation":"UPDATE",
+            "userInfo":{"username":"a\u0026b","groups":["plain","q\"uote"]},
+            "options":{"fieldManager":"kubectl"}}}"#;
+        let review: AdmissionReview<'_> = serde_json::from_str(body).unwrap();
+        let req = review.request.unwrap();
+        assert!(matches!(req.name, Some(Cow::Borrowed("web"))));
+        assert!(matches!(req.sub_resource, Some(Cow::Borrowed("scale"))));
+        assert!(matches!(req.uid, Cow::Borrowed("u1")));
+        // Go's encoder escapes `&` as \u0026: read, as a copy.
+        assert_eq!(req.user_info.username.as_deref(), Some("a&b"));
+        assert!(matches!(req.user_info.groups[0], Cow::Borrowed("plain")));
+        assert_eq!(req.user_info.groups[1], "q\"uote");
+        assert_eq!(req.field_manager(), Some("kubectl"));
+        // Absent optional strings stay absent; a wrong type is an error.
+        let bare = r#"{"request":{"uid":"u","kind":{},"resource":{},"operation":"CREATE"}}"#;
+        let req = serde_json::from_str::<AdmissionReview<'_>>(bare)
+            .unwrap()
+            .request
+            .unwrap();
+        assert!(req.name.is_none() && req.user_info.username.is_none());
+        let wrong =
+            r#"{"request":{"uid":"u","kind":{},"resource":{},"operation":"CREATE","name":7}}"#;
+        assert!(serde_json::from_str::<AdmissionReview<'_>>(wrong).is_err());
+    }
 }

@@ -101,7 +101,7 @@ pub(super) fn invalid_policy(
     subject: &Subject<'_>,
     invalid: Invalid,
 ) -> Answer {
-    let uid = subject.object.metadata.uid.clone();
+    let uid = subject.object.metadata.uid.as_deref().map(str::to_owned);
     let error = invalid.error.to_string();
     // A workload write is the validating webhook's to refuse; a /scale of a
     // workload with a broken policy is warned about once, by the first.

@@ -1,7 +1,7 @@
 //! What a review is about: the object and old object as sent, read only as
 //! far as the decision needs, and the policies that govern the request.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{borrow::Cow, collections::BTreeMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
@@ -13,7 +13,7 @@ use crate::{
     cache::Cache,
     managed::recommendation_by_governor,
     policy::{PREFIX, Policy, PolicyError, keys},
-    webhook::review::AdmissionRequest,
+    webhook::review::{AdmissionRequest, optional_str},
     workload::{WorkloadKind, is_governed, policy_of},
 };
 
@@ -27,9 +27,12 @@ pub(super) struct Object<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct Meta<'a> {
-    pub name: Option<String>,
-    pub namespace: Option<String>,
-    pub uid: Option<String>,
+    #[serde(default, borrow, deserialize_with = "optional_str")]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "optional_str")]
+    pub namespace: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "optional_str")]
+    pub uid: Option<Cow<'a, str>>,
     pub labels: Option<BTreeMap<String, String>>,
     pub annotations: Option<BTreeMap<String, String>>,
     /// Kept raw: read only when a `recommendation` needs vetting.
@@ -98,8 +101,8 @@ impl Object<'_> {
 pub(super) struct Subject<'a> {
     pub object: Object<'a>,
     pub old: Option<Object<'a>>,
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Cow<'a, str>,
+    pub name: Cow<'a, str>,
 }
 
 /// Reads `object` and `oldObject`. No object (a DELETE sent by mistake) is
@@ -215,6 +218,6 @@ pub(super) fn governing(
     Ok(Ok(Governing {
         stored,
         new,
-        uid: subject.object.metadata.uid.clone(),
+        uid: subject.object.metadata.uid.as_deref().map(str::to_owned),
     }))
 }
