@@ -11,7 +11,7 @@ CLUSTER_KUBECONFIG := $(CURDIR)/target/cluster/kubeconfig
 PROPTEST_SEED ?= 20261201
 TOOLS = $(shell .ci/tools.sh cargo-deny shellcheck)
 
-.PHONY: help check lint test soak props demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load bench-recommender bench-ledger quality
+.PHONY: help check lint test soak props demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load bench-review bench-recommender bench-ledger quality
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -91,13 +91,16 @@ fuzz: ## Fuzz the policy and review parsers for FUZZ_SECONDS each (default 600)
 # Starts its own control plane in target/cluster-bench (not the shared one),
 # the release `serve`, and a load generator on the same 2 cores; takes about
 # 5 minutes. See "Webhook under load" in docs/performance.md.
-bench-load: ## Load benchmark of serve over TLS with 10,000 cached Deployments; writes target/bench/load-report.md
+bench-load: ## Load benchmark of serve over TLS with 10,000 cached Deployments (PEERS=1: side by side with a minimal kube-rs webhook and a static responder); writes target/bench/load-report.md
 	benches/load.sh
 
 # Same dedicated control plane as bench-load; about 6 minutes. See "The
 # recommender loop" in docs/performance.md.
 bench-ledger: ## What the ledger costs the apiserver: one change in each candidate store, and writes by a steady fleet of 1,000 (goal 0); writes target/bench/ledger-report.md
 	benches/ledger.sh
+
+bench-review: ## Instructions and allocations per review in the handler, under valgrind; writes target/bench/review-report.md
+	benches/review.sh
 
 bench-recommender: ## Cost of the recommender loop: 5,000 schedule-only and 1,000 HTTP JSON Deployments; writes target/bench/recommender-report.md
 	benches/recommender.sh
