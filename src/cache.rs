@@ -5,8 +5,10 @@
 
 mod entry;
 pub mod hpa;
+mod interned;
 mod persisted;
 pub mod pods;
+pub mod slim;
 pub mod watch;
 
 use std::sync::{
@@ -95,6 +97,8 @@ pub struct Cache {
     /// The ledger objects, by the key of their workload.
     persisted_deployments: papaya::HashMap<String, Arc<Persisted>>,
     persisted_statefulsets: papaya::HashMap<String, Arc<Persisted>>,
+    /// One copy of each distinct policy.
+    policies: interned::Interner,
 }
 
 /// `namespace/name`, the cache key.
@@ -219,7 +223,7 @@ impl Cache {
     pub fn apply(&self, update: Update<'_>, now: DateTime<Utc>) {
         let observed = Observed {
             uid: update.uid,
-            policy: update.policy.map(Arc::new),
+            policy: update.policy.map(|p| self.policies.intern(p)),
             replicas: update.replicas,
             replicas_writer: update.actor.map(str::to_owned),
             state: update.state.map(str::to_owned),

@@ -14,7 +14,7 @@ use kube::{
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use super::{Cache, Update, key};
+use super::{Cache, Update, key, slim::Slim};
 use crate::{
     managed::{
         annotation_by_governor, recommendation_by_governor, replicas_writer, replicas_written_at,
@@ -55,6 +55,14 @@ impl Watched for StatefulSet {
     }
 }
 
+/// What the watches read: the kind, slim.
+impl<K: Watched> Watched for Slim<K> {
+    const KIND: WorkloadKind = K::KIND;
+    fn replicas(&self) -> u32 {
+        self.replicas.unwrap_or(1).max(0) as u32
+    }
+}
+
 /// Watches both kinds until `shutdown`, cluster-wide or in one namespace;
 /// the watcher retries with backoff on its own, so this only returns on
 /// shutdown.
@@ -76,8 +84,8 @@ pub async fn run(
         () = shutdown.cancelled() => return,
         () = cache.ledgers_synced() => {}
     }
-    let deployments = watch::<Deployment>(deployments, cache.clone());
-    let statefulsets = watch::<StatefulSet>(statefulsets, cache);
+    let deployments = watch::<Slim<Deployment>>(deployments, cache.clone());
+    let statefulsets = watch::<Slim<StatefulSet>>(statefulsets, cache);
     tokio::select! {
         () = shutdown.cancelled() => {}
         () = async { tokio::join!(deployments, statefulsets); } => {}
