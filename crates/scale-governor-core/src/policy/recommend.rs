@@ -29,6 +29,11 @@ pub enum Trend {
     Velocity,
     /// Demand plus velocity × lead plus ½ acceleration × lead².
     Acceleration,
+    /// The highest demand expected within the lead from the same time a day
+    /// and a week ago, scaled to the current level, plus the observed
+    /// quantile of its past errors ([`crate::recommend::seasonal`]); the
+    /// velocity strategy until a day of history is there.
+    Seasonal,
 }
 
 /// A pool of pre-warmed pods for sessions that each reserve one pod.
@@ -92,6 +97,10 @@ pub struct RecommendConfig {
     /// Keep the highest recommendation for this long.
     #[serde(default = "default_hold")]
     pub hold_seconds: u32,
+    /// With `trend: seasonal`: the quantile of past forecast errors added to
+    /// the forecast as headroom.
+    #[serde(default = "default_error_quantile")]
+    pub error_quantile: f64,
     /// A warm pool of pre-warmed pods (with `source: pods`).
     #[serde(default)]
     pub warm_pool: Option<WarmPool>,
@@ -111,6 +120,9 @@ fn default_smoothing() -> u32 {
 }
 fn default_hold() -> u32 {
     300
+}
+fn default_error_quantile() -> f64 {
+    0.95
 }
 
 /// A recommendation's lifetime when the `recommend` annotation sets none:
@@ -249,6 +261,12 @@ impl RecommendConfig {
             return bad(
                 "tolerance",
                 "tolerance must be at least 0 and below 1".to_owned(),
+            );
+        }
+        if !(config.error_quantile > 0.0 && config.error_quantile < 1.0) {
+            return bad(
+                "errorQuantile",
+                "errorQuantile must be above 0 and below 1, like 0.95".to_owned(),
             );
         }
         if config.ttl_seconds == 0 {

@@ -15,6 +15,7 @@ fn config(actors: &[Actor]) -> Config {
         actors: actors.to_vec(),
         metric_delay: Duration::zero(),
         hpa: None,
+        interpolation: Interpolation::Step,
     }
 }
 
