@@ -29,6 +29,7 @@ fn main() {
         actors: Actor::ALL.to_vec(),
         metric_delay: Duration::zero(),
         hpa: None,
+        interpolation: simulate::Interpolation::Linear,
     };
     let mut doc = header(&workloads, &config);
     let charts = root.join("docs/quality");

@@ -55,6 +55,7 @@ fn bench(c: &mut Criterion) {
         actors: Actor::ALL.to_vec(),
         metric_delay: Duration::zero(),
         hpa: None,
+        interpolation: simulate::Interpolation::Linear,
     };
     let mut group = c.benchmark_group("simulate");
     group.sample_size(10);

@@ -309,7 +309,7 @@ mod tests {
     use super::*;
     use crate::{
         policy::{Policy, keys},
-        simulate::{Actor, Config, Trace, Workload, simulate},
+        simulate::{Actor, Config, Interpolation, Trace, Workload, simulate},
     };
 
     #[test]
@@ -335,6 +335,7 @@ mod tests {
             actors: Actor::ALL.to_vec(),
             metric_delay: Duration::zero(),
             hpa: None,
+            interpolation: Interpolation::Step,
         };
         let workloads = [Workload {
             name: "web".into(),

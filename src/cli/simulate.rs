@@ -106,6 +106,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         actors: args.actors.clone(),
         metric_delay: Duration::zero(),
         hpa: None,
+        interpolation: simulate::Interpolation::Linear,
     };
     let sim = simulate::simulate(&trace, &workloads, &config);
     if let Some(path) = &args.timeline {
