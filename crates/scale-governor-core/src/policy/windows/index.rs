@@ -25,6 +25,10 @@ const LATEST_OFFSET_SECONDS: i64 = 14 * 3600;
 const LONG_SECONDS: i64 = 8 * 86_400;
 const WEEK_MINUTES: u32 = 7 * 1440;
 
+/// `(from, to, entry)`: minutes of the week (Monday 00:00 = 0) a weekly
+/// window covers on its zone's wall clock.
+type WeekSpan = (u32, u32, usize);
+
 /// The candidates for each kind of window.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Index {
@@ -35,9 +39,8 @@ pub(super) struct Index {
     widest: i64,
     /// Absolute windows too long for the envelope search.
     long: Vec<usize>,
-    /// Per zone, `(from, to, entry)` minutes of the week (Monday 00:00 = 0)
-    /// a weekly window covers on its wall clock, sorted by `from`.
-    weekly: Vec<(Tz, Vec<(u32, u32, usize)>)>,
+    /// Per zone, the spans of its weekly windows, sorted by `from`.
+    weekly: Vec<(Tz, Vec<WeekSpan>)>,
 }
 
 impl Index {
