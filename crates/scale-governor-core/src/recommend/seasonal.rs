@@ -237,6 +237,13 @@ impl Seasonal {
         self.bins.iter().filter(|b| b.count > 0).count()
     }
 
+    /// The highest demand seen in the bin that holds `at`, if it holds any.
+    pub fn highest_at(&self, at: DateTime<Utc>) -> Option<f64> {
+        self.get(index_of(at))
+            .filter(|b| b.count > 0)
+            .map(|b| f64::from(b.max))
+    }
+
     /// The first instant the history covers, if any.
     pub fn start(&self) -> Option<DateTime<Utc>> {
         (!self.bins.is_empty())
