@@ -210,7 +210,7 @@ mod tests {
         }
         // The HPA is short while its pods start: marked, and its share said.
         assert!(
-            whole.contains("hpa (10.00 % of the time under-provisioned)"),
+            whole.contains("hpa (10.00 % of the time drawn under-provisioned)"),
             "{whole}"
         );
         assert!(whole.contains("oracle (0.00 % of the time drawn under-provisioned)"));
