@@ -139,7 +139,9 @@ impl Figure {
             let span = end - start;
             // The date on every label once a range spans days; the zone in
             // the axis's name.
-            let format = if span > chrono::Duration::days(3) {
+            // Eight labels: by the date alone only when they are a day or
+            // more apart.
+            let format = if span > chrono::Duration::days(8) {
                 "%a %Y-%m-%d"
             } else if span > chrono::Duration::hours(6) {
                 "%a %m-%d %H:%M"
