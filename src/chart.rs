@@ -1,6 +1,6 @@
 //! SVG charts on a shared time axis: panels of series over time, with spans
 //! shaded (a policy's time windows) and spans marked (under-provisioned
-//! time). `simulate` draws one panel per run ([`svg`], in [`simulation`]);
+//! time). `simulate` draws one panel per run ([`svg`]);
 //! a recorded cluster run draws its timeline through the same [`Figure`],
 //! so a chart of the simulator and one of the cluster read alike. The time
 //! axis is labelled on the wall clock of a zone, with the date.
