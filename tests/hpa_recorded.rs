@@ -192,16 +192,20 @@ async fn settle(
 /// Replays `demand` through the emulation: an `Hpa` from the same policy,
 /// synced every second (the controller's `--horizontal-pod-autoscaler-sync-period`),
 /// [`SYNCS_PER_STEP`] times per step, writing back what it decides.
-fn emulate(demand: &[u64]) -> Vec<u32> {
+/// The HPA's `minReplicas`, `maxReplicas` and `behavior` as a policy.
+fn hpa_policy() -> Policy {
     let (min, max) = (MIN_REPLICAS.to_string(), MAX_REPLICAS.to_string());
-    let policy = Policy::from_annotations([
+    Policy::from_annotations([
         (keys::MIN_REPLICAS, min.as_str()),
         (keys::MAX_REPLICAS, max.as_str()),
         (keys::SCALE_UP, SCALE_UP),
         (keys::SCALE_DOWN, SCALE_DOWN),
     ])
-    .expect("the HPA's behavior parses as a policy");
-    let mut hpa = Hpa::new(&policy, TARGET as f64, TOLERANCE);
+    .expect("the HPA's behavior parses as a policy")
+}
+
+fn emulate(demand: &[u64]) -> Vec<u32> {
+    let mut hpa = Hpa::new(&hpa_policy(), TARGET as f64, TOLERANCE);
     let mut now: DateTime<Utc> = "2026-01-05T09:00:00Z".parse().unwrap();
     let mut current = 1; // the Deployment's replicas when the HPA was created
     demand
@@ -233,14 +237,7 @@ fn simulate_at_the_recordings_metric_delay_gives_the_table() {
         .map(|(i, d)| (start + hold * i as i32, *d as f64))
         .collect();
     let trace = Trace::from_points(points).unwrap();
-    let (min, max) = (MIN_REPLICAS.to_string(), MAX_REPLICAS.to_string());
-    let hpa = Policy::from_annotations([
-        (keys::MIN_REPLICAS, min.as_str()),
-        (keys::MAX_REPLICAS, max.as_str()),
-        (keys::SCALE_UP, SCALE_UP),
-        (keys::SCALE_DOWN, SCALE_DOWN),
-    ])
-    .unwrap();
+    let hpa = hpa_policy();
     for delay in [0, 1, 2] {
         let config = Config {
             capacity: TARGET as f64,
