@@ -191,8 +191,11 @@ pub struct Recommender {
 impl Recommender {
     /// A recommender with no history.
     pub fn new(config: RecommendConfig) -> Recommender {
-        let seasonal =
-            (config.trend == Trend::Seasonal).then(|| Seasonal::new(config.lead_seconds));
+        let seasonal = (config.trend == Trend::Seasonal).then(|| {
+            let mut seasonal = Seasonal::new(config.lead_seconds);
+            seasonal.set_zone(config.zone());
+            seasonal
+        });
         Recommender {
             config,
             last: None,
@@ -213,6 +216,7 @@ impl Recommender {
     pub fn restore_seasonal(&mut self, mut history: Seasonal) {
         if self.config.trend == Trend::Seasonal {
             history.set_lead(self.config.lead_seconds);
+            history.set_zone(self.config.zone());
             self.seasonal = Some(history);
         }
     }
@@ -251,8 +255,15 @@ impl Recommender {
     /// trend.
     pub fn reconfigure(&mut self, config: RecommendConfig) {
         match (config.trend == Trend::Seasonal, self.seasonal.as_mut()) {
-            (true, None) => self.seasonal = Some(Seasonal::new(config.lead_seconds)),
-            (true, Some(seasonal)) => seasonal.set_lead(config.lead_seconds),
+            (true, None) => {
+                let mut seasonal = Seasonal::new(config.lead_seconds);
+                seasonal.set_zone(config.zone());
+                self.seasonal = Some(seasonal);
+            }
+            (true, Some(seasonal)) => {
+                seasonal.set_lead(config.lead_seconds);
+                seasonal.set_zone(config.zone());
+            }
             (false, Some(_)) => self.seasonal = None,
             (false, None) => {}
         }

@@ -284,6 +284,7 @@ impl Ctx<'_> {
             smoothing_seconds: 120,
             hold_seconds: 300,
             error_quantile: 0.95,
+            time_zone: None,
             warm_pool: None,
             kind,
             ttl_seconds: 300,

@@ -32,7 +32,13 @@ fn step() -> impl Strategy<Value = i64> {
 }
 
 fn policy() -> impl Strategy<Value = (Option<u32>, Option<u32>, &'static str)> {
-    let trend = prop_oneof![Just("none"), Just("velocity"), Just("seasonal")];
+    let trend = prop_oneof![
+        Just("none"),
+        Just("velocity"),
+        Just("seasonal"),
+        Just(r#"seasonal","timeZone":"America/New_York"#),
+        Just(r#"seasonal","timeZone":"Australia/Lord_Howe"#),
+    ];
     (prop::option::of(0..6u32), prop::option::of(0..60u32), trend)
 }
 

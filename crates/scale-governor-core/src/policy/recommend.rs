@@ -101,6 +101,11 @@ pub struct RecommendConfig {
     /// the forecast as headroom.
     #[serde(default = "default_error_quantile")]
     pub error_quantile: f64,
+    /// With `trend: seasonal`: the IANA zone whose wall clock the daily and
+    /// weekly seasons follow (UTC when absent), so a pattern set by local
+    /// time is met on the day the clock changes too.
+    #[serde(default)]
+    pub time_zone: Option<String>,
     /// A warm pool of pre-warmed pods (with `source: pods`).
     #[serde(default)]
     pub warm_pool: Option<WarmPool>,
@@ -269,6 +274,14 @@ impl RecommendConfig {
                 "errorQuantile must be above 0 and below 1, like 0.95".to_owned(),
             );
         }
+        if let Some(zone) = &config.time_zone
+            && zone.parse::<chrono_tz::Tz>().is_err()
+        {
+            return bad(
+                "timeZone",
+                format!("unknown time zone \"{zone}\", expected an IANA name like Europe/Berlin"),
+            );
+        }
         if config.ttl_seconds == 0 {
             return bad("ttlSeconds", "ttlSeconds must be positive".to_owned());
         }
@@ -278,6 +291,15 @@ impl RecommendConfig {
     /// `targetPerPod`, or 1 for a warm pool (where it is unused).
     pub fn target_per_pod(&self) -> f64 {
         self.target_per_pod.unwrap_or(1.0)
+    }
+
+    /// The zone the seasonal strategy's days follow: `timeZone`, UTC when
+    /// absent (parsing refused an unknown one).
+    pub fn zone(&self) -> chrono_tz::Tz {
+        self.time_zone
+            .as_deref()
+            .and_then(|z| z.parse().ok())
+            .unwrap_or(chrono_tz::Tz::UTC)
     }
 
     /// Whether demand is read from a metric (Prometheus or HTTP JSON).

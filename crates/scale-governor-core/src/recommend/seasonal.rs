@@ -25,6 +25,8 @@
 //!
 //! History is kept in 5-minute bins (highest and mean demand, and that
 //! error) for two weeks: 4,033 bins, which is what [`summary`] persists.
+//! "A day ago" is 288 bins back in UTC, or, with a `timeZone`, the same
+//! wall-clock time the day before (276 or 300 bins across a DST change).
 //!
 //! What a season cannot know is kept out of it:
 //! - **Outages.** A run of bins under 10 % of what the season expected for
@@ -49,7 +51,8 @@ mod tests;
 
 use std::collections::VecDeque;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone as _, Utc};
+use chrono_tz::Tz;
 
 /// Width of a history bin.
 pub const BIN_SECONDS: i64 = 300;
@@ -165,6 +168,9 @@ pub struct Seasonal {
     low_run: u32,
     /// How far ahead the forecast looks.
     lead_seconds: u32,
+    /// The wall clock the seasons follow: a day ago is the same local time
+    /// yesterday, across a DST change too.
+    zone: Tz,
     /// The last sample, which the forecast starts from.
     last: Option<(DateTime<Utc>, f64)>,
     pending: VecDeque<Pending>,
@@ -186,6 +192,7 @@ impl Seasonal {
             first: 0,
             low_run: 0,
             lead_seconds,
+            zone: Tz::UTC,
             last: None,
             pending: VecDeque::new(),
             level_cache: None,
@@ -206,6 +213,25 @@ impl Seasonal {
     /// Looks `lead_seconds` ahead from now on.
     pub fn set_lead(&mut self, lead_seconds: u32) {
         self.lead_seconds = lead_seconds;
+    }
+
+    /// Follows `zone`'s wall clock from now on.
+    pub fn set_zone(&mut self, zone: Tz) {
+        self.zone = zone;
+    }
+
+    /// The bin `days` days before `index` on the zone's wall clock: 288
+    /// bins in UTC, 276 or 300 across a DST change. A local time the clock
+    /// skipped, or an instant out of range, falls back to whole days.
+    pub(crate) fn days_before(&self, index: i64, days: i64) -> i64 {
+        let plain = index - days * DAY_BINS;
+        if self.zone == Tz::UTC {
+            return plain;
+        }
+        DateTime::from_timestamp(index * BIN_SECONDS, 0)
+            .map(|t| t.with_timezone(&self.zone).naive_local() - chrono::Duration::days(days))
+            .and_then(|local| self.zone.from_local_datetime(&local).earliest())
+            .map_or(plain, |t| index_of(t.with_timezone(&Utc)))
     }
 
     /// Index of the open (last) bin; `None` with no history.
@@ -254,7 +280,9 @@ impl Seasonal {
     }
 
     fn restart(&mut self, index: i64) {
+        let zone = self.zone;
         *self = Seasonal::new(self.lead_seconds);
+        self.zone = zone;
         self.first = index;
         self.bins.push_back(Bin::default());
     }
@@ -358,10 +386,12 @@ impl Seasonal {
         let low = expected_mean.is_some_and(|e| e > 0.0 && bin.mean() < OUTAGE_FRACTION * e);
         // A burst of about this size at this time a day or a week before
         // makes it a pattern, learned from its second time on.
-        let recurring = [index - DAY_BINS, index - WEEK_BINS].into_iter().any(|i| {
-            self.get(i)
-                .is_some_and(|b| b.burst && 2.0 * b.max >= bin.max)
-        });
+        let recurring = [self.days_before(index, 1), self.days_before(index, 7)]
+            .into_iter()
+            .any(|i| {
+                self.get(i)
+                    .is_some_and(|b| b.burst && 2.0 * b.max >= bin.max)
+            });
         let burst = !low
             && !recurring
             && expected_max.is_some_and(|e| f64::from(bin.max) > BURST_FACTOR * e);
@@ -389,8 +419,9 @@ impl Seasonal {
     /// Replaces the history with `bins` from `first` on (the last one open),
     /// keeping their errors, and settles each closed bin again in order.
     pub(crate) fn rebuild(&mut self, first: i64, bins: Vec<Bin>) {
-        let lead = self.lead_seconds;
+        let (lead, zone) = (self.lead_seconds, self.zone);
         *self = Seasonal::new(lead);
+        self.zone = zone;
         self.first = first;
         let n = bins.len();
         for (i, bin) in bins.into_iter().enumerate() {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Bin, DAY_BINS, ERROR_DAYS, ERROR_MIN_SAMPLES, ERROR_SPREAD, Forecast, LEVEL_BINS, LEVEL_LIMIT,
-    LEVEL_REACH, OUTAGE_BINS, Seasonal, WEEK_BINS, index_of,
+    LEVEL_REACH, OUTAGE_BINS, Seasonal, index_of,
 };
 
 impl Seasonal {
@@ -12,13 +12,13 @@ impl Seasonal {
     /// burst) and a week ago, averaged when both are there; and whether the
     /// week took part.
     pub(super) fn season(&self, index: i64, value: impl Fn(&Bin) -> f64) -> Option<(f64, bool)> {
-        let day = [index - DAY_BINS, index - 2 * DAY_BINS]
+        let day = [self.days_before(index, 1), self.days_before(index, 2)]
             .into_iter()
             .filter_map(|i| self.get(i))
             .find(|b| b.normal())
             .map(&value);
         let week = self
-            .get(index - WEEK_BINS)
+            .get(self.days_before(index, 7))
             .filter(|b| b.normal())
             .map(&value);
         match (day, week) {
@@ -75,7 +75,7 @@ impl Seasonal {
         let error = |i: i64| self.get(i).map(|b| b.error).filter(|e| !e.is_nan());
         let mut near: Vec<f32> = (1..=ERROR_DAYS)
             .flat_map(|d| {
-                let center = index - d * DAY_BINS;
+                let center = self.days_before(index, d);
                 (center - ERROR_SPREAD..=center + ERROR_SPREAD).filter_map(error)
             })
             .collect();

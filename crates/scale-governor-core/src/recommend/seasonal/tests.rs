@@ -363,3 +363,51 @@ fn a_backfill_gives_a_forecast_at_once() {
     let f = s.forecast(at(2, 8, 58), 0.95).unwrap();
     assert!(f.peak >= 100.0, "{f:?}");
 }
+
+#[test]
+fn on_the_night_the_clock_falls_back_a_wall_clock_step_is_met_in_its_zone() {
+    // 100 from 09:00 to 12:00 on New York's wall clock, 10 otherwise. On
+    // Sunday 1 November 2026 (EST from 02:00) the step comes an hour later
+    // in UTC than the day before.
+    let tz: chrono_tz::Tz = "America/New_York".parse().unwrap();
+    let step = |t: DateTime<Utc>| {
+        let h = chrono::Timelike::hour(&t.with_timezone(&tz));
+        if (9..12).contains(&h) { 100.0 } else { 10.0 }
+    };
+    let at_local = |month: u32, d: u32, h: u32, m: u32| {
+        chrono::TimeZone::with_ymd_and_hms(&tz, 2026, month, d, h, m, 0)
+            .single()
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    let seasonal = |zone: &str| {
+        Recommender::new(
+            RecommendConfig::parse(&format!(
+                r#"{{"targetPerPod":10,"leadSeconds":135,"trend":"seasonal","tolerance":0{zone}}}"#
+            ))
+            .unwrap(),
+        )
+    };
+    let mut local = seasonal(r#","timeZone":"America/New_York""#);
+    let mut utc = seasonal("");
+    for r in [&mut local, &mut utc] {
+        feed_recommender(r, at_local(10, 28, 0, 0), at_local(11, 1, 8, 58), step);
+    }
+    // Following New York's clock, 08:58 EST is 08:58 the day before: the
+    // step is met ahead.
+    let rec = local.recommend(1, at_local(11, 1, 8, 58));
+    assert_eq!(rec.replicas, 10, "{}", rec.reason);
+    // In UTC, the day before was already at its step an hour ago and flat
+    // since: the step at 09:00 EST is not forecast that day (the HPA meets
+    // it), as docs/policy.md says.
+    let rec = utc.recommend(1, at_local(11, 1, 8, 58));
+    assert_eq!(rec.replicas, 1, "{}", rec.reason);
+    assert!(
+        RecommendConfig::parse(
+            r#"{"targetPerPod":1,"trend":"seasonal","timeZone":"Mars/Olympus"}"#
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("unknown time zone \"Mars/Olympus\"")
+    );
+}
