@@ -1,14 +1,19 @@
 //! SVG charts on a shared time axis: panels of series over time, with spans
-//! shaded (a policy's time windows). `simulate` draws one panel per run
-//! ([`svg`]); a recorded cluster run draws its timeline through the same
-//! [`Figure`], so a chart of the simulator and one of the cluster read alike.
+//! shaded (a policy's time windows) and spans marked (under-provisioned
+//! time). `simulate` draws one panel per run ([`svg`]);
+//! a recorded cluster run draws its timeline through the same [`Figure`],
+//! so a chart of the simulator and one of the cluster read alike. The time
+//! axis is labelled on the wall clock of a zone, with the date.
+
+mod simulation;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use plotters::prelude::*;
 
 pub use plotters::style::RGBColor;
 
-use crate::simulate::Simulation;
+pub use self::simulation::{View, svg};
 
 /// Width of the chart in pixels.
 const WIDTH: u32 = 1200;
@@ -37,6 +42,8 @@ pub struct Figure {
     pub legend: String,
     /// One panel each, top to bottom.
     pub panels: Vec<Panel>,
+    /// The zone the time axis is labelled in; UTC when `None`.
+    pub zone: Option<Tz>,
 }
 
 /// One panel: series over time sharing the figure's time axis.
@@ -46,6 +53,8 @@ pub struct Panel {
     pub caption: String,
     /// Intervals shaded behind the series (time windows).
     pub spans: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Intervals marked in red along the bottom (under-provisioned time).
+    pub marks: Vec<(DateTime<Utc>, DateTime<Utc>)>,
     /// Drawn in order, so later series lie on top.
     pub series: Vec<Series>,
 }
@@ -128,11 +137,20 @@ impl Figure {
                 ))
                 .map_err(err)?;
             let span = end - start;
-            let format = if span > chrono::Duration::hours(6) {
-                "%m-%d %H:%M"
+            // The date on every label once a range spans days; the zone in
+            // the axis's name.
+            // Eight labels: by the date alone only when they are a day or
+            // more apart.
+            let format = if span > chrono::Duration::days(8) {
+                "%a %Y-%m-%d"
+            } else if span > chrono::Duration::hours(6) {
+                "%a %m-%d %H:%M"
             } else {
-                "%H:%M:%S"
+                "%m-%d %H:%M:%S"
             };
+            let zone = self.zone.unwrap_or(Tz::UTC);
+            let axis = format!("time ({zone})");
+            let label = |t: &DateTime<Utc>| t.with_timezone(&zone).format(format).to_string();
             for (area, panel) in body
                 .split_evenly((panels as usize, 1))
                 .iter()
@@ -141,14 +159,15 @@ impl Figure {
                 let mut chart = ChartBuilder::on(area)
                     .caption(&panel.caption, ("sans-serif", 16))
                     .margin(8)
-                    .x_label_area_size(30)
+                    .x_label_area_size(40)
                     .y_label_area_size(50)
                     .build_cartesian_2d(start..end, 0.0..top)
                     .map_err(err)?;
                 chart
                     .configure_mesh()
                     .x_labels(8)
-                    .x_label_formatter(&|t: &DateTime<Utc>| t.format(format).to_string())
+                    .x_label_formatter(&label)
+                    .x_desc(axis.as_str())
                     .y_desc("pods")
                     .light_line_style(WHITE.mix(0.0))
                     .draw()
@@ -164,6 +183,13 @@ impl Figure {
                 for series in &panel.series {
                     draw(&mut chart, series)?;
                 }
+                // A strip along the bottom, over the series: under-provisioned
+                // time stays visible however little of the chart it is.
+                chart
+                    .draw_series(panel.marks.iter().map(|(a, b)| {
+                        Rectangle::new([(*a, 0.0), (*b, top * 0.04)], RED.mix(0.9).filled())
+                    }))
+                    .map_err(err)?;
             }
             root.present().map_err(err)?;
         }
@@ -215,6 +241,9 @@ fn draw(chart: &mut Chart<'_, '_>, series: &Series) -> Result<(), ChartError> {
     .map_err(err)
 }
 
+/// The colour of replica counts in every chart.
+pub const ORANGE: RGBColor = RGBColor(230, 120, 20);
+
 /// A value held until the next point: each jump drawn as a vertical edge.
 fn steps(points: &[(DateTime<Utc>, f64)]) -> Vec<(DateTime<Utc>, f64)> {
     let mut out = Vec::with_capacity(points.len() * 2);
@@ -227,130 +256,11 @@ fn steps(points: &[(DateTime<Utc>, f64)]) -> Vec<(DateTime<Utc>, f64)> {
     out
 }
 
-/// Renders the simulation as an SVG document: one panel per run with demand
-/// in pods' worth, ready capacity and replicas, the first workload's time
-/// windows shaded.
-pub fn svg(sim: &Simulation, title: &str) -> Result<String, ChartError> {
-    let spans = window_spans(sim);
-    let demand: Vec<f64> = sim.demand.iter().map(|d| d / sim.capacity).collect();
-    let demand = bucketed(&sim.times, &demand, f64::max);
-    let panels = sim
-        .runs
-        .iter()
-        .map(|run| {
-            // Ready takes each bucket's minimum and replicas its maximum, so
-            // a short dip in capacity or a short burst of pods stays visible.
-            let ready: Vec<f64> = run.ready.iter().map(|r| f64::from(*r)).collect();
-            let replicas: Vec<f64> = run.replicas.iter().map(|r| f64::from(*r)).collect();
-            Panel {
-                caption: run.actor.clone(),
-                spans: spans.clone(),
-                series: vec![
-                    Series::new(Style::Area, RGBColor(200, 200, 200), demand.clone()),
-                    Series::new(Style::Line, BLUE, bucketed(&sim.times, &ready, f64::min)),
-                    Series::new(
-                        Style::Line,
-                        ORANGE,
-                        bucketed(&sim.times, &replicas, f64::max),
-                    ),
-                ],
-            }
-        })
-        .collect();
-    Figure {
-        title: title.to_owned(),
-        legend: "grey: demand in pods' worth   blue: ready capacity   orange: replicas   shaded: time window active".to_owned(),
-        panels,
-    }
-    .svg()
-}
-
-/// The colour of replica counts in every chart.
-pub const ORANGE: RGBColor = RGBColor(230, 120, 20);
-
-/// Folds a series into at most [`MAX_POINTS`] buckets with `fold`.
-fn bucketed(
-    times: &[DateTime<Utc>],
-    values: &[f64],
-    fold: fn(f64, f64) -> f64,
-) -> Vec<(DateTime<Utc>, f64)> {
-    let size = times.len().div_ceil(MAX_POINTS).max(1);
-    times
-        .chunks(size)
-        .zip(values.chunks(size))
-        .map(|(t, v)| (t[0], v.iter().copied().reduce(fold).unwrap_or(0.0)))
-        .collect()
-}
-
-/// The intervals during which a time window of the first workload is active.
-fn window_spans(sim: &Simulation) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-    let mut spans = Vec::new();
-    let mut open: Option<DateTime<Utc>> = None;
-    for (t, active) in sim.times.iter().zip(&sim.windows) {
-        match (active, open) {
-            (true, None) => open = Some(*t),
-            (false, Some(from)) => {
-                spans.push((from, *t));
-                open = None;
-            }
-            _ => {}
-        }
-    }
-    if let (Some(from), Some(last)) = (open, sim.times.last()) {
-        spans.push((from, *last));
-    }
-    spans
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::Duration;
 
     use super::*;
-    use crate::{
-        policy::{Policy, keys},
-        simulate::{Actor, Config, Trace, Workload, simulate},
-    };
-
-    #[test]
-    fn an_svg_with_a_panel_per_run_and_windows_shaded() {
-        // 10 minutes: steady 20, a spike to 60 for three minutes, back to 20.
-        let start: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
-        let values = [20.0, 20.0, 20.0, 60.0, 60.0, 60.0, 20.0, 20.0, 20.0, 20.0];
-        let trace = Trace::from_points(
-            values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (start + Duration::minutes(i as i64), *v))
-                .collect(),
-        )
-        .unwrap();
-        let policy = Policy::from_annotations([(keys::WINDOWS, "Mon 10:02-10:05 min=1")]).unwrap();
-        let config = Config {
-            capacity: 10.0,
-            startup: Duration::seconds(60),
-            tick: Duration::seconds(60),
-            hpa_target: 10.0,
-            tolerance: 0.1,
-            actors: Actor::ALL.to_vec(),
-            metric_delay: Duration::zero(),
-            hpa: None,
-        };
-        let workloads = [Workload {
-            name: "web".into(),
-            policy,
-        }];
-        let sim = simulate(&trace, &workloads, &config);
-        assert!(sim.windows[2] && !sim.windows[5]);
-        let svg = svg(&sim, "spike").unwrap();
-        assert!(svg.starts_with("<svg"), "{}", &svg[..50.min(svg.len())]);
-        for actor in ["hpa", "governor", "hpa+governor", "oracle"] {
-            assert!(
-                svg.contains(&format!("\n{actor}\n")),
-                "no panel for {actor}"
-            );
-        }
-    }
 
     #[test]
     fn a_figure_draws_steps_dots_and_crosses_on_one_axis() {
@@ -359,9 +269,11 @@ mod tests {
         let figure = Figure {
             title: "timeline".into(),
             legend: "how to read it".into(),
+            zone: None,
             panels: vec![Panel {
                 caption: "scenario".into(),
                 spans: vec![(at(10), at(20))],
+                marks: vec![(at(12), at(14))],
                 series: vec![
                     Series::new(
                         Style::Step,

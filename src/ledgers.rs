@@ -38,6 +38,10 @@ pub const LEDGER_LABEL: &str = "scale-governor.io/ledger";
 /// format they do not know (a newer version's), and the next write of this
 /// version replaces it.
 pub const FORMAT: &str = "1";
+/// The key of the seasonal strategy's persisted history, beside the
+/// ledger (written by the leader's loop, at most once per
+/// `serve --summary-interval`).
+pub const SEASONAL_KEY: &str = "seasonal";
 /// How long shutdown waits for the last writes.
 const FINAL_PERSIST: Duration = Duration::from_secs(5);
 /// Writes in flight at once: enough to keep up with a busy cluster, few
@@ -57,13 +61,15 @@ pub fn object_name(kind: WorkloadKind, key: &str) -> String {
     format!("scale-governor-ledger-{:016x}", hash.finish())
 }
 
-/// The ConfigMap that stores `ledger` for a workload.
+/// The ConfigMap that stores `ledger` (and the `seasonal` history, when
+/// there is one) for a workload.
 pub fn to_object(
     kind: WorkloadKind,
     key: &str,
     uid: Option<&str>,
     ledger: &Ledger,
     resource_version: Option<String>,
+    seasonal: Option<&str>,
 ) -> ConfigMap {
     let (namespace, name) = key.split_once('/').unwrap_or(("", key));
     let mut data = BTreeMap::from([
@@ -75,6 +81,9 @@ pub fn to_object(
     ]);
     if let Some(uid) = uid {
         data.insert("uid".to_owned(), uid.to_owned());
+    }
+    if let Some(seasonal) = seasonal {
+        data.insert(SEASONAL_KEY.to_owned(), seasonal.to_owned());
     }
     ConfigMap {
         metadata: ObjectMeta {
@@ -127,6 +136,7 @@ pub fn from_object(
             resource_version: cm.metadata.resource_version.clone(),
             uid: data.get("uid").cloned(),
             ledger,
+            seasonal: data.get(SEASONAL_KEY).map(|s| Arc::from(s.as_str())),
         },
     ))
 }
@@ -265,15 +275,59 @@ pub async fn write(
         observed.uid.as_deref(),
         &merged,
         stored.as_ref().and_then(|p| p.resource_version.clone()),
+        stored.as_ref().and_then(|p| p.seasonal.as_deref()),
     );
+    store(api, cache, kind, key, stored.is_some(), &object, now).await
+}
+
+/// Stores the seasonal strategy's history `text` beside the workload's
+/// ledger, keeping the ledger as this replica last saw it: conditional on
+/// that version, so a ledger another replica wrote since is never lost (the
+/// write conflicts, and is tried again on the loop's next pass).
+pub async fn write_seasonal(
+    api: &Api<ConfigMap>,
+    cache: &Cache,
+    kind: WorkloadKind,
+    key: &str,
+    uid: Option<&str>,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Outcome {
+    let stored = cache.persisted(kind, key);
+    let object = match &stored {
+        Some(p) => to_object(
+            kind,
+            key,
+            p.uid.as_deref(),
+            &p.ledger,
+            p.resource_version.clone(),
+            Some(text),
+        ),
+        None => to_object(kind, key, uid, &Ledger::new(), None, Some(text)),
+    };
+    store(api, cache, kind, key, stored.is_some(), &object, now).await
+}
+
+/// Writes `object`: a conditional replace of the stored one, or a create;
+/// after a conflict, re-reads what is there for the next try.
+async fn store(
+    api: &Api<ConfigMap>,
+    cache: &Cache,
+    kind: WorkloadKind,
+    key: &str,
+    exists: bool,
+    object: &ConfigMap,
+    now: DateTime<Utc>,
+) -> Outcome {
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PostParams::default()
     };
     let name = object_name(kind, key);
-    let result = match stored {
-        Some(_) => api.replace(&name, &params, &object).await,
-        None => api.create(&params, &object).await,
+    let result = if exists {
+        api.replace(&name, &params, object).await
+    } else {
+        api.create(&params, object).await
     };
     match result {
         Ok(written) => {

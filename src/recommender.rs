@@ -16,6 +16,7 @@
 
 mod evaluate;
 mod idle;
+mod seasonal;
 pub mod state;
 pub mod write;
 
@@ -25,7 +26,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use kube::Client;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -48,12 +50,18 @@ pub struct LoopConfig {
     pub concurrency: usize,
     /// The username the governor's own writes arrive under in admission.
     pub identity: String,
+    /// How often the seasonal strategy's history is stored beside the
+    /// ledger.
+    pub summary_interval: Duration,
 }
 
 /// What the loop reads and writes through.
 pub struct LoopDeps {
     /// The apiserver.
     pub client: Client,
+    /// The ledger objects in the governor's namespace, where the seasonal
+    /// history is stored.
+    pub ledger_api: Api<ConfigMap>,
     /// Governed workloads.
     pub cache: Arc<Cache>,
     /// Warm-pool pods.
@@ -86,6 +94,10 @@ struct Memory {
     expired_reported: bool,
     /// The state annotation last written (or found).
     persisted: Option<String>,
+    /// Whether the seasonal history was brought back this leadership.
+    seasonal_ready: bool,
+    /// When the seasonal history was last stored (or brought back).
+    seasonal_saved: Option<chrono::DateTime<chrono::Utc>>,
     failures: u32,
     next_try: Option<Instant>,
 }

@@ -26,6 +26,7 @@ mod prometheus;
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 pub use self::client::{HttpClient, SourceClient};
@@ -334,6 +335,57 @@ impl Sources {
             Err(_) => Err(SourceError::Timeout(timeout)),
         }
     }
+}
+
+impl Sources {
+    /// Past demand from the source `config` names, every `step_seconds`
+    /// from `start` to `end`, for the seasonal strategy's backfill;
+    /// `Ok(None)` when the source keeps no history (HTTP JSON). A counter's
+    /// values become its rate per second between points, as when sampled.
+    pub async fn sample_range(
+        &self,
+        client: &HttpClient,
+        config: &RecommendConfig,
+        target: Target<'_>,
+        (start, end): (DateTime<Utc>, DateTime<Utc>),
+        step_seconds: i64,
+    ) -> Result<Option<Vec<(DateTime<Utc>, f64)>>, SourceError> {
+        let name = config.source.as_deref().unwrap_or_default();
+        let def = self
+            .defs
+            .get(name)
+            .ok_or_else(|| SourceError::Config(format!("source \"{name}\" is not defined")))?;
+        let SourceKind::Prometheus(prometheus) = &def.kind else {
+            return Ok(None);
+        };
+        self.check(config, target.namespace)
+            .map_err(SourceError::Config)?;
+        let source = client.for_source(def).map_err(SourceError::Config)?;
+        // Two weeks is a few requests of thousands of points each.
+        let timeout = def.timeout * 4;
+        let range = prometheus.range(&source, config, target, start, end, step_seconds);
+        let points = tokio::time::timeout(timeout, range)
+            .await
+            .map_err(|_| SourceError::Timeout(timeout))??;
+        Ok(Some(if config.counter {
+            rates(&points)
+        } else {
+            points
+        }))
+    }
+}
+
+/// A counter's rate per second between consecutive points; a reset (the
+/// counter went down) gives no rate for that step.
+fn rates(points: &[(DateTime<Utc>, f64)]) -> Vec<(DateTime<Utc>, f64)> {
+    points
+        .windows(2)
+        .filter_map(|w| {
+            let ((t0, v0), (t1, v1)) = (w[0], w[1]);
+            let seconds = (t1 - t0).num_milliseconds() as f64 / 1000.0;
+            (seconds > 0.0 && v1 >= v0).then(|| (t1, (v1 - v0) / seconds))
+        })
+        .collect()
 }
 
 /// Fills `{{namespace}}`, `{{name}}` and the annotation's params into a

@@ -254,9 +254,12 @@ async fn an_http_json_source_gives_the_classic_scalers_numbers() {
     let rec = annotation(&s, "deploy/web", "scale-governor.io/recommendation")
         .await
         .unwrap();
+    // The recommendation itself stays within the policy's bounds, and
+    // says so.
+    assert_eq!(rec["replicas"], 3);
     assert_eq!(
-        rec["replicas"], 1,
-        "the recommendation is 1; min-replicas holds 3"
+        rec["reason"],
+        "proportional: demand 3, 5 per pod -> 1; raised to 3: min-replicas 3"
     );
 
     // A counter: 50 orders a second, 5 per pod.

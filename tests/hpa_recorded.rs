@@ -24,7 +24,7 @@ use k8s_openapi::api::{apps::v1::Deployment, autoscaling::v2::HorizontalPodAutos
 use kube::{Api, api::PostParams};
 use scale_governor::{
     policy::{Policy, keys},
-    simulate::hpa::Hpa,
+    simulate::{self, Actor, Config, Interpolation, Trace, Workload, hpa::Hpa},
 };
 use serde_json::{Value, json};
 use support::external_metrics::ExternalMetrics;
@@ -192,16 +192,20 @@ async fn settle(
 /// Replays `demand` through the emulation: an `Hpa` from the same policy,
 /// synced every second (the controller's `--horizontal-pod-autoscaler-sync-period`),
 /// [`SYNCS_PER_STEP`] times per step, writing back what it decides.
-fn emulate(demand: &[u64]) -> Vec<u32> {
+/// The HPA's `minReplicas`, `maxReplicas` and `behavior` as a policy.
+fn hpa_policy() -> Policy {
     let (min, max) = (MIN_REPLICAS.to_string(), MAX_REPLICAS.to_string());
-    let policy = Policy::from_annotations([
+    Policy::from_annotations([
         (keys::MIN_REPLICAS, min.as_str()),
         (keys::MAX_REPLICAS, max.as_str()),
         (keys::SCALE_UP, SCALE_UP),
         (keys::SCALE_DOWN, SCALE_DOWN),
     ])
-    .expect("the HPA's behavior parses as a policy");
-    let mut hpa = Hpa::new(&policy, TARGET as f64, TOLERANCE);
+    .expect("the HPA's behavior parses as a policy")
+}
+
+fn emulate(demand: &[u64]) -> Vec<u32> {
+    let mut hpa = Hpa::new(&hpa_policy(), TARGET as f64, TOLERANCE);
     let mut now: DateTime<Utc> = "2026-01-05T09:00:00Z".parse().unwrap();
     let mut current = 1; // the Deployment's replicas when the HPA was created
     demand
@@ -215,4 +219,47 @@ fn emulate(demand: &[u64]) -> Vec<u32> {
             current
         })
         .collect()
+}
+
+/// `simulate` itself, HPA actor, reproduces the recorded table at the
+/// metric delays a run like the recorded one has: the real HPA synced every
+/// second and read the adapter directly, so it saw each new value within a
+/// second or two. Each step holds its demand for 20 s, as the recording's
+/// steps lasted (it waited for three reads and two quiet syncs); the
+/// replicas at the end of each step are compared.
+#[test]
+fn simulate_at_the_recordings_metric_delay_gives_the_table() {
+    let start: DateTime<Utc> = "2026-01-05T09:00:00Z".parse().unwrap();
+    let hold = chrono::Duration::seconds(20);
+    let points = DEMAND
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (start + hold * i as i32, *d as f64))
+        .collect();
+    let trace = Trace::from_points(points).unwrap();
+    let hpa = hpa_policy();
+    for delay in [0, 1, 2] {
+        let config = Config {
+            capacity: TARGET as f64,
+            startup: chrono::Duration::zero(),
+            tick: chrono::Duration::seconds(1),
+            hpa_target: TARGET as f64,
+            tolerance: TOLERANCE,
+            actors: vec![Actor::Hpa],
+            metric_delay: chrono::Duration::seconds(delay),
+            hpa: Some(hpa.clone()),
+            interpolation: Interpolation::Step,
+        };
+        let workloads = [Workload {
+            name: "web".into(),
+            policy: Policy::default(),
+        }];
+        let sim = simulate::simulate(&trace, &workloads, &config);
+        // The first replica count is the one the HPA found: 1.
+        let run = &sim.runs[0];
+        let at_step_ends: Vec<u32> = (0..DEMAND.len())
+            .map(|i| run.replicas[(i + 1) * 20 - 1])
+            .collect();
+        assert_eq!(at_step_ends, DOCUMENTED, "metric delay {delay} s");
+    }
 }

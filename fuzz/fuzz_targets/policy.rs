@@ -132,7 +132,7 @@ fn check(policy: &Policy, ledger: &Ledger, requests: &[(u32, u32)]) {
     if let Some(rec) = &policy.recommendation {
         edges.extend([rec.computed_at, rec.expires_at]);
     }
-    for window in &policy.windows.entries {
+    for window in policy.windows.entries() {
         if let Span::Absolute { start, end } = window.span {
             for local in [start, end] {
                 let mapped = window.tz.from_local_datetime(&local);

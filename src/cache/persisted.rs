@@ -21,6 +21,10 @@ pub struct Persisted {
     pub uid: Option<String>,
     /// The landed changes it holds.
     pub ledger: Ledger,
+    /// The seasonal strategy's history the leader stored beside the ledger
+    /// (its raw text, read defensively by the loop); every writer of the
+    /// object carries it on.
+    pub seasonal: Option<Arc<str>>,
 }
 
 impl Persisted {

@@ -265,6 +265,7 @@ fn persisted(ledger: &str) -> Persisted {
         resource_version: Some("1".into()),
         uid: Some("uid-1".into()),
         ledger: Ledger::read_persisted(ledger, now()).0,
+        seasonal: None,
     }
 }
 

@@ -113,6 +113,10 @@ pub struct Args {
     /// many at once after a quiet spell).
     #[arg(long, default_value_t = 10.0)]
     pub event_rate: f64,
+    /// How often the leader stores a workload's seasonal history (about
+    /// 32 KB) beside its ledger; a new leader loses at most this much.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub summary_interval: Duration,
     /// Log format: `text` for a terminal, `json` in a cluster.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -327,6 +331,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let recommender = tokio::spawn(recommender::run(
         Arc::new(LoopDeps {
             client: client.clone(),
+            ledger_api: ledger_api.clone(),
             cache: cache.clone(),
             pods,
             sources,
@@ -337,6 +342,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 interval: args.recommend_interval.max(Duration::from_millis(200)),
                 concurrency: args.recommend_concurrency,
                 identity: leader::FIELD_MANAGER.to_owned(),
+                summary_interval: args.summary_interval,
             },
         }),
         leadership.clone(),

@@ -5,14 +5,25 @@
 use std::{fmt::Write as _, path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, bail};
-use chrono::Duration;
+use chrono::{DateTime, Duration, NaiveDateTime, TimeZone as _, Utc};
+use chrono_tz::Tz;
 
 use super::Output;
 use crate::{
     chart,
-    simulate::{self, Actor, Config, Simulation, Summary, Trace, Workload},
+    simulate::{self, Actor, Config, Interpolation, Simulation, Summary, Trace, Workload},
     workload::Workload as Manifest,
 };
+
+/// How demand between a trace's samples is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Interpolate {
+    /// Samples are bucket means, joined linearly at the buckets' midpoints.
+    #[default]
+    Linear,
+    /// Each sample holds until the next.
+    Step,
+}
 
 /// `simulate` arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -38,6 +49,32 @@ pub struct Args {
     /// The HPA's tolerance.
     #[arg(long, default_value_t = simulate::hpa::DEFAULT_TOLERANCE)]
     pub tolerance: f64,
+    /// How late the HPA and the recommender see demand (scrape interval,
+    /// rate window, adapter cache); the oracle and the scoring see it at
+    /// once.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub metric_delay: Duration,
+    /// The IANA zone of the trace's timestamps that carry no offset (UTC
+    /// otherwise, with a warning); also the zone of the chart's time axis
+    /// and of --from/--to.
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<Tz>,
+    /// How demand between samples is read: linear (samples are bucket
+    /// means, joined at the buckets' midpoints) or step (held until the
+    /// next sample).
+    #[arg(long, value_enum, default_value_t)]
+    pub interpolate: Interpolate,
+    /// Score only after this long from the start, e.g. `7d`'s worth as
+    /// `168h`: a seasonal strategy needs a day or a week of history first.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub warm_up: Duration,
+    /// Draw the chart from this instant (RFC 3339, or a local time in
+    /// --timezone like `2014-11-02T00:00`).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Draw the chart up to this instant.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
     /// Actors to run, comma-separated: hpa, governor, hpa+governor, oracle.
     #[arg(
         long,
@@ -64,6 +101,28 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("\"{s}\" is too long a duration"))
 }
 
+/// An instant as RFC 3339, or as a wall-clock time in `zone`.
+fn instant(text: &str, zone: Tz) -> anyhow::Result<DateTime<Utc>> {
+    if let Ok(t) = crate::units::parse_instant(text) {
+        return Ok(t);
+    }
+    let local = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .map(|d| d.and_time(chrono::NaiveTime::MIN))
+        })
+        .with_context(|| {
+            format!("\"{text}\" is not a time, expected 2014-11-02T00:00 or RFC 3339")
+        })?;
+    zone.from_local_datetime(&local)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .with_context(|| format!("{text} does not exist in {zone} (the clock springs forward)"))
+}
+
 /// Reads the inputs, simulates, and writes the table, timeline and chart.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if !(args.capacity.is_finite() && args.capacity > 0.0) {
@@ -74,7 +133,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     let text = std::fs::read_to_string(&args.trace)
         .with_context(|| format!("reading {}", args.trace.display()))?;
-    let trace = Trace::parse(&text).with_context(|| format!("{}", args.trace.display()))?;
+    let trace = Trace::parse_in(&text, args.timezone)
+        .with_context(|| format!("{}", args.trace.display()))?;
+    for warning in trace.warnings().iter().take(5) {
+        eprintln!("warning: {}: {warning}", args.trace.display());
+    }
+    if trace.warnings().len() > 5 {
+        eprintln!(
+            "warning: {}: {} more like these",
+            args.trace.display(),
+            trace.warnings().len() - 5
+        );
+    }
     let mut workloads = Vec::new();
     for path in &args.filenames {
         let text =
@@ -104,9 +174,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         hpa_target: args.capacity * args.hpa_utilization,
         tolerance: args.tolerance,
         actors: args.actors.clone(),
-        metric_delay: Duration::zero(),
+        metric_delay: args.metric_delay,
         hpa: None,
+        interpolation: match args.interpolate {
+            Interpolate::Linear => Interpolation::Linear,
+            Interpolate::Step => Interpolation::Step,
+        },
     };
+    let zone = args.timezone.unwrap_or(Tz::UTC);
+    let (from, to) = (
+        args.from.as_deref().map(|t| instant(t, zone)).transpose()?,
+        args.to.as_deref().map(|t| instant(t, zone)).transpose()?,
+    );
     let sim = simulate::simulate(&trace, &workloads, &config);
     if let Some(path) = &args.timeline {
         std::fs::write(path, sim.timeline_csv())
@@ -122,10 +201,26 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             );
         }
         let title = format!("{} over {}", names(&workloads), args.trace.display());
-        std::fs::write(path, chart::svg(&sim, &title)?)
+        let view = chart::View {
+            title: &title,
+            zone,
+            from,
+            to,
+        };
+        std::fs::write(path, chart::svg(&sim, &view)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    print!("{}", render(&sim, &sim.summaries(), args.output));
+    let scored = (args.warm_up > Duration::zero()).then(|| trace.start() + args.warm_up);
+    print!(
+        "{}",
+        render(&sim, &sim.summaries_between(scored, None), args.output)
+    );
+    if let Some(at) = scored {
+        eprintln!(
+            "scored from {} (after the warm-up)",
+            at.with_timezone(&zone)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -30,6 +30,7 @@ fn a_ledger_object_reads_back_what_was_written() {
         Some("uid-1"),
         &ledger,
         Some("42".into()),
+        Some("{\"v\":1}"),
     );
     let name = object.metadata.name.clone().unwrap();
     assert_eq!(name, object_name(WorkloadKind::StatefulSet, key));
@@ -39,6 +40,8 @@ fn a_ledger_object_reads_back_what_was_written() {
     assert_eq!(persisted.ledger, ledger);
     assert_eq!(persisted.uid.as_deref(), Some("uid-1"));
     assert_eq!(persisted.resource_version.as_deref(), Some("42"));
+    // The seasonal history rides along, as text, for every writer to carry.
+    assert_eq!(persisted.seasonal.as_deref(), Some("{\"v\":1}"));
 }
 
 #[test]
@@ -59,6 +62,7 @@ fn empty_object() -> ConfigMap {
         "shop/web",
         None,
         &Ledger::new(),
+        None,
         None,
     )
 }

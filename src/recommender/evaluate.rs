@@ -16,7 +16,7 @@ use crate::{
     leader::FIELD_MANAGER,
     metrics::{SampleLabels, SourceLabels, WriteLabels},
     policy::{Mode, Policy, RecommendConfig, Recommendation, RecommendationKind},
-    recommend::{Recommender, combine, pool, schedule},
+    recommend::{Recommender, bounded, combine, pool, schedule},
     report::{Notice, NoticeKind, Report},
     sources::{SourceError, Target},
     workload::WorkloadKind,
@@ -119,6 +119,7 @@ async fn evaluate(
     let mut costs_changed = 0;
     if let Some(config) = &policy.recommend {
         let mut candidates = Vec::new();
+        super::seasonal::prepare(state, kind, key, config, memory, now).await;
         if config.reads_a_metric() {
             match sample(state, config, namespace, name).await {
                 Ok(raw) => {
@@ -189,7 +190,7 @@ async fn evaluate(
             ));
             costs_changed = deletion_costs(state, namespace, name, &pool.reserved).await;
         }
-        fresh = combine(candidates, config, now);
+        fresh = combine(candidates, config, now).map(|r| bounded(r, policy, now));
     }
 
     // The recommendation: written when it changes, or before it expires.
@@ -283,6 +284,7 @@ async fn evaluate(
     if persisted_source != now_source && memory.source.is_some() {
         write_annotations = true;
     }
+    super::seasonal::persist(state, kind, key, observed.uid.as_deref(), memory, now).await;
     if write_annotations {
         let text = loop_state.to_annotation();
         let result = write::annotations(
@@ -426,7 +428,7 @@ async fn deletion_costs(state: &Loop, namespace: &str, pool: &str, reserved_key:
     changed
 }
 
-fn count_write(state: &Loop, kind: &'static str, ok: bool) {
+pub(super) fn count_write(state: &Loop, kind: &'static str, ok: bool) {
     state
         .deps
         .metrics

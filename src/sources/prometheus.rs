@@ -1,8 +1,11 @@
 //! A Prometheus server: an instant query (`/api/v1/query`) whose scalar or
-//! single-sample vector is the total demand.
+//! single-sample vector is the total demand, and the same query over a
+//! range (`/api/v1/query_range`) to backfill the seasonal strategy's
+//! history.
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{Source, SourceClient, SourceError, Target, demand, fill, fits_params};
@@ -59,6 +62,21 @@ impl Source for Prometheus {
         config: &RecommendConfig,
         target: Target<'_>,
     ) -> Result<f64, SourceError> {
+        let url = format!(
+            "{}/api/v1/query?query={}",
+            self.url.trim_end_matches('/'),
+            self.promql(config, target)?
+        );
+        parse(client.get_json(&url).await?)
+    }
+}
+
+/// The most points Prometheus returns for one series of a range query.
+const MAX_POINTS: i64 = 11_000;
+
+impl Prometheus {
+    /// The query `config` names, filled in for `target`, URL-encoded.
+    fn promql(&self, config: &RecommendConfig, target: Target<'_>) -> Result<String, SourceError> {
         let template = config
             .query
             .as_deref()
@@ -66,12 +84,35 @@ impl Source for Prometheus {
             .ok_or_else(|| SourceError::Config("no such query".to_owned()))?;
         let promql = fill(template, target, &config.params, |v| v.to_owned())
             .map_err(SourceError::Config)?;
-        let url = format!(
-            "{}/api/v1/query?query={}",
-            self.url.trim_end_matches('/'),
-            form_urlencoded::byte_serialize(promql.as_bytes()).collect::<String>()
-        );
-        parse(client.get_json(&url).await?)
+        Ok(form_urlencoded::byte_serialize(promql.as_bytes()).collect())
+    }
+
+    /// The query's values every `step_seconds` from `start` to `end`, in
+    /// time order, in as many requests as Prometheus's limit of points per
+    /// series needs. Points with no sample are left out.
+    pub(super) async fn range(
+        &self,
+        client: &SourceClient,
+        config: &RecommendConfig,
+        target: Target<'_>,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        step_seconds: i64,
+    ) -> Result<Vec<(DateTime<Utc>, f64)>, SourceError> {
+        let query = self.promql(config, target)?;
+        let step = step_seconds.max(1);
+        let mut out = Vec::new();
+        let mut from = start.timestamp();
+        while from <= end.timestamp() {
+            let to = (from + step * (MAX_POINTS - 1)).min(end.timestamp());
+            let url = format!(
+                "{}/api/v1/query_range?query={query}&start={from}&end={to}&step={step}",
+                self.url.trim_end_matches('/'),
+            );
+            out.extend(parse_range(client.get_json(&url).await?)?);
+            from = to + step;
+        }
+        Ok(out)
     }
 }
 
@@ -94,8 +135,8 @@ struct Data {
     result: serde_json::Value,
 }
 
-/// The demand in an `/api/v1/query` answer.
-pub(super) fn parse(body: serde_json::Value) -> Result<f64, SourceError> {
+/// The data of a successful answer.
+fn data(body: serde_json::Value) -> Result<Data, SourceError> {
     let answer: Answer =
         serde_json::from_value(body).map_err(|e| SourceError::Decode(e.to_string()))?;
     if answer.status != "success" {
@@ -105,9 +146,47 @@ pub(super) fn parse(body: serde_json::Value) -> Result<f64, SourceError> {
             answer.error.unwrap_or_default()
         )));
     }
-    let data = answer
+    answer
         .data
-        .ok_or_else(|| SourceError::Decode("no data".to_owned()))?;
+        .ok_or_else(|| SourceError::Decode("no data".to_owned()))
+}
+
+/// The points of an `/api/v1/query_range` answer: one series (none gives
+/// no points), values that are not a demand left out (a gap, not a zero).
+pub(super) fn parse_range(
+    body: serde_json::Value,
+) -> Result<Vec<(DateTime<Utc>, f64)>, SourceError> {
+    let data = data(body)?;
+    if data.result_type != "matrix" {
+        return Err(SourceError::Decode(format!(
+            "result type {}; a range query gives a matrix",
+            data.result_type
+        )));
+    }
+    let series = data.result.as_array().cloned().unwrap_or_default();
+    let values = match series.len() {
+        0 => return Ok(Vec::new()),
+        1 => series[0]
+            .get("values")
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default(),
+        n => return Err(SourceError::Several(n)),
+    };
+    Ok(values
+        .iter()
+        .filter_map(|point| {
+            let at = point.get(0)?.as_f64()?;
+            let at = DateTime::from_timestamp_millis((at * 1000.0).round() as i64)?;
+            let value = demand(point.get(1)?).ok()?;
+            Some((at, value))
+        })
+        .collect())
+}
+
+/// The demand in an `/api/v1/query` answer.
+pub(super) fn parse(body: serde_json::Value) -> Result<f64, SourceError> {
+    let data = data(body)?;
     let value = match data.result_type.as_str() {
         "scalar" => data.result.get(1).cloned(),
         "vector" => {

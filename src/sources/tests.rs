@@ -159,6 +159,35 @@ fn prometheus_answers_are_one_number_or_a_named_error() {
 }
 
 #[test]
+fn a_range_answer_is_one_series_of_points_and_gaps_stay_gaps() {
+    let t = |s: i64| DateTime::from_timestamp(s, 0).unwrap();
+    let one = serde_json::json!({"status":"success","data":{"resultType":"matrix","result":[
+        {"metric":{},"values":[[1.7e9,"10"],[1700000060,"NaN"],[1700000120,"-3"],[1700000180,"12.5"]]}]}});
+    assert_eq!(
+        prometheus::parse_range(one),
+        Ok(vec![(t(1_700_000_000), 10.0), (t(1_700_000_180), 12.5)]),
+        "NaN and negative points are gaps, not zeros"
+    );
+    let none = serde_json::json!({"status":"success","data":{"resultType":"matrix","result":[]}});
+    assert_eq!(prometheus::parse_range(none), Ok(vec![]));
+    let two = serde_json::json!({"status":"success","data":{"resultType":"matrix","result":[{"values":[]},{"values":[]}]}});
+    assert_eq!(prometheus::parse_range(two), Err(SourceError::Several(2)));
+    let vector = serde_json::json!({"status":"success","data":{"resultType":"vector","result":[]}});
+    assert!(matches!(
+        prometheus::parse_range(vector),
+        Err(SourceError::Decode(_))
+    ));
+    // A counter's range is its rate between points; a reset gives none.
+    let counter = [
+        (t(0), 100.0),
+        (t(60), 160.0),
+        (t(120), 10.0),
+        (t(180), 70.0),
+    ];
+    assert_eq!(rates(&counter), vec![(t(60), 1.0), (t(180), 1.0)]);
+}
+
+#[test]
 fn json_values_are_demands_only_when_finite_and_not_negative() {
     assert_eq!(demand(&serde_json::json!(42)), Ok(42.0));
     assert_eq!(demand(&serde_json::json!("3.5")), Ok(3.5));

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Duration, Utc};
 use scale_governor::{
     policy::{Policy, Recommendation},
-    simulate::{self, Actor, Config, Guard, Trace, Workload, hpa::Hpa},
+    simulate::{self, Actor, Config, Guard, Interpolation, Trace, Workload, hpa::Hpa},
 };
 
 use super::timeline::{Review, Timeline};
@@ -167,6 +167,7 @@ pub fn simulated(timeline: &Timeline, model: &Model<'_>) -> Vec<u32> {
         actors: vec![Actor::HpaGovernor],
         metric_delay: timeline.metric_delay(),
         hpa: Some(model.hpa.clone()),
+        interpolation: Interpolation::Step,
     };
     let workloads = [Workload {
         name: "web".into(),

@@ -342,9 +342,11 @@ impl Timeline {
         Figure {
             title: title.to_owned(),
             legend: "grey: metric in pods' worth · purple: HPA desired · blue band: recommendation floor · red ×: asked, then clamped or refused · green •: granted · orange: replicas · green shade: time window".to_owned(),
+            zone: None,
             panels: vec![Panel {
                 caption: String::new(),
                 spans: self.spans.clone(),
+                marks: Vec::new(),
                 series: vec![
                     Series::new(Style::StepArea, chart::RGBColor(200, 200, 200), metric),
                     Series::new(Style::Band, chart::RGBColor(60, 110, 220), floor),

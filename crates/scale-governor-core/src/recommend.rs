@@ -9,17 +9,25 @@
 //!   derivatives, so capacity is ready when a ramp arrives. Extrapolation
 //!   only ever raises a recommendation, and only once the velocity (or
 //!   acceleration) crosses its threshold.
+//! - **Seasonal** ([`seasonal`]): the highest demand expected within the
+//!   lead, from the same time a day and a week ago scaled to the current
+//!   level, plus a quantile of the forecast's own past errors. It takes over
+//!   from the velocity strategy once a day of history is there.
 //! - **Warm pool** ([`pool`]): reserved pods plus `targetReady` idle ones.
 //! - **Time windows** ([`schedule`]): replicas moved into the bounds of the
 //!   window in force, and back when it ends.
 //!
-//! Each strategy's own result is held at its highest of the last
-//! `holdSeconds` (so a dip does not give back pods the next rise needs);
-//! then the highest strategy wins ([`combine`]), as the HPA takes the
-//! highest of its metrics. The policy's bounds come after, in the engine.
+//! Each strategy's own result but the seasonal one is held at its highest
+//! of the last `holdSeconds` (so a dip does not give back pods the next
+//! rise needs); the seasonal forecast already looks ahead over the lead, so
+//! it follows demand down as soon as no rise is expected. Then the highest
+//! strategy wins ([`combine`]), as the HPA takes the highest of its
+//! metrics, and the result is kept within the policy's bounds and never
+//! below 1 unless `min-replicas` is `"0"` ([`bounded`]).
 
 pub mod pool;
 pub mod schedule;
+pub mod seasonal;
 #[cfg(test)]
 mod tests;
 
@@ -28,8 +36,12 @@ use std::collections::{BTreeMap, VecDeque};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{
-    MAX_REPLICA_COUNT, RECOMMENDATION_VERSION, RecommendConfig, Recommendation, Trend,
+use self::seasonal::Seasonal;
+use crate::{
+    engine::Bounds,
+    policy::{
+        MAX_REPLICA_COUNT, Policy, RECOMMENDATION_VERSION, RecommendConfig, Recommendation, Trend,
+    },
 };
 
 /// One strategy's answer, before the strategies are combined.
@@ -84,6 +96,44 @@ impl Candidate {
     }
 }
 
+/// The fewest replicas a recommendation may ask for under `policy`: 1, so
+/// an outage in target mode never scales a workload to zero by accident,
+/// unless the policy says `min-replicas: "0"`.
+pub fn least(policy: &Policy) -> u32 {
+    if policy.min_replicas == Some(0) { 0 } else { 1 }
+}
+
+/// `recommendation` kept within `policy`'s own bounds at `now` (static and
+/// windows) and never below [`least`]; the reason says when it was moved.
+pub fn bounded(
+    mut recommendation: Recommendation,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Recommendation {
+    let bounds = Bounds::own(policy, now, &mut Vec::new());
+    let lower = bounds.lower().max(least(policy)).min(bounds.upper());
+    let asked = recommendation.replicas;
+    if asked < lower {
+        recommendation.replicas = lower;
+        let why = if bounds.lower() >= lower {
+            bounds.describe().0
+        } else {
+            "never below 1 unless min-replicas is \"0\"".to_owned()
+        };
+        recommendation
+            .reason
+            .push_str(&format!("; raised to {lower}: {why}"));
+    } else if asked > bounds.upper() {
+        recommendation.replicas = bounds.upper();
+        recommendation.reason.push_str(&format!(
+            "; capped at {}: {}",
+            bounds.upper(),
+            bounds.describe().1
+        ));
+    }
+    recommendation
+}
+
 /// A number for a reason: whole when it is whole, one decimal otherwise.
 pub(crate) fn num(x: f64) -> String {
     if (x - x.round()).abs() < 1e-9 {
@@ -134,17 +184,40 @@ pub struct Recommender {
     velocity: f64,
     acceleration: f64,
     hold: Hold,
+    /// With `trend: seasonal`: the history the forecast comes from.
+    seasonal: Option<Seasonal>,
 }
 
 impl Recommender {
     /// A recommender with no history.
     pub fn new(config: RecommendConfig) -> Recommender {
+        let seasonal = (config.trend == Trend::Seasonal).then(|| {
+            let mut seasonal = Seasonal::new(config.lead_seconds);
+            seasonal.set_zone(config.zone());
+            seasonal
+        });
         Recommender {
             config,
             last: None,
             velocity: 0.0,
             acceleration: 0.0,
             hold: Hold::default(),
+            seasonal,
+        }
+    }
+
+    /// The seasonal history, with `trend: seasonal`.
+    pub fn seasonal(&self) -> Option<&Seasonal> {
+        self.seasonal.as_ref()
+    }
+
+    /// Takes over a persisted or backfilled seasonal history (with `trend:
+    /// seasonal`; otherwise it is not needed and dropped).
+    pub fn restore_seasonal(&mut self, mut history: Seasonal) {
+        if self.config.trend == Trend::Seasonal {
+            history.set_lead(self.config.lead_seconds);
+            history.set_zone(self.config.zone());
+            self.seasonal = Some(history);
         }
     }
 
@@ -181,6 +254,19 @@ impl Recommender {
     /// Replaces the configuration (the annotation changed), keeping the
     /// trend.
     pub fn reconfigure(&mut self, config: RecommendConfig) {
+        match (config.trend == Trend::Seasonal, self.seasonal.as_mut()) {
+            (true, None) => {
+                let mut seasonal = Seasonal::new(config.lead_seconds);
+                seasonal.set_zone(config.zone());
+                self.seasonal = Some(seasonal);
+            }
+            (true, Some(seasonal)) => {
+                seasonal.set_lead(config.lead_seconds);
+                seasonal.set_zone(config.zone());
+            }
+            (false, Some(_)) => self.seasonal = None,
+            (false, None) => {}
+        }
         self.config = config;
     }
 
@@ -191,6 +277,9 @@ impl Recommender {
             return;
         }
         let demand = demand.max(0.0);
+        if let Some(seasonal) = self.seasonal.as_mut() {
+            seasonal.observe(at, demand);
+        }
         if let Some((prev_at, prev)) = self.last {
             let dt = (at - prev_at).num_milliseconds() as f64 / 1000.0;
             if dt <= 0.0 {
@@ -235,6 +324,9 @@ impl Recommender {
     /// sample.
     pub fn candidate(&mut self, current: u32, now: DateTime<Utc>) -> Option<Candidate> {
         let (_, demand) = self.last?;
+        if let Some(candidate) = self.seasonal_candidate(demand, current, now) {
+            return Some(candidate);
+        }
         let (predicted, strategy) = self.predicted();
         let c = &self.config;
         let per_pod = c.target_per_pod();

@@ -22,12 +22,12 @@ use chrono::{DateTime, Duration, Utc};
 pub use self::{
     fleet::Fleet,
     summary::{Run, Summary, relate_to_oracle, summarize},
-    trace::{Trace, TraceError},
+    trace::{Interpolation, Trace, TraceError},
 };
 use crate::{
     engine::{self, Ledger, Request},
     policy::{MAX_REPLICA_COUNT, Policy, RecommendConfig, RecommendationKind, Trend},
-    recommend::Recommender,
+    recommend::{Recommender, bounded},
 };
 
 /// Who scales the workload in a run.
@@ -97,6 +97,8 @@ pub struct Config {
     /// The HPA's own `minReplicas`, `maxReplicas` and `behavior`, written as
     /// a policy; `None` takes them from the workload's policy.
     pub hpa: Option<Policy>,
+    /// How demand between the trace's samples is read.
+    pub interpolation: Interpolation,
 }
 
 /// A workload whose policy is being tried.
@@ -131,19 +133,19 @@ pub fn simulate(trace: &Trace, workloads: &[Workload], config: &Config) -> Simul
     let (start, end) = (trace.start(), trace.end());
     let count = ((end - start).num_seconds() / tick.num_seconds()).max(1) as usize;
     let times: Vec<_> = (0..count).map(|i| start + tick * i as i32).collect();
-    let mut demand = Vec::with_capacity(count);
-    let mut cursor = 0;
-    let points = trace.points();
-    for t in &times {
-        while cursor + 1 < points.len() && points[cursor + 1].0 <= *t {
-            cursor += 1;
-        }
-        demand.push(points[cursor].1);
-    }
+    let demand: Vec<f64> = times
+        .iter()
+        .map(|t| trace.value(*t, config.interpolation))
+        .collect();
     // What the HPA and the recommender read: demand one metric delay ago.
     let seen: Vec<f64> = times
         .iter()
-        .map(|t| trace.at(*t - config.metric_delay.max(Duration::zero())))
+        .map(|t| {
+            trace.value(
+                *t - config.metric_delay.max(Duration::zero()),
+                config.interpolation,
+            )
+        })
         .collect();
     let windows = match workloads.first() {
         Some(w) => times
@@ -191,13 +193,38 @@ pub fn simulate(trace: &Trace, workloads: &[Workload], config: &Config) -> Simul
 impl Simulation {
     /// Figures per run, with cost relative to the oracle when it ran.
     pub fn summaries(&self) -> Vec<Summary> {
+        self.summaries_between(None, None)
+    }
+
+    /// Figures per run over the ticks from `from` (inclusive) to `to`
+    /// (exclusive), either open: scoring after a warm-up, or one stretch.
+    pub fn summaries_between(
+        &self,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Vec<Summary> {
+        let (a, b) = self.range(from, to);
         let mut all: Vec<_> = self
             .runs
             .iter()
-            .map(|r| summarize(r, &self.demand, self.capacity, self.tick_seconds))
+            .map(|r| {
+                let run = Run {
+                    actor: r.actor.clone(),
+                    replicas: r.replicas[a..b].to_vec(),
+                    ready: r.ready[a..b].to_vec(),
+                };
+                summarize(&run, &self.demand[a..b], self.capacity, self.tick_seconds)
+            })
             .collect();
         relate_to_oracle(&mut all);
         all
+    }
+
+    /// The tick indices `[a, b)` between `from` and `to`.
+    pub fn range(&self, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> (usize, usize) {
+        let a = from.map_or(0, |f| self.times.partition_point(|t| *t < f));
+        let b = to.map_or(self.times.len(), |e| self.times.partition_point(|t| *t < e));
+        (a, b.max(a))
     }
 
     /// CSV: `timestamp,demand`, then `<actor>_replicas,<actor>_ready` per run.
@@ -256,6 +283,8 @@ impl Ctx<'_> {
             acceleration_threshold: 0.0,
             smoothing_seconds: 120,
             hold_seconds: 300,
+            error_quantile: 0.95,
+            time_zone: None,
             warm_pool: None,
             kind,
             ttl_seconds: 300,
@@ -296,7 +325,7 @@ impl Ctx<'_> {
         let mut run = Run::default();
         for (t, seen) in self.times.iter().zip(self.seen) {
             recommender.observe(*t, *seen);
-            let rec = recommender.recommend(fleet.replicas(), *t);
+            let rec = bounded(recommender.recommend(fleet.replicas(), *t), &policy, *t);
             let requested = rec.replicas;
             policy.recommendation = Some(rec);
             guard.scale(&policy, &mut fleet, requested, "governor", *t);
@@ -320,7 +349,8 @@ impl Ctx<'_> {
         for (t, seen) in self.times.iter().zip(self.seen) {
             if let Some(recommender) = recommender.as_mut() {
                 recommender.observe(*t, *seen);
-                policy.recommendation = Some(recommender.recommend(fleet.replicas(), *t));
+                let rec = recommender.recommend(fleet.replicas(), *t);
+                policy.recommendation = Some(bounded(rec, &policy, *t));
             }
             // Writing the recommendation is an update the webhook governs:
             // a floor above the current count raises it at once.

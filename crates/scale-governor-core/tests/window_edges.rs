@@ -2,6 +2,8 @@
 //! window of the policy opens or closes, across DST jumps in zones with
 //! hour and half-hour shifts, weekly windows that cross midnight, and
 //! absolute windows with second precision. The recommender sleeps on it.
+//! And `Windows::active`, which looks windows up through an index, finds
+//! exactly what trying every window finds.
 
 use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
@@ -24,11 +26,24 @@ const ZONES: [&str; 5] = [
     "UTC",
 ];
 
+const DAYS: [&str; 6] = ["Mon-Sun", "Mon-Fri", "Sat,Sun", "Sun", "Fri-Mon", "Wed"];
+
 fn weekly() -> impl Strategy<Value = String> {
-    (0usize..5, 0u32..24, 0u32..60, 0u32..25, 0u32..60).prop_map(|(z, h1, m1, h2, m2)| {
-        let (h2, m2) = if h2 == 24 { (24, 0) } else { (h2, m2) };
-        format!("Mon-Sun {h1:02}:{m1:02}-{h2:02}:{m2:02} {} min=2", ZONES[z])
-    })
+    (
+        0usize..5,
+        0usize..DAYS.len(),
+        0u32..24,
+        0u32..60,
+        0u32..25,
+        0u32..60,
+    )
+        .prop_map(|(z, d, h1, m1, h2, m2)| {
+            let (h2, m2) = if h2 == 24 { (24, 0) } else { (h2, m2) };
+            format!(
+                "{} {h1:02}:{m1:02}-{h2:02}:{m2:02} {} min=2",
+                DAYS[d], ZONES[z]
+            )
+        })
 }
 
 fn absolute(base: DateTime<Utc>) -> impl Strategy<Value = String> {
@@ -44,7 +59,7 @@ fn absolute(base: DateTime<Utc>) -> impl Strategy<Value = String> {
 fn case() -> impl Strategy<Value = (DateTime<Utc>, Vec<String>)> {
     (0usize..DST_2026.len(), -21_600i64..21_600).prop_flat_map(|(i, shift)| {
         let now = DST_2026[i].parse::<DateTime<Utc>>().unwrap() + Duration::seconds(shift);
-        let windows = prop::collection::vec(prop_oneof![weekly(), absolute(now)], 1..4);
+        let windows = prop::collection::vec(prop_oneof![weekly(), absolute(now)], 1..8);
         (Just(now), windows)
     })
 }
@@ -64,7 +79,7 @@ proptest! {
         let next = policy.windows.next_change(now, horizon);
         prop_assert!(next >= now && next <= horizon);
         let state = |t: DateTime<Utc>| -> Vec<bool> {
-            policy.windows.entries.iter().map(|w| w.contains(t)).collect()
+            policy.windows.entries().iter().map(|w| w.contains(t)).collect()
         };
         let at_now = state(now);
         let mut t = now;
@@ -75,6 +90,32 @@ proptest! {
         if next > now {
             let last = next - Duration::seconds(1);
             prop_assert_eq!(state(last.max(now)), at_now, "changed at {} ({})", last, text);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn the_index_finds_what_a_scan_finds((now, windows) in case()) {
+        let text = windows.join("\n");
+        let Ok(policy) = Policy::from_annotations([(keys::WINDOWS, text.as_str())]) else {
+            return Ok(());
+        };
+        let entries = policy.windows.entries();
+        let absolute = |w: &&scale_governor_core::policy::Window| w.text.starts_with(|c: char| c.is_ascii_digit());
+        let mut t = now - Duration::hours(3);
+        while t < now + Duration::hours(3) {
+            let holiday = entries.iter().any(|w| absolute(&w) && w.contains(t));
+            let scan: Vec<&str> = entries
+                .iter()
+                .filter(|w| absolute(w) == holiday && w.contains(t))
+                .map(|w| w.text.as_str())
+                .collect();
+            let indexed: Vec<&str> = policy.windows.active(t).map(|w| w.text.as_str()).collect();
+            prop_assert_eq!(indexed, scan, "at {} ({})", t, text);
+            t += Duration::seconds(97);
         }
     }
 }

@@ -29,6 +29,11 @@ pub enum Trend {
     Velocity,
     /// Demand plus velocity × lead plus ½ acceleration × lead².
     Acceleration,
+    /// The highest demand expected within the lead from the same time a day
+    /// and a week ago, scaled to the current level, plus the observed
+    /// quantile of its past errors ([`crate::recommend::seasonal`]); the
+    /// velocity strategy until a day of history is there.
+    Seasonal,
 }
 
 /// A pool of pre-warmed pods for sessions that each reserve one pod.
@@ -92,6 +97,15 @@ pub struct RecommendConfig {
     /// Keep the highest recommendation for this long.
     #[serde(default = "default_hold")]
     pub hold_seconds: u32,
+    /// With `trend: seasonal`: the quantile of past forecast errors added to
+    /// the forecast as headroom.
+    #[serde(default = "default_error_quantile")]
+    pub error_quantile: f64,
+    /// With `trend: seasonal`: the IANA zone whose wall clock the daily and
+    /// weekly seasons follow (UTC when absent), so a pattern set by local
+    /// time is met on the day the clock changes too.
+    #[serde(default)]
+    pub time_zone: Option<String>,
     /// A warm pool of pre-warmed pods (with `source: pods`).
     #[serde(default)]
     pub warm_pool: Option<WarmPool>,
@@ -111,6 +125,9 @@ fn default_smoothing() -> u32 {
 }
 fn default_hold() -> u32 {
     300
+}
+fn default_error_quantile() -> f64 {
+    0.95
 }
 
 /// A recommendation's lifetime when the `recommend` annotation sets none:
@@ -251,6 +268,20 @@ impl RecommendConfig {
                 "tolerance must be at least 0 and below 1".to_owned(),
             );
         }
+        if !(config.error_quantile > 0.0 && config.error_quantile < 1.0) {
+            return bad(
+                "errorQuantile",
+                "errorQuantile must be above 0 and below 1, like 0.95".to_owned(),
+            );
+        }
+        if let Some(zone) = &config.time_zone
+            && zone.parse::<chrono_tz::Tz>().is_err()
+        {
+            return bad(
+                "timeZone",
+                format!("unknown time zone \"{zone}\", expected an IANA name like Europe/Berlin"),
+            );
+        }
         if config.ttl_seconds == 0 {
             return bad("ttlSeconds", "ttlSeconds must be positive".to_owned());
         }
@@ -260,6 +291,15 @@ impl RecommendConfig {
     /// `targetPerPod`, or 1 for a warm pool (where it is unused).
     pub fn target_per_pod(&self) -> f64 {
         self.target_per_pod.unwrap_or(1.0)
+    }
+
+    /// The zone the seasonal strategy's days follow: `timeZone`, UTC when
+    /// absent (parsing refused an unknown one).
+    pub fn zone(&self) -> chrono_tz::Tz {
+        self.time_zone
+            .as_deref()
+            .and_then(|z| z.parse().ok())
+            .unwrap_or(chrono_tz::Tz::UTC)
     }
 
     /// Whether demand is read from a metric (Prometheus or HTTP JSON).

@@ -109,10 +109,6 @@ impl Window {
         }
     }
 
-    fn is_absolute(&self) -> bool {
-        matches!(self.span, Span::Absolute { .. })
-    }
-
     /// The first instant after `now` at which [`Window::contains`] may
     /// change, or `horizon` if that comes first. It may be early (a weekly
     /// edge on a day the window skips), never late: local time runs with
@@ -162,13 +158,34 @@ fn next_local(local: NaiveDateTime, t: TimeOfDay) -> NaiveDateTime {
 }
 
 /// All windows of a policy.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Windows {
     /// Entries in the order written.
-    pub entries: Vec<Window>,
+    entries: Vec<Window>,
+    /// Which entries may cover an instant ([`index`]).
+    index: index::Index,
+}
+
+impl PartialEq for Windows {
+    fn eq(&self, other: &Windows) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for Windows {}
+
+impl std::hash::Hash for Windows {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.entries.hash(state);
+    }
 }
 
 impl Windows {
+    /// The entries, in the order written.
+    pub fn entries(&self) -> &[Window] {
+        &self.entries
+    }
+
     /// The first instant after `now` at which [`Windows::active`] may
     /// change, or `horizon` if that comes first (see [`Window::next_change`]).
     pub fn next_change(&self, now: DateTime<Utc>, horizon: DateTime<Utc>) -> DateTime<Utc> {
@@ -182,13 +199,21 @@ impl Windows {
     /// active (holidays override the week), otherwise the active weekly ones.
     /// Overlapping windows intersect; the engine folds their bounds.
     pub fn active(&self, now: DateTime<Utc>) -> impl Iterator<Item = &Window> {
-        let holiday = self
-            .entries
-            .iter()
-            .any(|w| w.is_absolute() && w.contains(now));
-        self.entries
-            .iter()
-            .filter(move |w| w.is_absolute() == holiday && w.contains(now))
+        let (mut absolute, mut weekly) = (Vec::new(), Vec::new());
+        if !self.entries.is_empty() {
+            self.index.candidates(now, &mut absolute, &mut weekly);
+        }
+        absolute.retain(|&i| self.entries[i].contains(now));
+        let mut chosen = if absolute.is_empty() {
+            weekly.retain(|&i| self.entries[i].contains(now));
+            weekly
+        } else {
+            absolute
+        };
+        // In the order written, as a scan would find them.
+        chosen.sort_unstable();
+        chosen.dedup();
+        chosen.into_iter().map(|i| &self.entries[i])
     }
 
     /// Parses entries separated by `;` or newlines; blank entries are skipped.
@@ -197,8 +222,11 @@ impl Windows {
             .split([';', '\n'])
             .filter(|entry| !entry.trim().is_empty())
             .map(|entry| parse_entry(value, entry))
-            .collect::<Result<_, _>>()?;
-        Ok(Windows { entries })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Windows {
+            index: index::Index::build(&entries),
+            entries,
+        })
     }
 
     /// A window whose bounds cannot meet the static ones is a contradiction.
@@ -416,5 +444,6 @@ fn parse_instant(text: &str, is_end: bool) -> Result<NaiveDateTime, String> {
         .map_err(|_| format!("bad date \"{text}\", expected YYYY-MM-DD or YYYY-MM-DDTHH:MM"))
 }
 
+mod index;
 #[cfg(test)]
 mod tests;

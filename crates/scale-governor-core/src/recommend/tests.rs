@@ -10,6 +10,7 @@ fn config(trend: Trend) -> RecommendConfig {
             Trend::None => "none",
             Trend::Velocity => "velocity",
             Trend::Acceleration => "acceleration",
+            Trend::Seasonal => "seasonal",
         }
     ))
     .unwrap()

@@ -3,9 +3,9 @@ use chrono::{Duration, TimeZone};
 use super::*;
 
 fn window(text: &str) -> Window {
-    let mut parsed = Windows::parse(text).unwrap();
-    assert_eq!(parsed.entries.len(), 1);
-    parsed.entries.remove(0)
+    let parsed = Windows::parse(text).unwrap();
+    assert_eq!(parsed.entries().len(), 1);
+    parsed.entries()[0].clone()
 }
 
 fn utc(s: &str) -> DateTime<Utc> {
@@ -67,7 +67,7 @@ fn several_entries_by_semicolon_or_newline() {
     let parsed =
         Windows::parse("Mon-Fri 08:00-20:00 min=3;\nSat,Sun 10:00-16:00 min=1\n2026-12-25 max=1;")
             .unwrap();
-    assert_eq!(parsed.entries.len(), 3);
+    assert_eq!(parsed.entries().len(), 3);
 }
 
 #[test]
@@ -166,8 +166,8 @@ fn absolute_dates_are_whole_local_days_and_override_weekly() {
         .collect();
     assert_eq!(active, ["2026-12-24/2026-12-26 Europe/Berlin max=2"]);
     // The end date is inclusive: the 26th until local midnight.
-    assert!(windows.entries[1].contains(utc("2026-12-26T22:59:00Z")));
-    assert!(!windows.entries[1].contains(utc("2026-12-26T23:00:00Z")));
+    assert!(windows.entries()[1].contains(utc("2026-12-26T22:59:00Z")));
+    assert!(!windows.entries()[1].contains(utc("2026-12-26T23:00:00Z")));
     let monday = utc("2026-12-28T12:00:00Z");
     let active: Vec<_> = windows.active(monday).map(|w| w.bounds.min).collect();
     assert_eq!(active, [Some(10)]);

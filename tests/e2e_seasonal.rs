@@ -1,0 +1,195 @@
+//! The seasonal strategy's history against real servers: the range query
+//! that backfills it, against the real Prometheus the e2e tests run, and
+//! the summary the leader stores beside the ledger, which a new leader
+//! brings back after the old one is SIGKILLed.
+
+mod support;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, extract::State, routing::get};
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use scale_governor::{
+    ledgers::{SEASONAL_KEY, object_name},
+    policy::RecommendConfig,
+    recommend::seasonal::{Seasonal, summary::SeasonalSummary},
+    sources::{HttpClient, Sources, Target},
+    workload::WorkloadKind,
+};
+use support::{
+    e2e::{create, setup_in, workload},
+    eventually,
+};
+
+/// `query_range` reads back, in order, what Prometheus scraped: a gauge set
+/// to 10, then 50, then 20, at a step of one second; a range longer than
+/// one request may hold is split, and the time before Prometheus had data
+/// is simply empty.
+#[tokio::test]
+async fn a_range_query_reads_back_what_prometheus_scraped() {
+    let Some(_) = support::try_cluster() else {
+        return;
+    };
+    let prom = support::prometheus::Prometheus::start("prometheus-range").await;
+    let series = "test_demand{workload=\"web\"}";
+    let started = Utc::now();
+    for value in [10.0, 50.0, 20.0] {
+        prom.gauges.set(series, value);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    eventually(
+        "the last value scraped",
+        Duration::from_secs(20),
+        || async { (prom.query("test_demand{workload=\"web\"}").await? == [20.0]).then_some(()) },
+    )
+    .await;
+    let sources = Sources::parse(&format!(
+        "sources:\n  - name: prom\n    namespaces: [\"*\"]\n    prometheus:\n      url: {}\n      queries:\n        demand: 'test_demand{{workload=\"{{{{name}}}}\"}}'\n",
+        prom.url
+    ))
+    .unwrap();
+    let config = RecommendConfig::parse(
+        r#"{"source":"prom","query":"demand","targetPerPod":1,"trend":"seasonal"}"#,
+    )
+    .unwrap();
+    let target = Target {
+        namespace: "shop",
+        name: "web",
+    };
+    let http = HttpClient::new().unwrap();
+    // Four hours at one second: 14,400 points, two requests.
+    let now = Utc::now();
+    let range = (now - chrono::Duration::hours(4), now);
+    let points = sources
+        .sample_range(&http, &config, target, range, 1)
+        .await
+        .unwrap()
+        .expect("Prometheus keeps history");
+    let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
+    let mut changes = values.clone();
+    changes.dedup();
+    assert_eq!(changes, [10.0, 50.0, 20.0], "{points:?}");
+    assert!(points.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(points[0].0 >= started - chrono::Duration::seconds(2));
+    // What the backfill makes of them: a history with that peak in it.
+    let history = Seasonal::from_samples(135, &points);
+    assert_eq!(history.highest_at(points[0].0).map(f64::round), Some(50.0));
+}
+
+/// Demand served as `{"demand": N}` on 127.0.0.1.
+async fn demand_endpoint() -> (String, Arc<AtomicU64>) {
+    async fn serve(State(v): State<Arc<AtomicU64>>) -> axum::Json<serde_json::Value> {
+        axum::Json(serde_json::json!({ "demand": v.load(Ordering::Relaxed) }))
+    }
+    let value = Arc::new(AtomicU64::new(100));
+    let app = Router::new()
+        .route("/demand/{name}", get(serve))
+        .with_state(value.clone());
+    (support::serve_http(app).await, value)
+}
+
+/// The seasonal summary stored in the workload's ledger object, if any.
+async fn stored(api: &Api<ConfigMap>, name: &str) -> Option<Seasonal> {
+    let cm = api.get_opt(name).await.ok()??;
+    let text = cm.data?.get(SEASONAL_KEY)?.clone();
+    SeasonalSummary::parse(&text)
+        .unwrap()
+        .restore(Utc::now(), 30)
+        .ok()
+}
+
+fn seasonal_writes(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "scale_governor_recommender_writes_total{kind=\"seasonal\",result=\"ok\"} ",
+            )
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Two `serve` replicas storing the seasonal history every second. The
+/// leader sees a peak of 5,000 and stores it; after it is SIGKILLed, the
+/// other becomes leader and stores the history again, with the peak it
+/// never saw itself: it brought back what the first one stored.
+#[tokio::test]
+async fn the_seasonal_history_survives_a_leader_change() {
+    let Some(cluster) = support::try_cluster() else {
+        return;
+    };
+    let (url, demand) = demand_endpoint().await;
+    let ns = cluster.namespace("seasonal").await;
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("sources-{}.yaml", ns.name()));
+    std::fs::write(
+        &path,
+        format!(
+            "sources:\n  - name: demand\n    namespaces: [\"{}\"]\n    http:\n      url: {url}/demand/{{{{name}}}}\n",
+            ns.name()
+        ),
+    )
+    .unwrap();
+    let flags = [
+        "--recommend-interval=1s".to_owned(),
+        "--summary-interval=1s".to_owned(),
+        format!("--sources={}", path.display()),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut s = setup_in(cluster, ns, &flags).await;
+    let b = support::governor::Governor::start_with(s.cluster, s.ns.name(), "b", &flags).await;
+    let recommend = r#"{"source":"demand","pointer":"/demand","targetPerPod":10,"trend":"seasonal","leadSeconds":30}"#;
+    create(
+        &s,
+        &workload("Deployment", "web", 1, &[("recommend", recommend)]),
+    )
+    .await;
+    let api: Api<ConfigMap> = Api::namespaced(s.cluster.client(), s.ns.name());
+    let name = object_name(WorkloadKind::Deployment, &format!("{}/web", s.ns.name()));
+    let wait = Duration::from_secs(30);
+    eventually("the first stored history", wait, || async {
+        stored(&api, &name).await.map(drop)
+    })
+    .await;
+    // A peak only the leader sees, sampled within seconds of `peak` (the
+    // bin may end in between: both are looked at).
+    let peak: DateTime<Utc> = Utc::now();
+    let has_peak = |h: &Seasonal| {
+        [peak, peak + chrono::Duration::seconds(10)]
+            .iter()
+            .any(|t| h.highest_at(*t).unwrap_or(0.0) >= 5000.0)
+    };
+    demand.store(5000, Ordering::Relaxed);
+    eventually("the peak in the stored history", wait, || async {
+        has_peak(&stored(&api, &name).await?).then_some(())
+    })
+    .await;
+    demand.store(100, Ordering::Relaxed);
+    assert_eq!(
+        seasonal_writes(&b.metrics().await),
+        0,
+        "b is not the leader"
+    );
+    s.governor.kill().await;
+    support::governor::repoint(s.cluster, &s.ns, &b.url()).await;
+    eventually(
+        "b to lead and store the history",
+        Duration::from_secs(40),
+        || async { (seasonal_writes(&b.metrics().await) > 0).then_some(()) },
+    )
+    .await;
+    let history = stored(&api, &name).await.expect("b's stored history");
+    assert!(
+        has_peak(&history),
+        "b stored a history without the peak a saw: it did not bring it back"
+    );
+}
