@@ -11,7 +11,7 @@ CLUSTER_KUBECONFIG := $(CURDIR)/target/cluster/kubeconfig
 PROPTEST_SEED ?= 20261201
 TOOLS = $(shell .ci/tools.sh cargo-deny shellcheck)
 
-.PHONY: help check lint test soak props demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load bench-review bench-recommender bench-ledger quality
+.PHONY: help check lint test soak props demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load bench-review soak-memory bench-recommender bench-ledger quality
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -98,6 +98,9 @@ bench-load: ## Load benchmark of serve over TLS with 10,000 cached Deployments (
 # recommender loop" in docs/performance.md.
 bench-ledger: ## What the ledger costs the apiserver: one change in each candidate store, and writes by a steady fleet of 1,000 (goal 0); writes target/bench/ledger-report.md
 	benches/ledger.sh
+
+soak-memory: ## serve's RSS with 10,000 governed Deployments under SOAK_SECONDS (3600) of reviews and apiserver churn; writes target/bench/soak-report.md
+	benches/soak.sh
 
 bench-review: ## Instructions and allocations per review in the handler, under valgrind; writes target/bench/review-report.md
 	benches/review.sh
