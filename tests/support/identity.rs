@@ -43,6 +43,40 @@ pub fn rbac_for(ns: &str, binding: &str) -> String {
     )
 }
 
+/// deploy/base/certificates.yaml for the governor of namespace `ns`: the
+/// cluster-wide grant on its webhook configurations named after them
+/// (`scale-governor-<ns>`, as [`super::governor::register`] names them).
+pub fn certificates_for(ns: &str) -> String {
+    let text = deploy("certificates.yaml");
+    let cluster_wide = [
+        "kind: ClusterRole\nmetadata:\n  name: scale-governor-webhooks\n",
+        "kind: ClusterRoleBinding\nmetadata:\n  name: scale-governor-webhooks\n",
+        "  kind: ClusterRole\n  name: scale-governor-webhooks\n",
+        "resourceNames: [\"scale-governor\"]",
+        "    namespace: scale-governor\n",
+    ];
+    for s in cluster_wide {
+        assert!(text.contains(s), "certificates.yaml changed shape: {s:?}");
+    }
+    text.replace(
+        cluster_wide[0],
+        &cluster_wide[0].replace("webhooks\n", &format!("webhooks-{ns}\n")),
+    )
+    .replace(
+        cluster_wide[1],
+        &cluster_wide[1].replace("webhooks\n", &format!("webhooks-{ns}\n")),
+    )
+    .replace(
+        cluster_wide[2],
+        &cluster_wide[2].replace("webhooks\n", &format!("webhooks-{ns}\n")),
+    )
+    .replace(
+        cluster_wide[3],
+        &format!("resourceNames: [\"scale-governor-{ns}\"]"),
+    )
+    .replace(cluster_wide[4], &format!("    namespace: {ns}\n"))
+}
+
 /// deploy/base/confine.yaml for the governor of namespace `ns`, its
 /// policies named with `-<ns>` and bound to that namespace only.
 pub fn confine_for(ns: &str) -> String {
@@ -90,8 +124,15 @@ pub async fn governor_identity(cluster: &Cluster, ns: &str, tag: &str) -> Identi
     std::fs::create_dir_all(&dir).unwrap();
     apply(cluster, ns, &dir.join("rbac.yaml"), &rbac_for(ns, &binding)).await;
     apply(cluster, ns, &dir.join("confine.yaml"), &confine_for(ns)).await;
+    let certificates = certificates_for(ns);
+    apply(cluster, ns, &dir.join("certificates.yaml"), &certificates).await;
     let cleanup = vec![
         cluster.delete_on_drop("clusterrolebinding", &binding),
+        cluster.delete_on_drop(
+            "clusterrolebinding",
+            &format!("scale-governor-webhooks-{ns}"),
+        ),
+        cluster.delete_on_drop("clusterrole", &format!("scale-governor-webhooks-{ns}")),
         cluster.delete_on_drop(
             "validatingadmissionpolicybinding",
             &format!("scale-governor-confine-{ns}"),
