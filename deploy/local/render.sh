@@ -3,19 +3,22 @@
 # this machine and prints their YAML (the rest of deploy/local is left out):
 #
 #   deploy/local/render.sh --url https://127.0.0.1:PORT [--ca-bundle B64] \
-#     [--name NAME] [--namespace NS] [--failure-policy Ignore|Fail] [--timeout S]
+#     [--name NAME] [--namespace NS] [--failure-policy Ignore|Fail] [--timeout S] \
+#     [--opt-in]
 #
 # --namespace limits the webhooks to that one namespace (the demo and each
 # e2e test govern only their own); without it the template's exclusions
-# hold. Without --ca-bundle there is none, for a governor that injects its
+# hold. --opt-in adds deploy/namespace-opt-in: only namespaces labelled
+# scale-governor.io/enabled=true are sent. Without --ca-bundle there is none, for a governor that injects its
 # own (`serve --certificates=self-signed`). Needs kubectl (for `kubectl
 # kustomize`).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-name=scale-governor url='' ca='' namespace='' failure='' timeout=''
+name=scale-governor url='' ca='' namespace='' failure='' timeout='' opt_in=''
 while (($#)); do
   case $1 in
+    --opt-in) opt_in=1; shift; continue ;;
     --name) name=$2 ;;
     --url) url=${2%/} ;;
     --ca-bundle) ca=$2 ;;
@@ -50,6 +53,7 @@ patch() { # kind, path
   echo "apiVersion: kustomize.config.k8s.io/v1beta1"
   echo "kind: Kustomization"
   echo "resources: [\"../local\"]"
+  [[ -n $opt_in ]] && echo "components: [\"../namespace-opt-in\"]"
   echo "patches:"
   patch MutatingWebhookConfiguration mutate
   patch ValidatingWebhookConfiguration validate

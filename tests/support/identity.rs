@@ -11,6 +11,10 @@ use super::{Cluster, DeleteOnDrop};
 /// The ServiceAccount's name, as in deploy/base.
 pub const SERVICE_ACCOUNT: &str = "scale-governor";
 
+/// How deploy/base names the governor in a binding; kustomize adds the
+/// namespace (and moves it with a `namespace:` override), these tests do.
+const SUBJECT: &str = "  - kind: ServiceAccount\n    name: scale-governor\n";
+
 /// A governor identity; its cluster-wide grants are removed on drop.
 pub struct Identity {
     /// A kubeconfig that authenticates as the ServiceAccount.
@@ -37,10 +41,7 @@ pub fn rbac_for(ns: &str, binding: &str) -> String {
         from,
         &format!("kind: ClusterRoleBinding\nmetadata:\n  name: {binding}\n"),
     )
-    .replace(
-        "    namespace: scale-governor\n",
-        &format!("    namespace: {ns}\n"),
-    )
+    .replace(SUBJECT, &format!("{SUBJECT}    namespace: {ns}\n"))
 }
 
 /// deploy/base/certificates.yaml for the governor of namespace `ns`: the
@@ -53,7 +54,7 @@ pub fn certificates_for(ns: &str) -> String {
         "kind: ClusterRoleBinding\nmetadata:\n  name: scale-governor-webhooks\n",
         "  kind: ClusterRole\n  name: scale-governor-webhooks\n",
         "resourceNames: [\"scale-governor\"]",
-        "    namespace: scale-governor\n",
+        SUBJECT,
     ];
     for s in cluster_wide {
         assert!(text.contains(s), "certificates.yaml changed shape: {s:?}");
