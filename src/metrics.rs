@@ -342,4 +342,78 @@ mod tests {
         assert!(plain.contains("# TYPE process_cpu_seconds_total counter"));
         assert!(!plain.contains("# EOF"));
     }
+
+    /// Every series the shipped alerts and dashboard read exists, under
+    /// that name, once each family has a sample.
+    #[test]
+    fn the_monitoring_kit_reads_only_series_that_exist() {
+        let m = Metrics::new();
+        let result = ResultLabels { result: "ok" };
+        let endpoint = EndpointLabels { endpoint: "mutate" };
+        let source = "s".to_owned();
+        m.reviews
+            .get_or_create(&ReviewLabels {
+                endpoint: "mutate",
+                kind: "deployments",
+                operation: "SCALE",
+                outcome: "denied",
+                rule: "max-replicas",
+            })
+            .inc();
+        m.bad_reviews.get_or_create(&endpoint).inc();
+        m.duration.get_or_create(&endpoint).observe(0.001);
+        m.cache_workloads
+            .get_or_create(&KindLabels {
+                kind: "deployments",
+            })
+            .set(1);
+        m.cert_reloads.get_or_create(&result).inc();
+        m.events.get_or_create(&result).inc();
+        m.ledger_writes.get_or_create(&result).inc();
+        m.policy_edits
+            .get_or_create(&EditLabels { kind: "refused" })
+            .inc();
+        m.recommender_samples
+            .get_or_create(&SampleLabels {
+                source: source.clone(),
+                result: "ok",
+            })
+            .inc();
+        m.recommender_sample_duration
+            .get_or_create(&SourceLabels { source })
+            .observe(0.01);
+        m.recommender_writes
+            .get_or_create(&WriteLabels {
+                kind: "scale",
+                result: "ok",
+            })
+            .inc();
+        let text = m.encode_text();
+        let exported: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        let kit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/monitoring");
+        for file in ["prometheusrule.yaml", "dashboard.json"] {
+            let used = std::fs::read_to_string(kit.join(file)).unwrap();
+            for (at, _) in used
+                .match_indices("scale_governor_")
+                .chain(used.match_indices("process_"))
+            {
+                let name: String = used[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(&name);
+                assert!(
+                    exported.contains(&family),
+                    "{file} reads {name}, which is not exported: {exported:?}"
+                );
+            }
+        }
+    }
 }

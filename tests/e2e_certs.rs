@@ -181,10 +181,7 @@ async fn the_self_signed_mode_issues_injects_and_rotates_with_nothing_pasted() {
             "--from-literal=tls.key=not a key",
         ])
         .await;
-    let flags = [
-        "--certificates=self-signed",
-        "--certificate-validity=9s",
-    ];
+    let flags = ["--certificates=self-signed", "--certificate-validity=9s"];
     let unused = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("no-certs");
     let g = Governor::start_in(cluster, ns.name(), "a", &flags, &unused).await;
     let _hooks = governor::register_with_ca(cluster, &ns, &g.url(), "").await;
@@ -206,18 +203,22 @@ async fn the_self_signed_mode_issues_injects_and_rotates_with_nothing_pasted() {
         "mutatingwebhookconfiguration",
         "validatingwebhookconfiguration",
     ] {
-        eventually(&format!("the caBundle injected into {kind}"), WAIT, || async {
-            let bundle = cluster
-                .kubectl_ok([
-                    "get",
-                    kind,
-                    &name,
-                    "-o",
-                    "jsonpath={.webhooks[0].clientConfig.caBundle}",
-                ])
-                .await;
-            (!bundle.is_empty() && bundle == secret_ca().await).then_some(())
-        })
+        eventually(
+            &format!("the caBundle injected into {kind}"),
+            WAIT,
+            || async {
+                let bundle = cluster
+                    .kubectl_ok([
+                        "get",
+                        kind,
+                        &name,
+                        "-o",
+                        "jsonpath={.webhooks[0].clientConfig.caBundle}",
+                    ])
+                    .await;
+                (!bundle.is_empty() && bundle == secret_ca().await).then_some(())
+            },
+        )
         .await;
     }
     let log = g.log();
@@ -227,14 +228,21 @@ async fn the_self_signed_mode_issues_injects_and_rotates_with_nothing_pasted() {
         (s.governor.readyz().await.0 == 200).then_some(())
     })
     .await;
-    create(&s, &workload("Deployment", "web", 2, &[("max-replicas", "5")])).await;
+    create(
+        &s,
+        &workload("Deployment", "web", 2, &[("max-replicas", "5")]),
+    )
+    .await;
     let (ok, e) = scale(s.cluster, &s.ns, "deploy/web", 9, &[]).await;
     assert!(ok && e.contains("allowed 5"), "{e}");
 
     // Renewed after two thirds of 9 s, while the apiserver keeps calling.
     eventually("two renewals", Duration::from_secs(40), || async {
         let metrics = s.governor.metrics().await;
-        (sample(&metrics, "scale_governor_tls_cert_reloads_total{result=\"ok\"}")? >= 2.0)
+        (sample(
+            &metrics,
+            "scale_governor_tls_cert_reloads_total{result=\"ok\"}",
+        )? >= 2.0)
             .then_some(())
     })
     .await;

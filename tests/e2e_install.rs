@@ -121,9 +121,11 @@ async fn the_base_installs_in_one_command_and_its_pods_pass_pod_security_restric
             && refused.contains("seccompProfile"),
         "{refused}"
     );
-    assert!(pods(cluster, "scale-governor", "app.kubernetes.io/name=broken")
-        .await
-        .is_empty());
+    assert!(
+        pods(cluster, "scale-governor", "app.kubernetes.io/name=broken")
+            .await
+            .is_empty()
+    );
 
     // Uninstall as docs/operations.md says: the webhooks first.
     cluster
@@ -201,8 +203,15 @@ async fn the_chart_installs_with_default_values_in_one_command() {
             "jsonpath={.webhooks[0].namespaceSelector}",
         ])
         .await;
-    assert!(selector.contains(r#""values":["kube-system","sg-helm"]"#), "{selector}");
-    helm_ok(cluster, &["uninstall", "scale-governor", "--namespace", "sg-helm"]).await;
+    assert!(
+        selector.contains(r#""values":["kube-system","sg-helm"]"#),
+        "{selector}"
+    );
+    helm_ok(
+        cluster,
+        &["uninstall", "scale-governor", "--namespace", "sg-helm"],
+    )
+    .await;
     cluster
         .kubectl_ok(["delete", "namespace", "sg-helm", "--timeout=120s"])
         .await;
@@ -254,7 +263,12 @@ async fn every_overlay_and_chart_option_passes_a_server_side_dry_run() {
             "certificates.provided.secretName=my-tls",
             &provided,
         ],
-        &["certificates.mode=cert-manager", "certificates.certManager.issuerRef.name=corp", "certificates.certManager.issuerRef.kind=ClusterIssuer", "confine.enabled=false"],
+        &[
+            "certificates.mode=cert-manager",
+            "certificates.certManager.issuerRef.name=corp",
+            "certificates.certManager.issuerRef.kind=ClusterIssuer",
+            "confine.enabled=false",
+        ],
     ];
     for set in options {
         let rendered = helm_template(cluster, "scale-governor", set).await;
@@ -302,7 +316,10 @@ async fn a_namespace_override_still_excludes_the_governors_own_namespace() {
     let namespace = namespaces[0];
     assert_eq!(namespace["metadata"]["name"], "platform");
     let labels = &namespace["metadata"]["labels"];
-    for kind in ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"] {
+    for kind in [
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ] {
         let hook = &find(&docs, kind, "scale-governor")["webhooks"][0];
         assert_eq!(hook["clientConfig"]["service"]["namespace"], "platform");
         let excluded = hook["namespaceSelector"]["matchExpressions"]

@@ -77,7 +77,12 @@ async fn with_fail_and_the_governor_down_only_governed_workloads_wait() {
     let (ok, e) = kubectl(
         cluster,
         &ns,
-        &["set", "image", "deployment/plain", "app=registry.k8s.io/pause:3.9"],
+        &[
+            "set",
+            "image",
+            "deployment/plain",
+            "app=registry.k8s.io/pause:3.9",
+        ],
     )
     .await;
     assert!(ok, "{e}");
@@ -157,8 +162,18 @@ async fn in_namespace_opt_in_mode_a_scale_elsewhere_does_not_wait() {
         cluster.delete_on_drop("mutatingwebhookconfiguration", &name),
         cluster.delete_on_drop("validatingwebhookconfiguration", &name),
     ];
-    refused(cluster, &opted, &["scale", "deployment/app", "--replicas=2"]).await;
-    let (ok, e) = kubectl(cluster, &other, &["scale", "deployment/app", "--replicas=3"]).await;
+    refused(
+        cluster,
+        &opted,
+        &["scale", "deployment/app", "--replicas=2"],
+    )
+    .await;
+    let (ok, e) = kubectl(
+        cluster,
+        &other,
+        &["scale", "deployment/app", "--replicas=3"],
+    )
+    .await;
     assert!(ok, "a /scale outside the opted-in namespaces waited: {e}");
     assert_eq!(
         support::e2e::replicas(cluster, &other, "deployment/app").await,

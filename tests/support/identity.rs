@@ -59,23 +59,17 @@ pub fn certificates_for(ns: &str) -> String {
     for s in cluster_wide {
         assert!(text.contains(s), "certificates.yaml changed shape: {s:?}");
     }
-    text.replace(
-        cluster_wide[0],
-        &cluster_wide[0].replace("webhooks\n", &format!("webhooks-{ns}\n")),
-    )
-    .replace(
-        cluster_wide[1],
-        &cluster_wide[1].replace("webhooks\n", &format!("webhooks-{ns}\n")),
-    )
-    .replace(
-        cluster_wide[2],
-        &cluster_wide[2].replace("webhooks\n", &format!("webhooks-{ns}\n")),
-    )
-    .replace(
+    let mut text = text.replace(
         cluster_wide[3],
         &format!("resourceNames: [\"scale-governor-{ns}\"]"),
-    )
-    .replace(cluster_wide[4], &format!("    namespace: {ns}\n"))
+    );
+    for named in &cluster_wide[..3] {
+        text = text.replace(
+            named,
+            &named.replace("webhooks\n", &format!("webhooks-{ns}\n")),
+        );
+    }
+    text.replace(SUBJECT, &format!("{SUBJECT}    namespace: {ns}\n"))
 }
 
 /// deploy/base/confine.yaml for the governor of namespace `ns`, its

@@ -93,7 +93,9 @@ pub async fn helm_template(cluster: &Cluster, namespace: &str, set: &[&str]) -> 
 /// `kubectl kustomize` of `deploy/<dir>` (or any directory under the root).
 pub async fn kustomize(cluster: &Cluster, dir: &str) -> String {
     let path = root().join(dir);
-    cluster.kubectl_ok(["kustomize", path.to_str().unwrap()]).await
+    cluster
+        .kubectl_ok(["kustomize", path.to_str().unwrap()])
+        .await
 }
 
 /// The documents of a multi-document YAML stream, empty ones left out.

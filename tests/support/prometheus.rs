@@ -94,7 +94,9 @@ impl Prometheus {
         let exporter = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let (child, url, dir) = launch(
             dir,
-            &format!("scrape_configs:\n  - job_name: test\n    static_configs: [{{targets: ['{exporter_addr}']}}]\n"),
+            &format!(
+                "scrape_configs:\n  - job_name: test\n    static_configs: [{{targets: ['{exporter_addr}']}}]\n"
+            ),
         );
         let p = Prometheus {
             url,
@@ -121,7 +123,12 @@ impl Prometheus {
     /// Prometheus scraping `target` (`host:port` of a `/metrics`) as job
     /// `job`, evaluating the rule file `rules`; the exporter serves nothing
     /// it scrapes. Returns once the API answers.
-    pub async fn scraping(dir: &str, job: &str, target: &str, rules: &std::path::Path) -> Prometheus {
+    pub async fn scraping(
+        dir: &str,
+        job: &str,
+        target: &str,
+        rules: &std::path::Path,
+    ) -> Prometheus {
         let (child, url, dir) = launch(
             dir,
             &format!(
@@ -137,7 +144,11 @@ impl Prometheus {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while p.get("/-/ready").await.is_none() {
-            assert!(Instant::now() < deadline, "prometheus not ready; see {}", dir.display());
+            assert!(
+                Instant::now() < deadline,
+                "prometheus not ready; see {}",
+                dir.display()
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         p
@@ -148,8 +159,8 @@ impl Prometheus {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let authority = self.url.trim_start_matches("http://");
         let mut stream = tokio::net::TcpStream::connect(authority).await.ok()?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+        // HTTP/1.0, so a large answer comes whole rather than chunked.
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n");
         stream.write_all(request.as_bytes()).await.ok()?;
         let mut response = String::new();
         stream.read_to_string(&mut response).await.ok()?;
