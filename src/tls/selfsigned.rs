@@ -250,12 +250,14 @@ async fn authority(
     } else {
         ca.cert_pem()
     };
-    let secret = ca_secret(
+    let mut secret = ca_secret(
         name,
         &ca,
         &bundle_pem,
         existing.metadata.resource_version.clone(),
     );
+    // A Secret's type cannot change: one made by hand (Opaque) stays so.
+    secret.type_ = existing.type_.clone();
     match secrets.replace(name, &PostParams::default(), &secret).await {
         Ok(_) => {
             tracing::warn!(secret = %name, why, "replaced the CA");
