@@ -51,6 +51,7 @@ async fn the_install_guide_gets_a_fresh_cluster_to_a_clamped_deployment() {
         .unwrap_or_else(|| panic!("no replica count printed:\n{stdout}"));
     assert!((2..=20).contains(&replicas), "{replicas} replicas");
     assert!(log.contains("injected the caBundle"), "{log}");
+    assert!(stdout.contains("deployment.apps/web annotated"), "{stdout}");
     // The guide's last step left nothing behind.
     let left = cluster
         .kubectl_ok(["get", "validatingwebhookconfigurations", "-o", "name"])
