@@ -26,13 +26,14 @@ COPY crates crates
 # only the two workspace crates here.
 RUN touch src/main.rs src/lib.rs crates/scale-governor-core/src/lib.rs \
  && cargo build --locked --profile dist --bin scale-governor \
- && mkdir -p /out && cp target/dist/scale-governor /out/scale-governor
+ && mkdir -p /out/etc/ssl/certs && cp target/dist/scale-governor /out/scale-governor \
+ && cp /etc/ssl/certs/ca-certificates.crt /out/etc/ssl/certs/
 
+# /out is the image's whole root: the binary, and the CA certificates for
+# metric sources over HTTPS (the apiserver's CA comes with the
+# ServiceAccount token).
 FROM scratch AS runtime
-# For metric sources over HTTPS; the apiserver's CA comes with the
-# ServiceAccount token.
-COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY --from=build /out/scale-governor /scale-governor
+COPY --from=build /out/ /
 USER 65532:65532
 EXPOSE 8443 8080
 ENTRYPOINT ["/scale-governor"]

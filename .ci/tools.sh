@@ -64,7 +64,7 @@ ensure() {
       if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
         echo "tools.sh: adding the Rust target x86_64-unknown-linux-musl" >&2
         rustup target add x86_64-unknown-linux-musl >&2 || {
-          echo "tools.sh: cannot install the musl target; the image needs a static binary" >&2
+          echo "tools.sh: cannot install the Rust target x86_64-unknown-linux-musl" >&2
           exit 1
         }
       fi

@@ -68,7 +68,7 @@ async fn pods_are_admitted(cluster: &Cluster, ns: &str, selector: &str, replicas
 
 #[tokio::test]
 async fn the_base_installs_in_one_command_and_its_pods_pass_pod_security_restricted() {
-    let cluster = support::fresh_cluster();
+    let cluster = support::install::fresh_cluster();
     let _one = INSTALLS.lock().await;
     let base = root().join("deploy/base");
     // One command on a fresh cluster: the Namespace goes first.
@@ -149,7 +149,7 @@ async fn the_base_installs_in_one_command_and_its_pods_pass_pod_security_restric
 
 #[tokio::test]
 async fn the_chart_installs_with_default_values_in_one_command() {
-    let cluster = support::fresh_cluster();
+    let cluster = support::install::fresh_cluster();
     let _one = INSTALLS.lock().await;
     let chart = support::install::chart();
     let lint = helm_ok(cluster, &["lint", chart.to_str().unwrap()]).await;
@@ -219,7 +219,7 @@ async fn the_chart_installs_with_default_values_in_one_command() {
 
 #[tokio::test]
 async fn every_overlay_and_chart_option_passes_a_server_side_dry_run() {
-    let cluster = support::fresh_cluster();
+    let cluster = support::install::fresh_cluster();
     let _one = INSTALLS.lock().await;
     install_crds(cluster).await;
     // A dry run creates no namespace, so the governor's namespace must
@@ -308,7 +308,7 @@ async fn every_overlay_and_chart_option_passes_a_server_side_dry_run() {
 /// leaves the governor's own namespace out of its webhooks.
 #[tokio::test]
 async fn a_namespace_override_still_excludes_the_governors_own_namespace() {
-    let cluster = support::fresh_cluster();
+    let cluster = support::install::fresh_cluster();
     let rendered = kustomize(cluster, "deploy/examples/other-namespace").await;
     let docs = documents(&rendered);
     let namespaces: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Namespace").collect();

@@ -8,7 +8,7 @@ use std::net::TcpListener;
 
 #[tokio::test]
 async fn the_install_guide_gets_a_fresh_cluster_to_a_clamped_deployment() {
-    let cluster = support::fresh_cluster();
+    let cluster = support::install::fresh_cluster();
     // The guide uses serve's default ports.
     for port in [8443, 8080] {
         assert!(

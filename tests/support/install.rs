@@ -14,6 +14,25 @@ use serde_json::Value;
 
 use super::Cluster;
 
+/// A control plane nobody else uses, started once per test binary: for
+/// tests that install cluster-wide objects under their shipped names (the
+/// kustomize base, the Helm chart) as on a fresh cluster. Panics when it
+/// cannot be started, Go missing included.
+pub fn fresh_cluster() -> &'static Cluster {
+    static FRESH: OnceLock<Result<Cluster, String>> = OnceLock::new();
+    let fresh = FRESH.get_or_init(|| {
+        super::install_crypto_provider();
+        match super::start_private(&format!("cluster-fresh-{}-", env!("CARGO_CRATE_NAME"))) {
+            Ok(Some(cluster)) => Ok(cluster),
+            Ok(None) => Err("Go is not on PATH and the binaries are not cached".to_owned()),
+            Err(e) => Err(format!("{e:#}")),
+        }
+    });
+    fresh
+        .as_ref()
+        .unwrap_or_else(|e| panic!("fresh control plane unavailable: {e}"))
+}
+
 /// The repository root.
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -189,7 +189,7 @@ fn start() -> anyhow::Result<Option<Cluster>> {
 
 /// Starts a control plane of this binary's own in `target/<prefix><pid>`,
 /// torn down when the binary exits. `Ok(None)` means "skip: no Go".
-fn start_private(prefix: &str) -> anyhow::Result<Option<Cluster>> {
+pub(crate) fn start_private(prefix: &str) -> anyhow::Result<Option<Cluster>> {
     let pid = std::process::id();
     prune_torn_down(prefix);
     let dir = repo_root().join(format!("target/{prefix}{pid}"));
@@ -221,25 +221,6 @@ fn start_private(prefix: &str) -> anyhow::Result<Option<Cluster>> {
         begun.elapsed().as_secs_f64()
     );
     Ok(Some(cluster))
-}
-
-/// A control plane nobody else uses, started once per test binary: for
-/// tests that install cluster-wide objects under their shipped names (the
-/// kustomize base, the Helm chart) as on a fresh cluster. Panics when it
-/// cannot be started, Go missing included.
-pub fn fresh_cluster() -> &'static Cluster {
-    static FRESH: OnceLock<Result<Cluster, String>> = OnceLock::new();
-    let fresh = FRESH.get_or_init(|| {
-        install_crypto_provider();
-        match start_private(&format!("cluster-fresh-{}-", env!("CARGO_CRATE_NAME"))) {
-            Ok(Some(cluster)) => Ok(cluster),
-            Ok(None) => Err("Go is not on PATH and the binaries are not cached".to_owned()),
-            Err(e) => Err(format!("{e:#}")),
-        }
-    });
-    fresh
-        .as_ref()
-        .unwrap_or_else(|e| panic!("fresh control plane unavailable: {e}"))
 }
 
 /// Deletes earlier runs' directories (only logs remain once torn down) so
