@@ -395,6 +395,9 @@ mod tests {
             .filter_map(|l| l.split(' ').next())
             .collect();
         let kit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/monitoring");
+        let dashboard = std::fs::read_to_string(kit.join("dashboard.json")).unwrap();
+        let dashboard: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+        assert!(dashboard["panels"].as_array().is_some_and(|p| p.len() > 5));
         for file in ["prometheusrule.yaml", "dashboard.json"] {
             let used = std::fs::read_to_string(kit.join(file)).unwrap();
             for (at, _) in used

@@ -444,6 +444,18 @@ fn spawn_reload_metrics(certs: Arc<CertStore>, metrics: Arc<Metrics>, shutdown: 
 mod tests {
     use super::*;
 
+    /// A --log-level that is neither a level nor a filter stops `serve`
+    /// with the reason, before anything else starts.
+    #[test]
+    fn a_bad_log_level_is_refused_with_the_reason() {
+        let err = init_logging(LogFormat::Json, Some("info,scale_governor=loud")).unwrap_err();
+        assert!(
+            format!("{err:#}")
+                .contains("--log-level \"info,scale_governor=loud\" is not a level or filter"),
+            "{err:#}"
+        );
+    }
+
     /// KUBECONFIG may list several files, as kubectl allows: here the
     /// cluster and user in one, the context in another.
     #[tokio::test]
