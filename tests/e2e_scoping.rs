@@ -72,8 +72,10 @@ async fn with_fail_and_the_governor_down_only_governed_workloads_wait() {
     )
     .await;
 
-    // An ungoverned Deployment's image change and replica patch go through,
-    // and the deployment controller rolls it out.
+    // A new ungoverned Deployment is created (no old object: the
+    // conditions must not error on CREATE), and an existing one's image
+    // change and replica patch go through, and the controller rolls it out.
+    create_plain(cluster, &ns, "fresh").await;
     let (ok, e) = kubectl(
         cluster,
         &ns,
