@@ -11,7 +11,7 @@ CLUSTER_KUBECONFIG := $(CURDIR)/target/cluster/kubeconfig
 PROPTEST_SEED ?= 20261201
 TOOLS = $(shell .ci/tools.sh cargo-deny shellcheck)
 
-.PHONY: help check lint test soak props demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load bench-review soak-memory bench-recommender bench-ledger quality
+.PHONY: help check lint test soak props demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load bench-review soak-memory bench-recommender bench-ledger quality image helm-lint
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -43,13 +43,20 @@ lint: ## Structure and hygiene: core purity, module cycles, docs, licenses, shel
 	PATH="$(TOOLS):$$PATH" shellcheck $$(git ls-files '*.sh') .ci/run
 	cargo check --locked --quiet --manifest-path fuzz/Cargo.toml --features app --bins
 
-test: ## What CI runs: check, lint, and every test against the local control plane
+test: ## What CI runs: check, lint, every test against the local control plane, and the image
 	$(MAKE) check lint
 	@started=; \
 	if ! $(CLUSTER) status >/dev/null 2>&1; then $(CLUSTER) up && started=1; fi; \
-	PATH="$$(.ci/tools.sh prometheus):$$PATH" SCALE_GOVERNOR_REQUIRE_CLUSTER=1 PROPTEST_RNG_SEED=$(PROPTEST_SEED) cargo test --locked --workspace; status=$$?; \
+	PATH="$$(.ci/tools.sh prometheus helm):$$PATH" SCALE_GOVERNOR_REQUIRE_CLUSTER=1 PROPTEST_RNG_SEED=$(PROPTEST_SEED) cargo test --locked --workspace; status=$$?; \
 	if [[ -n $$started ]]; then $(CLUSTER) down; fi; \
 	exit $$status
+	$(MAKE) image
+
+image: ## Build the image (FROM scratch, static musl binary) with buildah and no daemon, and run its binary
+	deploy/image/build.sh
+
+helm-lint: ## helm lint the chart (helm is built once from its Go module, cached)
+	PATH="$$(.ci/tools.sh helm):$$PATH" helm lint deploy/helm/scale-governor
 
 SOAK_SECONDS ?= 600
 soak: ## The fault-injection test for SOAK_SECONDS (default 600) instead of 20; SCALE_GOVERNOR_FAULT_SEED replays a run

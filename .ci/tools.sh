@@ -5,8 +5,11 @@
 #
 #   PATH="$(.ci/tools.sh cargo-deny shellcheck prometheus):$PATH"
 #
-# Tools: cargo-deny (built from crates.io, pinned), shellcheck and prometheus
-# (Debian packages: prometheus brings promtool too). Progress goes to stderr.
+# Tools: cargo-deny (built from crates.io, pinned); helm (built from its Go
+# module, pinned, about a minute); shellcheck, prometheus (with promtool) and
+# buildah (Debian packages); musl (rustup's x86_64-unknown-linux-musl target
+# and Debian's musl-gcc, for the image's static binary). Progress goes to
+# stderr.
 set -euo pipefail
 
 cache=${SCALE_GOVERNOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scale-governor}
@@ -14,6 +17,7 @@ bin="$cache/tools/bin"
 mkdir -p "$bin"
 
 CARGO_DENY_VERSION=0.20.2
+HELM_VERSION=v3.19.0
 
 apt_install() {
   local sudo_cmd
@@ -42,6 +46,27 @@ ensure() {
     prometheus)
       if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
         apt_install prometheus
+      fi
+      ;;
+    helm)
+      if [[ ! -x $cache/tools/helm-$HELM_VERSION/helm ]]; then
+        echo "tools.sh: building helm $HELM_VERSION from its Go module (about a minute, cached in $cache/tools)" >&2
+        GOTOOLCHAIN=local GOFLAGS=-mod=mod GOBIN="$cache/tools/helm-$HELM_VERSION" \
+          go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+      fi
+      ln -sf "$cache/tools/helm-$HELM_VERSION/helm" "$bin/helm"
+      ;;
+    buildah)
+      command -v buildah >/dev/null || apt_install buildah
+      ;;
+    musl)
+      command -v musl-gcc >/dev/null || apt_install musl-tools
+      if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+        echo "tools.sh: adding the Rust target x86_64-unknown-linux-musl" >&2
+        rustup target add x86_64-unknown-linux-musl >&2 || {
+          echo "tools.sh: cannot install the Rust target x86_64-unknown-linux-musl" >&2
+          exit 1
+        }
       fi
       ;;
     *)

@@ -1,5 +1,9 @@
 //! Prometheus metrics, one sub-registry per subsystem, named
-//! `scale_governor_<subsystem>_<what>_<unit>`.
+//! `scale_governor_<subsystem>_<what>_<unit>`, plus `scale_governor_build_info`
+//! and the standard `process_*` metrics.
+
+pub mod exposition;
+mod process;
 
 use std::sync::atomic::AtomicU64;
 
@@ -75,6 +79,16 @@ pub struct WriteLabels {
     pub result: &'static str,
 }
 
+/// Labels of `scale_governor_build_info`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The crate version.
+    pub version: &'static str,
+    /// The source revision the binary was built from (the build's
+    /// `SCALE_GOVERNOR_REVISION`), or `unknown`.
+    pub revision: &'static str,
+}
+
 /// Labels naming a result.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -130,9 +144,24 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Registers everything under the `scale_governor` prefix.
+    /// Registers everything under the `scale_governor` prefix, and the
+    /// process metrics under their standard names.
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("scale_governor");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(process::ProcessCollector));
+        let registry = root.sub_registry_with_prefix("scale_governor");
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                revision: option_env!("SCALE_GOVERNOR_REVISION").unwrap_or("unknown"),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; the labels say which build is running",
+            build_info,
+        );
         let reviews = Family::<ReviewLabels, Counter>::default();
         let bad_reviews = Family::<EndpointLabels, Counter>::default();
         let duration = Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
@@ -239,7 +268,7 @@ impl Metrics {
             cert_reloads.clone(),
         );
         Metrics {
-            registry,
+            registry: root,
             reviews,
             bad_reviews,
             duration,
@@ -266,6 +295,12 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+
+    /// The Prometheus text format 0.0.4 exposition, for scrapers that do not
+    /// ask for OpenMetrics.
+    pub fn encode_text(&self) -> String {
+        exposition::to_prometheus_text(&self.encode())
     }
 }
 
@@ -294,5 +329,94 @@ mod tests {
         ), "{text}");
         assert!(text.contains("scale_governor_admission_duration_seconds_bucket"));
         assert!(text.contains("# TYPE scale_governor_tls_cert_expiry_seconds gauge"));
+        assert!(text.contains(&format!(
+            "scale_governor_build_info{{version=\"{}\",revision=\"",
+            env!("CARGO_PKG_VERSION")
+        )));
+        assert!(
+            text.contains("# TYPE process_resident_memory_bytes gauge"),
+            "{text}"
+        );
+        let plain = m.encode_text();
+        assert!(plain.contains("# TYPE scale_governor_admission_reviews_total counter"));
+        assert!(plain.contains("# TYPE process_cpu_seconds_total counter"));
+        assert!(!plain.contains("# EOF"));
+    }
+
+    /// Every series the shipped alerts and dashboard read exists, under
+    /// that name, once each family has a sample.
+    #[test]
+    fn the_monitoring_kit_reads_only_series_that_exist() {
+        let m = Metrics::new();
+        let result = ResultLabels { result: "ok" };
+        let endpoint = EndpointLabels { endpoint: "mutate" };
+        let source = "s".to_owned();
+        m.reviews
+            .get_or_create(&ReviewLabels {
+                endpoint: "mutate",
+                kind: "deployments",
+                operation: "SCALE",
+                outcome: "denied",
+                rule: "max-replicas",
+            })
+            .inc();
+        m.bad_reviews.get_or_create(&endpoint).inc();
+        m.duration.get_or_create(&endpoint).observe(0.001);
+        m.cache_workloads
+            .get_or_create(&KindLabels {
+                kind: "deployments",
+            })
+            .set(1);
+        m.cert_reloads.get_or_create(&result).inc();
+        m.events.get_or_create(&result).inc();
+        m.ledger_writes.get_or_create(&result).inc();
+        m.policy_edits
+            .get_or_create(&EditLabels { kind: "refused" })
+            .inc();
+        m.recommender_samples
+            .get_or_create(&SampleLabels {
+                source: source.clone(),
+                result: "ok",
+            })
+            .inc();
+        m.recommender_sample_duration
+            .get_or_create(&SourceLabels { source })
+            .observe(0.01);
+        m.recommender_writes
+            .get_or_create(&WriteLabels {
+                kind: "scale",
+                result: "ok",
+            })
+            .inc();
+        let text = m.encode_text();
+        let exported: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        let kit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/monitoring");
+        let dashboard = std::fs::read_to_string(kit.join("dashboard.json")).unwrap();
+        let dashboard: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+        assert!(dashboard["panels"].as_array().is_some_and(|p| p.len() > 5));
+        for file in ["prometheusrule.yaml", "dashboard.json"] {
+            let used = std::fs::read_to_string(kit.join(file)).unwrap();
+            for (at, _) in used
+                .match_indices("scale_governor_")
+                .chain(used.match_indices("process_"))
+            {
+                let name: String = used[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(&name);
+                assert!(
+                    exported.contains(&family),
+                    "{file} reads {name}, which is not exported: {exported:?}"
+                );
+            }
+        }
     }
 }

@@ -12,6 +12,7 @@
 pub mod bundle;
 pub mod ca;
 mod reload;
+pub mod selfsigned;
 #[cfg(test)]
 mod tests;
 
@@ -208,7 +209,26 @@ impl CertStore {
     pub fn reload(&self) -> Result<ReloadOutcome, TlsError> {
         let cert_pem = read(&self.paths.cert)?;
         let key_pem = read(&self.paths.key)?;
-        let fingerprint = fingerprint(&cert_pem, &key_pem);
+        let (cert_path, key_path) = (self.paths.cert.clone(), self.paths.key.clone());
+        self.swap_in((&cert_pem, &cert_path), (&key_pem, &key_path))
+    }
+
+    /// Serves an in-memory chain and key from now on, with the checks of
+    /// [`reload`](Self::reload): the self-signed mode issues its leaf itself
+    /// and never writes it to a file.
+    pub fn install_pem(&self, cert_pem: &[u8], key_pem: &[u8]) -> Result<ReloadOutcome, TlsError> {
+        self.swap_in(
+            (cert_pem, Path::new("<memory:cert>")),
+            (key_pem, Path::new("<memory:key>")),
+        )
+    }
+
+    fn swap_in(
+        &self,
+        (cert_pem, cert_path): (&[u8], &Path),
+        (key_pem, key_path): (&[u8], &Path),
+    ) -> Result<ReloadOutcome, TlsError> {
+        let fingerprint = fingerprint(cert_pem, key_pem);
         if self
             .current
             .load()
@@ -217,12 +237,8 @@ impl CertStore {
         {
             return Ok(ReloadOutcome::Unchanged);
         }
-        let key = parse_pem(
-            &self.provider,
-            (&cert_pem, &self.paths.cert),
-            (&key_pem, &self.paths.key),
-        )?;
-        let (not_before_unix, not_after_unix) = validity(&key.cert[0], &self.paths.cert)?;
+        let key = parse_pem(&self.provider, (cert_pem, cert_path), (key_pem, key_path))?;
+        let (not_before_unix, not_after_unix) = validity(&key.cert[0], cert_path)?;
         let now = unix_now();
         // On a reload, a certificate the apiserver cannot accept now never
         // replaces one it can. At start-up there is nothing better to serve,
@@ -232,7 +248,7 @@ impl CertStore {
                 chrono::DateTime::from_timestamp(t, 0).map_or(t.to_string(), |t| t.to_rfc3339())
             };
             return Err(TlsError::OutsideValidity {
-                path: self.paths.cert.clone(),
+                path: cert_path.to_owned(),
                 not_before: time(not_before_unix),
                 not_after: time(not_after_unix),
             });

@@ -25,7 +25,7 @@ use self::{admit::Endpoint, guard::AdmitConfig, review::ReviewResponse};
 use crate::{
     cache::Cache,
     events::EventSink,
-    metrics::{EndpointLabels, KindLabels, Metrics},
+    metrics::{EndpointLabels, KindLabels, Metrics, exposition},
     workload::WorkloadKind,
 };
 use crate::{report::logs::LogGate, tls::bundle::BundleStatus};
@@ -173,7 +173,9 @@ async fn readyz(State(admin): State<Arc<Admin>>) -> (StatusCode, String) {
     (StatusCode::OK, "ok".into())
 }
 
-async fn metrics(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
+/// OpenMetrics when the scraper asks for it (Prometheus does), the
+/// Prometheus text format otherwise (`promtool check metrics`, curl).
+async fn metrics(State(admin): State<Arc<Admin>>, headers: header::HeaderMap) -> impl IntoResponse {
     // Gauges that are cheaper to read at scrape time than to keep current.
     for kind in WorkloadKind::ALL {
         admin
@@ -190,11 +192,16 @@ async fn metrics(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
             .cert_expiry
             .set((not_after - Utc::now().timestamp()) as f64);
     }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        admin.metrics.encode(),
-    )
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if exposition::wants_openmetrics(accept) {
+        (
+            [(header::CONTENT_TYPE, exposition::OPENMETRICS)],
+            admin.metrics.encode(),
+        )
+    } else {
+        (
+            [(header::CONTENT_TYPE, exposition::PROMETHEUS_TEXT)],
+            admin.metrics.encode_text(),
+        )
+    }
 }

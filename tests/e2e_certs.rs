@@ -151,3 +151,113 @@ async fn a_ca_bundle_that_does_not_verify_the_serving_certificate_fails_readines
         "{name}"
     );
 }
+
+/// The value of a counter or gauge line `name` in a metrics text.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `serve --certificates=self-signed`: nothing is pasted anywhere. A CA
+/// Secret left unusable is replaced, the caBundle is injected into
+/// configurations registered without one, the apiserver trusts the
+/// replicas (a clamp lands through it), the short-lived leaf is renewed
+/// while serving, and a second replica serves a leaf of the same CA.
+#[tokio::test]
+async fn the_self_signed_mode_issues_injects_and_rotates_with_nothing_pasted() {
+    let cluster = support::require_cluster!();
+    let ns = cluster.namespace("selfsigned").await;
+    cluster
+        .kubectl_ok([
+            "create",
+            "secret",
+            "generic",
+            "scale-governor-ca",
+            "-n",
+            ns.name(),
+            "--from-literal=tls.crt=not a certificate",
+            "--from-literal=tls.key=not a key",
+        ])
+        .await;
+    let flags = ["--certificates=self-signed", "--certificate-validity=9s"];
+    let unused = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("no-certs");
+    let g = Governor::start_in(cluster, ns.name(), "a", &flags, &unused).await;
+    let _hooks = governor::register_with_ca(cluster, &ns, &g.url(), "").await;
+    let name = format!("scale-governor-{}", ns.name());
+    let secret_ca = || async {
+        cluster
+            .kubectl_ok([
+                "get",
+                "secret",
+                "scale-governor-ca",
+                "-n",
+                ns.name(),
+                "-o",
+                "jsonpath={.data.ca\\.crt}",
+            ])
+            .await
+    };
+    for kind in [
+        "mutatingwebhookconfiguration",
+        "validatingwebhookconfiguration",
+    ] {
+        eventually(
+            &format!("the caBundle injected into {kind}"),
+            WAIT,
+            || async {
+                let bundle = cluster
+                    .kubectl_ok([
+                        "get",
+                        kind,
+                        &name,
+                        "-o",
+                        "jsonpath={.webhooks[0].clientConfig.caBundle}",
+                    ])
+                    .await;
+                (!bundle.is_empty() && bundle == secret_ca().await).then_some(())
+            },
+        )
+        .await;
+    }
+    let log = g.log();
+    assert!(log.contains("replaced the CA"), "{log}");
+    let s = support::e2e::Setup::adopt(cluster, ns, g);
+    eventually("readiness with the injected bundle", WAIT, || async {
+        (s.governor.readyz().await.0 == 200).then_some(())
+    })
+    .await;
+    create(
+        &s,
+        &workload("Deployment", "web", 2, &[("max-replicas", "5")]),
+    )
+    .await;
+    let (ok, e) = scale(s.cluster, &s.ns, "deploy/web", 9, &[]).await;
+    assert!(ok && e.contains("allowed 5"), "{e}");
+
+    // Renewed after two thirds of 9 s, while the apiserver keeps calling.
+    eventually("two renewals", Duration::from_secs(40), || async {
+        let metrics = s.governor.metrics().await;
+        (sample(
+            &metrics,
+            "scale_governor_tls_cert_reloads_total{result=\"ok\"}",
+        )? >= 2.0)
+            .then_some(())
+    })
+    .await;
+    let expiry = sample(
+        &s.governor.metrics().await,
+        "scale_governor_tls_cert_expiry_seconds",
+    )
+    .unwrap();
+    assert!((0.0..=9.0).contains(&expiry), "{expiry}");
+    let (ok, e) = scale(s.cluster, &s.ns, "deploy/web", 1, &[]).await;
+    assert!(ok, "{e}");
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/web").await, 1);
+
+    // Another replica reads the same CA; the apiserver trusts it as well.
+    let b = Governor::start_in(s.cluster, s.ns.name(), "b", &flags, &unused).await;
+    assert_eq!(b.readyz().await, (200, "ok".to_owned()));
+    assert!(!b.log().contains("replaced the CA"));
+}

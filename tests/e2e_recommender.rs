@@ -241,22 +241,27 @@ async fn an_http_json_source_gives_the_classic_scalers_numbers() {
         (replicas(s.cluster, &s.ns, "deploy/web").await == 9).then_some(())
     })
     .await;
-    let rec = annotation(&s, "deploy/web", "scale-governor.io/recommendation")
-        .await
-        .unwrap();
-    assert_eq!(rec["replicas"], 9);
+    // The loop moves replicas first and writes the annotation after.
+    let rec = eventually("the recommendation annotation", LOOP_WAIT, || async {
+        annotation(&s, "deploy/web", "scale-governor.io/recommendation")
+            .await
+            .filter(|r| r["replicas"] == 9)
+    })
+    .await;
     assert_eq!(rec["reason"], "proportional: demand 42, 5 per pod -> 9");
     orders.value.store(3, Ordering::Relaxed);
     eventually("3 orders to make 3 pods", LOOP_WAIT, || async {
         (replicas(s.cluster, &s.ns, "deploy/web").await == 3).then_some(())
     })
     .await;
-    let rec = annotation(&s, "deploy/web", "scale-governor.io/recommendation")
-        .await
-        .unwrap();
     // The recommendation itself stays within the policy's bounds, and
-    // says so.
-    assert_eq!(rec["replicas"], 3);
+    // says so; the loop writes it after the /scale it follows.
+    let rec = eventually("the recommendation raised to 3", LOOP_WAIT, || async {
+        annotation(&s, "deploy/web", "scale-governor.io/recommendation")
+            .await
+            .filter(|r| r["replicas"] == 3)
+    })
+    .await;
     assert_eq!(
         rec["reason"],
         "proportional: demand 3, 5 per pod -> 1; raised to 3: min-replicas 3"
@@ -536,13 +541,13 @@ async fn a_warm_pool_keeps_ready_pods_on_top_of_the_reserved_and_never_deletes_o
         (replicas(s.cluster, &s.ns, "deploy/sessions").await == 4).then_some(())
     })
     .await;
-    let rec = annotation(&s, "deploy/sessions", "scale-governor.io/recommendation")
-        .await
-        .unwrap();
-    assert_eq!(
-        (rec["replicas"].as_u64(), rec["strategy"].as_str()),
-        (Some(4), Some("warm-pool"))
-    );
+    let rec = eventually("the warm pool's recommendation", LOOP_WAIT, || async {
+        annotation(&s, "deploy/sessions", "scale-governor.io/recommendation")
+            .await
+            .filter(|r| r["replicas"] == 4)
+    })
+    .await;
+    assert_eq!(rec["strategy"].as_str(), Some("warm-pool"));
     // The two new pods warm up, then are ready: nothing more is added.
     let all = eventually("4 pods", LOOP_WAIT, || async {
         let pods = pool_pods(&s).await;

@@ -20,7 +20,7 @@ use crate::{
     report::logs::LogGate,
     server::{self, HttpsOptions},
     sources::{HttpClient, Sources},
-    tls::{self, CertPaths, CertStore, bundle::BundleStatus},
+    tls::{self, CertPaths, CertStore, bundle::BundleStatus, selfsigned::SelfSignedConfig},
     webhook::{
         self, Admin, CertStatus, Webhook,
         guard::{AdmitConfig, PolicyAdmins},
@@ -120,6 +120,41 @@ pub struct Args {
     /// Log format: `text` for a terminal, `json` in a cluster.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Log level, or per-module levels in tracing's filter syntax, e.g.
+    /// `debug` or `info,scale_governor::webhook=debug`. Takes precedence
+    /// over RUST_LOG; without either, `info` (kube and hyper at `warn`).
+    #[arg(long, env = "SCALE_GOVERNOR_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// Where the serving certificate comes from: `files` (--tls-cert and
+    /// --tls-key, e.g. a Secret cert-manager renews) or `self-signed`
+    /// (issued from a CA the governor keeps in the Secret --ca-secret, with
+    /// the caBundle injected into its webhook configurations by the leader).
+    #[arg(long, env = "SCALE_GOVERNOR_CERTIFICATES", value_enum, default_value_t = CertificateMode::Files)]
+    pub certificates: CertificateMode,
+    /// self-signed: the Secret in --lease-namespace that holds the CA.
+    #[arg(
+        long,
+        env = "SCALE_GOVERNOR_CA_SECRET",
+        default_value = "scale-governor-ca"
+    )]
+    pub ca_secret: String,
+    /// self-signed: the Service the apiserver calls, in --lease-namespace;
+    /// the certificate's DNS names derive from it.
+    #[arg(long, env = "SCALE_GOVERNOR_SERVICE", default_value = "scale-governor")]
+    pub service: String,
+    /// self-signed: how long an issued serving certificate is valid; a new
+    /// one is issued after two thirds of it, e.g. `2160h` (90 days).
+    #[arg(long, default_value = "2160h", value_parser = parse_duration)]
+    pub certificate_validity: Duration,
+}
+
+/// Where the serving certificate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CertificateMode {
+    /// Files, reloaded when their content changes.
+    Files,
+    /// Issued by the governor itself from a CA kept in a Secret.
+    SelfSigned,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -153,7 +188,7 @@ impl CertStatus for CertStore {
 
 /// Runs the webhook until SIGTERM/SIGINT.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    init_logging(args.log_format);
+    init_logging(args.log_format, args.log_level.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -162,9 +197,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,hyper=warn"));
+fn init_logging(format: LogFormat, level: Option<&str>) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(level) => EnvFilter::try_new(level)
+            .with_context(|| format!("--log-level {level:?} is not a level or filter"))?,
+        None => EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new("info,kube=warn,hyper=warn")),
+    };
     // Colours only for a person at a terminal, not in a file or a log pipe.
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
@@ -175,6 +215,7 @@ fn init_logging(format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    Ok(())
 }
 
 /// Reads and merges a `:`-separated list of kubeconfig files, in order, as
@@ -219,15 +260,45 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let cache = Arc::new(Cache::new());
 
-    let certs = CertStore::load(CertPaths {
+    let paths = CertPaths {
         cert: args.tls_cert.clone(),
         key: args.tls_key.clone(),
-    })
-    .context("loading the serving certificate")?;
-    let reloader = certs.spawn_reloader(
-        Duration::from_secs(args.cert_reload_seconds.max(1)),
+    };
+    let cert_check = Duration::from_secs(args.cert_reload_seconds.max(1));
+    let leadership = leader::spawn(
+        client.clone(),
+        LeaderConfig {
+            namespace: args.lease_namespace.clone(),
+            identity: identity.clone(),
+        },
         shutdown.clone(),
     );
+    let (certs, reloader) = match args.certificates {
+        CertificateMode::Files => {
+            let certs = CertStore::load(paths).context("loading the serving certificate")?;
+            let reloader = certs.spawn_reloader(cert_check, shutdown.clone());
+            (certs, reloader)
+        }
+        // Nothing is served (and /readyz says so) until the first leaf is issued.
+        CertificateMode::SelfSigned => {
+            let certs = CertStore::new(paths);
+            let task = tokio::spawn(tls::selfsigned::run(
+                client.clone(),
+                SelfSignedConfig {
+                    namespace: args.lease_namespace.clone(),
+                    ca_secret: args.ca_secret.clone(),
+                    service: args.service.clone(),
+                    webhook_configuration: args.webhook_configuration.clone(),
+                    leaf_validity: args.certificate_validity.max(Duration::from_secs(3)),
+                    check_every: cert_check,
+                },
+                certs.clone(),
+                leadership.clone(),
+                shutdown.clone(),
+            ));
+            (certs, task)
+        }
+    };
     spawn_reload_metrics(certs.clone(), metrics.clone(), shutdown.clone());
     let tls_config = tls::server_config(certs.clone())?;
 
@@ -320,14 +391,6 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         cache.clone(),
         shutdown.clone(),
     ));
-    let leadership = leader::spawn(
-        client.clone(),
-        LeaderConfig {
-            namespace: args.lease_namespace.clone(),
-            identity,
-        },
-        shutdown.clone(),
-    );
     let recommender = tokio::spawn(recommender::run(
         Arc::new(LoopDeps {
             client: client.clone(),
@@ -415,6 +478,18 @@ fn spawn_reload_metrics(certs: Arc<CertStore>, metrics: Arc<Metrics>, shutdown: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A --log-level that is neither a level nor a filter stops `serve`
+    /// with the reason, before anything else starts.
+    #[test]
+    fn a_bad_log_level_is_refused_with_the_reason() {
+        let err = init_logging(LogFormat::Json, Some("info,scale_governor=loud")).unwrap_err();
+        assert!(
+            format!("{err:#}")
+                .contains("--log-level \"info,scale_governor=loud\" is not a level or filter"),
+            "{err:#}"
+        );
+    }
 
     /// KUBECONFIG may list several files, as kubectl allows: here the
     /// cluster and user in one, the context in another.

@@ -215,10 +215,22 @@ impl CertificateAuthority {
     /// serial (rcgen derives it from the key), valid for `spec.days` but
     /// never beyond the CA.
     pub fn issue(&self, spec: &ServingSpec) -> Result<ServingCert, CaError> {
+        self.issue_valid_for(
+            spec,
+            Duration::from_secs(u64::from(spec.days) * 24 * 60 * 60),
+        )
+    }
+
+    /// [`issue`](Self::issue) valid for `validity` from now instead of
+    /// `spec.days` (the self-signed mode's leaves), never beyond the CA.
+    pub fn issue_valid_for(
+        &self,
+        spec: &ServingSpec,
+        validity: Duration,
+    ) -> Result<ServingCert, CaError> {
         // A leaf that outlives its CA fails to verify from then on.
         let now = SystemTime::now();
-        let wanted = now + Duration::from_secs(u64::from(spec.days) * 24 * 60 * 60);
-        self.issue_between(spec, now - BACKDATE, wanted.min(self.not_after))
+        self.issue_between(spec, now - BACKDATE, (now + validity).min(self.not_after))
     }
 
     /// [`issue`](Self::issue) with explicit validity dates, e.g. to check

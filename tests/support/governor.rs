@@ -331,30 +331,25 @@ async fn write_config(
     url: &str,
     ca_bundle: &str,
 ) -> String {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let kubectl_dir = cluster
-        .kubectl_path()
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let path = std::env::join_paths(std::iter::once(kubectl_dir).chain(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )))
-    .unwrap();
-    let out = Command::new(root.join("deploy/local/render.sh"))
-        .args(["--name", name, "--namespace", namespace, "--url", url])
-        .args(["--ca-bundle", ca_bundle])
-        .args(["--failure-policy", "Fail", "--timeout", "10"])
-        .env("PATH", path)
-        .output()
-        .await
-        .expect("running deploy/local/render.sh");
-    assert!(
-        out.status.success(),
-        "deploy/local/render.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let rendered = super::install::render_local(
+        cluster,
+        &[
+            "--name",
+            name,
+            "--namespace",
+            namespace,
+            "--url",
+            url,
+            "--ca-bundle",
+            ca_bundle,
+            "--failure-policy",
+            "Fail",
+            "--timeout",
+            "10",
+        ],
+    )
+    .await;
     let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.yaml"));
-    std::fs::write(&file, &out.stdout).unwrap();
+    std::fs::write(&file, rendered).unwrap();
     file.to_string_lossy().into_owned()
 }

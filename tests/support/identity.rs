@@ -11,6 +11,10 @@ use super::{Cluster, DeleteOnDrop};
 /// The ServiceAccount's name, as in deploy/base.
 pub const SERVICE_ACCOUNT: &str = "scale-governor";
 
+/// How deploy/base names the governor in a binding; kustomize adds the
+/// namespace (and moves it with a `namespace:` override), these tests do.
+const SUBJECT: &str = "  - kind: ServiceAccount\n    name: scale-governor\n";
+
 /// A governor identity; its cluster-wide grants are removed on drop.
 pub struct Identity {
     /// A kubeconfig that authenticates as the ServiceAccount.
@@ -37,10 +41,35 @@ pub fn rbac_for(ns: &str, binding: &str) -> String {
         from,
         &format!("kind: ClusterRoleBinding\nmetadata:\n  name: {binding}\n"),
     )
-    .replace(
-        "    namespace: scale-governor\n",
-        &format!("    namespace: {ns}\n"),
-    )
+    .replace(SUBJECT, &format!("{SUBJECT}    namespace: {ns}\n"))
+}
+
+/// deploy/base/certificates.yaml for the governor of namespace `ns`: the
+/// cluster-wide grant on its webhook configurations named after them
+/// (`scale-governor-<ns>`, as [`super::governor::register`] names them).
+pub fn certificates_for(ns: &str) -> String {
+    let text = deploy("certificates.yaml");
+    let cluster_wide = [
+        "kind: ClusterRole\nmetadata:\n  name: scale-governor-webhooks\n",
+        "kind: ClusterRoleBinding\nmetadata:\n  name: scale-governor-webhooks\n",
+        "  kind: ClusterRole\n  name: scale-governor-webhooks\n",
+        "resourceNames: [\"scale-governor\"]",
+        SUBJECT,
+    ];
+    for s in cluster_wide {
+        assert!(text.contains(s), "certificates.yaml changed shape: {s:?}");
+    }
+    let mut text = text.replace(
+        cluster_wide[3],
+        &format!("resourceNames: [\"scale-governor-{ns}\"]"),
+    );
+    for named in &cluster_wide[..3] {
+        text = text.replace(
+            named,
+            &named.replace("webhooks\n", &format!("webhooks-{ns}\n")),
+        );
+    }
+    text.replace(SUBJECT, &format!("{SUBJECT}    namespace: {ns}\n"))
 }
 
 /// deploy/base/confine.yaml for the governor of namespace `ns`, its
@@ -90,8 +119,15 @@ pub async fn governor_identity(cluster: &Cluster, ns: &str, tag: &str) -> Identi
     std::fs::create_dir_all(&dir).unwrap();
     apply(cluster, ns, &dir.join("rbac.yaml"), &rbac_for(ns, &binding)).await;
     apply(cluster, ns, &dir.join("confine.yaml"), &confine_for(ns)).await;
+    let certificates = certificates_for(ns);
+    apply(cluster, ns, &dir.join("certificates.yaml"), &certificates).await;
     let cleanup = vec![
         cluster.delete_on_drop("clusterrolebinding", &binding),
+        cluster.delete_on_drop(
+            "clusterrolebinding",
+            &format!("scale-governor-webhooks-{ns}"),
+        ),
+        cluster.delete_on_drop("clusterrole", &format!("scale-governor-webhooks-{ns}")),
         cluster.delete_on_drop(
             "validatingadmissionpolicybinding",
             &format!("scale-governor-confine-{ns}"),

@@ -26,6 +26,7 @@ pub mod e2e;
 pub mod external_metrics;
 pub mod governor;
 pub mod identity;
+pub mod install;
 pub mod prometheus;
 pub mod replay;
 pub mod spread;
@@ -185,9 +186,14 @@ fn start() -> anyhow::Result<Option<Cluster>> {
         }
     }
 
+    start_private(&format!("cluster-{}-", env!("CARGO_CRATE_NAME")))
+}
+
+/// Starts a control plane of this binary's own in `target/<prefix><pid>`,
+/// torn down when the binary exits. `Ok(None)` means "skip: no Go".
+pub(crate) fn start_private(prefix: &str) -> anyhow::Result<Option<Cluster>> {
     let pid = std::process::id();
-    let prefix = format!("cluster-{}-", env!("CARGO_CRATE_NAME"));
-    prune_torn_down(&prefix);
+    prune_torn_down(prefix);
     let dir = repo_root().join(format!("target/{prefix}{pid}"));
     let script = repo_root().join("tests/controlplane/cluster.sh");
     let begun = Instant::now();

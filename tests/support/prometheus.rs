@@ -43,6 +43,37 @@ pub struct Prometheus {
     _exporter: tokio::task::JoinHandle<()>,
 }
 
+/// Starts Prometheus in `target/tmp/<dir>` (emptied first) with a 1 s
+/// scrape and evaluation interval and `rest` of its configuration:
+/// (process, API URL, directory).
+fn launch(dir: &str, rest: &str) -> (Child, String, PathBuf) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!("global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n{rest}"),
+    )
+    .unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting prometheus (install it with .ci/tools.sh prometheus)");
+    (child, format!("http://127.0.0.1:{port}"), dir)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -61,34 +92,14 @@ impl Prometheus {
             .route("/metrics", get(metrics))
             .with_state(gauges.clone());
         let exporter = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(dir);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: test\n    static_configs: [{{targets: ['{exporter_addr}']}}]\n"
+        let (child, url, dir) = launch(
+            dir,
+            &format!(
+                "scrape_configs:\n  - job_name: test\n    static_configs: [{{targets: ['{exporter_addr}']}}]\n"
             ),
-        )
-        .unwrap();
-        let port = free_port();
-        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("starting prometheus (install it with .ci/tools.sh prometheus)");
+        );
         let p = Prometheus {
-            url: format!("http://127.0.0.1:{port}"),
+            url,
             gauges,
             child: Some(child),
             _exporter: exporter,
@@ -109,12 +120,60 @@ impl Prometheus {
         p
     }
 
-    /// An instant query's vector values, or `None` when Prometheus does not
-    /// answer.
-    pub async fn query(&self, promql: &str) -> Option<Vec<f64>> {
+    /// Prometheus scraping `target` (`host:port` of a `/metrics`) as job
+    /// `job`, evaluating the rule file `rules`; the exporter serves nothing
+    /// it scrapes. Returns once the API answers.
+    pub async fn scraping(
+        dir: &str,
+        job: &str,
+        target: &str,
+        rules: &std::path::Path,
+    ) -> Prometheus {
+        let (child, url, dir) = launch(
+            dir,
+            &format!(
+                "rule_files: ['{}']\nscrape_configs:\n  - job_name: {job}\n    static_configs: [{{targets: ['{target}']}}]\n",
+                rules.display()
+            ),
+        );
+        let p = Prometheus {
+            url,
+            gauges: Gauges::default(),
+            child: Some(child),
+            _exporter: tokio::spawn(async {}),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while p.get("/-/ready").await.is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "prometheus not ready; see {}",
+                dir.display()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        p
+    }
+
+    /// The body of a GET on the Prometheus API, when it answers 200.
+    pub async fn get(&self, path: &str) -> Option<String> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let authority = self.url.trim_start_matches("http://");
         let mut stream = tokio::net::TcpStream::connect(authority).await.ok()?;
+        // HTTP/1.0, so a large answer comes whole rather than chunked.
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        let (head, body) = response.split_once("\r\n\r\n")?;
+        head.split_whitespace()
+            .nth(1)
+            .is_some_and(|c| c == "200")
+            .then(|| body.to_owned())
+    }
+
+    /// An instant query's vector values, or `None` when Prometheus does not
+    /// answer.
+    pub async fn query(&self, promql: &str) -> Option<Vec<f64>> {
         let path = format!(
             "/api/v1/query?query={}",
             promql
@@ -122,12 +181,7 @@ impl Prometheus {
                 .replace('}', "%7D")
                 .replace('"', "%22")
         );
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.ok()?;
-        let body = response.split_once("\r\n\r\n")?.1;
+        let body = self.get(&path).await?;
         let json: serde_json::Value = serde_json::from_str(body.trim()).ok()?;
         Some(
             json["data"]["result"]
