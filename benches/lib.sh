@@ -93,9 +93,17 @@ build_line() {
 build() {
   say "building"
   cargo build --release --locked --bin scale-governor
-  load=$(cargo bench --locked --bench load --no-run --message-format=json |
-    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+  load=$(bench_exe load)
   [[ -x $load ]] || die "could not find the benchmark tool (benches/load)"
+}
+
+# bench_exe NAME: builds the bench target NAME and prints its executable.
+# Cargo lists every artifact it builds for it (the binary too, in an order
+# that varies), so the bench's own is picked by its target name.
+bench_exe() {
+  cargo bench --locked --bench "$1" --no-run --message-format=json |
+    grep -F "\"kind\":[\"bench\"]" | grep -F "\"name\":\"$1\"" |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1
 }
 
 # cluster_up: a fresh dedicated control plane in $cluster_dir with only the

@@ -192,8 +192,7 @@ peer_run() {
 
 if [[ $peers == 1 ]]; then
   stop_serve || echo "serve did not stop within 25 s of SIGTERM and was killed." >>"$out/counters.md"
-  peer=$(cargo bench --locked --bench peer --no-run --message-format=json |
-    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+  peer=$(bench_exe peer)
   [[ -x $peer ]] || die "could not find the peer webhooks (benches/peer)"
   rm -f "$out/side.tsv"
   start_serve side "$deployments" -- taskset -c 0

@@ -8,8 +8,10 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 command -v valgrind >/dev/null || { echo "review.sh: valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
-bin=$(cargo bench --locked --bench review --no-run --message-format=json |
-  sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+bench=review.sh
+# shellcheck disable=SC1091 # benches/lib.sh, checked on its own
+source "$root/benches/lib.sh"
+bin=$(bench_exe review)
 [[ -x $bin ]] || { echo "review.sh: could not build benches/review.rs" >&2; exit 1; }
 out=$root/target/bench
 mkdir -p "$out"
