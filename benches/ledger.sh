@@ -37,18 +37,6 @@ governor=$root/target/release/scale-governor
 # shellcheck disable=SC1091 # benches/lib.sh, checked on its own
 source "$root/benches/lib.sh"
 
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  [[ $other_pid ]] && kill "$other_pid" 2>/dev/null
-  stop_serve || true
-  "$cluster" down --dir "$cluster_dir" >/dev/null 2>&1 || true
-  ((status == 0)) || say "failed (exit $status); logs in $out and $cluster_dir"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 # requests FILTER: the apiserver's request count for matching series.
 requests() {
   "$KUBECTL" get --raw /metrics |
@@ -121,6 +109,7 @@ start_serve a "$fleet" --persist-interval-ms 1000
 a_pid=$serve_pid a_admin=$admin_port
 start_serve b "$fleet" --persist-interval-ms 1000
 other_pid=$serve_pid b_admin=$admin_port serve_pid=$a_pid
+bench_pids+=("$other_pid")
 # shellcheck disable=SC2016 # expanded by the inner shell
 for ((i = 0; i < changed; i++)); do printf 'bench-%03d web-%05d\n' $((i / 100)) "$i"; done |
   xargs -P 8 -n 2 sh -c '"$0" scale -n "$1" "deploy/$2" --replicas=9 >/dev/null' "$KUBECTL"

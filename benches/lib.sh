@@ -1,5 +1,6 @@
 # Shell helpers shared by the benchmarks that run the real `serve` against a
-# dedicated local control plane (benches/load.sh, benches/recommender.sh).
+# dedicated local control plane (benches/load.sh, recommender.sh, ledger.sh,
+# soak.sh) and the exit trap they share.
 # Callers set: bench (their name, for messages), governor (the binary), out
 # (the output directory), KUBECONFIG.
 # shellcheck shell=bash disable=SC2154
@@ -9,6 +10,24 @@ die() { say "$*"; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 serve_pid="" https_port="" admin_port=""
+# Helper processes (peers, a demand server, churn, a second replica) that the
+# exit trap stops with serve and the control plane.
+bench_pids=()
+
+# On any exit: stop the helpers, serve and the control plane; on failure, say
+# where the logs are. Benches with a control plane set cluster and cluster_dir
+# before sourcing.
+bench_cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  ((${#bench_pids[@]})) && { kill "${bench_pids[@]}" 2>/dev/null || true; }
+  stop_serve || true
+  [[ ${cluster:-} ]] && { "$cluster" down --dir "$cluster_dir" >/dev/null 2>&1 || true; }
+  ((status == 0)) || say "failed (exit $status); logs in $out${cluster:+ and $cluster_dir}"
+  exit "$status"
+}
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
 
 metrics() { curl -fsS --max-time 5 "http://127.0.0.1:$admin_port/metrics"; }
 

@@ -47,7 +47,6 @@ unpinned=${BENCH_UNPINNED:-$((1 - peers))}
 follower=${BENCH_FOLLOWER:-$((1 - peers))}
 rotations=${BENCH_ROTATIONS:-3}
 peer_seconds=${BENCH_PEER_SECONDS:-10}
-peer_pids=()
 rss_target_mib=40
 
 out=$root/target/bench
@@ -59,18 +58,6 @@ governor=$root/target/release/scale-governor
 bench=load.sh
 # shellcheck disable=SC1091 # benches/lib.sh, checked on its own
 source "$root/benches/lib.sh"
-
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  stop_serve || echo "serve did not stop within 25 s of SIGTERM and was killed." >>"$out/counters.md"
-  ((${#peer_pids[@]})) && kill "${peer_pids[@]}" 2>/dev/null
-  "$cluster" down --dir "$cluster_dir" >/dev/null 2>&1 || true
-  ((status == 0)) || say "failed (exit $status); logs in $out and $cluster_dir"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 memory_row() { # label when
   local rss hwm verdict=met
@@ -203,7 +190,7 @@ if [[ $peers == 1 ]]; then
     port[$kind]=$(free_port)
     taskset -c 0 "$peer" "$kind" --addr "127.0.0.1:${port[$kind]}" \
       --cert "$out/certs/tls.crt" --key "$out/certs/tls.key" >>"$out/peer-$kind.log" 2>&1 &
-    pid[$kind]=$! peer_pids+=("$!")
+    pid[$kind]=$! bench_pids+=("$!")
   done
   check[kube]=uid check[static]=status
   sleep 1

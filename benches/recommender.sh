@@ -39,19 +39,6 @@ governor=$root/target/release/scale-governor
 # shellcheck disable=SC1091 # benches/lib.sh, checked on its own
 source "$root/benches/lib.sh"
 
-demand_pid=""
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  stop_serve || true
-  [[ $demand_pid ]] && kill "$demand_pid" 2>/dev/null
-  "$cluster" down --dir "$cluster_dir" >/dev/null 2>&1 || true
-  ((status == 0)) || say "failed (exit $status); logs in $out and $cluster_dir"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 cycles_done() { metric scale_governor_recommender_cycle_duration_seconds_count | cut -d. -f1; }
 
 wait_cycles() { # n: until the loop has finished n more cycles
@@ -119,6 +106,7 @@ done
 demand_port=$(free_port)
 python3 -m http.server "$demand_port" --bind 127.0.0.1 --directory "$out/demand" >"$out/demand.log" 2>&1 &
 demand_pid=$!
+bench_pids+=("$demand_pid")
 cat >"$out/sources.yaml" <<YAML
 sources:
   - name: bench

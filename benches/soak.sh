@@ -27,19 +27,6 @@ bench=soak.sh
 # shellcheck disable=SC1091 # benches/lib.sh, checked on its own
 source "$root/benches/lib.sh"
 
-churn_pid=""
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  [[ $churn_pid ]] && kill "$churn_pid" 2>/dev/null
-  stop_serve || true
-  "$cluster" down --dir "$cluster_dir" >/dev/null 2>&1 || true
-  ((status == 0)) || say "failed (exit $status); logs in $out and $cluster_dir"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 # churn: until killed, every second scale three random Deployments and edit
 # one's policy (max-replicas between 300 and 400), through the apiserver.
 churn() {
@@ -72,7 +59,7 @@ sleep 5
 fresh=$(rss_mib "$serve_pid" VmRSS)
 started=$SECONDS
 churn &
-churn_pid=$!
+bench_pids+=("$!")
 "$load" run --url "https://127.0.0.1:$https_port/mutate" --ca "$out/certs/ca.crt" \
   --mode fixed --rate "$rate" --warmup 0 --duration "$seconds" \
   --deployments "$deployments" --namespaces "$namespaces" \
