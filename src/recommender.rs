@@ -98,6 +98,10 @@ struct Memory {
     seasonal_ready: bool,
     /// When the seasonal history was last stored (or brought back).
     seasonal_saved: Option<chrono::DateTime<chrono::Utc>>,
+    /// When to ask the source for the seasonal history again, after a
+    /// backfill failed (`None`: done, or not needed).
+    backfill_due: Option<chrono::DateTime<chrono::Utc>>,
+    backfill_failures: u32,
     failures: u32,
     next_try: Option<Instant>,
 }

@@ -1,7 +1,8 @@
 //! The seasonal strategy's history against real servers: the range query
 //! that backfills it, against the real Prometheus the e2e tests run, and
 //! the summary the leader stores beside the ledger, which a new leader
-//! brings back after the old one is SIGKILLed.
+//! brings back after the old one is SIGKILLed; a backfill that failed is
+//! tried again.
 
 mod support;
 
@@ -13,7 +14,13 @@ use std::{
     time::Duration,
 };
 
-use axum::{Router, extract::State, routing::get};
+use axum::{
+    Router,
+    extract::{RawQuery, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
@@ -25,7 +32,7 @@ use scale_governor::{
     workload::WorkloadKind,
 };
 use support::{
-    e2e::{create, setup_in, workload},
+    e2e::{Setup, create, setup_in, workload},
     eventually,
 };
 
@@ -118,6 +125,34 @@ fn seasonal_writes(metrics: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Creates Deployment `web` with `recommend`; its ledger ConfigMaps' API
+/// and the name of its own.
+async fn create_web(s: &Setup, recommend: &str) -> (Api<ConfigMap>, String) {
+    create(
+        s,
+        &workload("Deployment", "web", 1, &[("recommend", recommend)]),
+    )
+    .await;
+    let api = Api::namespaced(s.cluster.client(), s.ns.name());
+    let name = object_name(WorkloadKind::Deployment, &format!("{}/web", s.ns.name()));
+    (api, name)
+}
+
+/// `serve`'s flags for these tests: the loop and the summary store every
+/// second, with one source (`source`, a YAML mapping's body after
+/// `name: ...`) allowed in the namespace.
+fn flags(ns: &str, source: &str) -> Vec<String> {
+    let path =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sources-{ns}.yaml"));
+    let yaml = format!("sources:\n  - namespaces: [\"{ns}\"]\n{source}");
+    std::fs::write(&path, yaml).unwrap();
+    vec![
+        "--recommend-interval=1s".to_owned(),
+        "--summary-interval=1s".to_owned(),
+        format!("--sources={}", path.display()),
+    ]
+}
+
 /// Two `serve` replicas storing the seasonal history every second. The
 /// leader sees a peak of 5,000 and stores it; after it is SIGKILLed, the
 /// other becomes leader and stores the history again, with the peak it
@@ -129,32 +164,13 @@ async fn the_seasonal_history_survives_a_leader_change() {
     };
     let (url, demand) = demand_endpoint().await;
     let ns = cluster.namespace("seasonal").await;
-    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("sources-{}.yaml", ns.name()));
-    std::fs::write(
-        &path,
-        format!(
-            "sources:\n  - name: demand\n    namespaces: [\"{}\"]\n    http:\n      url: {url}/demand/{{{{name}}}}\n",
-            ns.name()
-        ),
-    )
-    .unwrap();
-    let flags = [
-        "--recommend-interval=1s".to_owned(),
-        "--summary-interval=1s".to_owned(),
-        format!("--sources={}", path.display()),
-    ];
+    let source = format!("    name: demand\n    http:\n      url: {url}/demand/{{{{name}}}}\n");
+    let flags = flags(ns.name(), &source);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let mut s = setup_in(cluster, ns, &flags).await;
     let b = support::governor::Governor::start_with(s.cluster, s.ns.name(), "b", &flags).await;
     let recommend = r#"{"source":"demand","pointer":"/demand","targetPerPod":10,"trend":"seasonal","leadSeconds":30}"#;
-    create(
-        &s,
-        &workload("Deployment", "web", 1, &[("recommend", recommend)]),
-    )
-    .await;
-    let api: Api<ConfigMap> = Api::namespaced(s.cluster.client(), s.ns.name());
-    let name = object_name(WorkloadKind::Deployment, &format!("{}/web", s.ns.name()));
+    let (api, name) = create_web(&s, recommend).await;
     let wait = Duration::from_secs(30);
     eventually("the first stored history", wait, || async {
         stored(&api, &name).await.map(drop)
@@ -191,5 +207,92 @@ async fn the_seasonal_history_survives_a_leader_change() {
     assert!(
         has_peak(&history),
         "b stored a history without the peak a saw: it did not bring it back"
+    );
+}
+
+/// A Prometheus that is down for the first range query (503), then answers
+/// every range with 100 except 5,000 around `peak`, and every instant query
+/// with 100. Counts the range queries.
+async fn flaky_prometheus(peak: DateTime<Utc>) -> (String, Arc<AtomicU64>) {
+    async fn range(
+        State((calls, peak)): State<(Arc<AtomicU64>, i64)>,
+        RawQuery(q): RawQuery,
+    ) -> Response {
+        if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            return (StatusCode::SERVICE_UNAVAILABLE, "starting up").into_response();
+        }
+        let q = q.unwrap_or_default();
+        let num = |k: &str| {
+            let v = q.split('&').find_map(|p| p.strip_prefix(&format!("{k}=")));
+            v.and_then(|v| v.parse::<f64>().ok()).unwrap() as i64
+        };
+        let (start, end, step) = (num("start"), num("end"), num("step"));
+        let values: Vec<_> = (start..=end)
+            .step_by(step as usize)
+            .map(|t| {
+                let v = if (t - peak).abs() <= 600 { 5000 } else { 100 };
+                serde_json::json!([t, v.to_string()])
+            })
+            .collect();
+        axum::Json(
+            serde_json::json!({"status": "success", "data": {"resultType": "matrix",
+            "result": [{"metric": {}, "values": values}]}}),
+        )
+        .into_response()
+    }
+    async fn instant() -> axum::Json<serde_json::Value> {
+        let now = Utc::now().timestamp();
+        axum::Json(
+            serde_json::json!({"status": "success", "data": {"resultType": "vector",
+            "result": [{"metric": {}, "value": [now, "100"]}]}}),
+        )
+    }
+    let calls = Arc::new(AtomicU64::new(0));
+    let app = Router::new()
+        .route("/api/v1/query_range", get(range))
+        .route("/api/v1/query", get(instant))
+        .with_state((calls.clone(), peak.timestamp()));
+    (support::serve_http(app).await, calls)
+}
+
+/// Prometheus is down when the leader first asks for the history: the
+/// backfill is tried again, brings in a peak from two hours ago that the
+/// loop never sampled, and stops asking once it has.
+#[tokio::test]
+async fn a_failed_backfill_is_tried_again() {
+    let Some(cluster) = support::try_cluster() else {
+        return;
+    };
+    let peak = Utc::now() - chrono::Duration::hours(2);
+    let (url, calls) = flaky_prometheus(peak).await;
+    let ns = cluster.namespace("backfill").await;
+    let source = format!(
+        "    name: prom\n    timeout: 2s\n    prometheus:\n      url: {url}\n      queries:\n        demand: 'demand'\n"
+    );
+    let flags = flags(ns.name(), &source);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = setup_in(cluster, ns, &flags).await;
+    let recommend = r#"{"source":"prom","query":"demand","targetPerPod":10,"trend":"seasonal","leadSeconds":30}"#;
+    let (api, name) = create_web(&s, recommend).await;
+    let history = eventually(
+        "a stored history with the backfilled peak",
+        Duration::from_secs(30),
+        || async {
+            let h = stored(&api, &name).await?;
+            (h.highest_at(peak).unwrap_or(0.0) >= 5000.0).then_some(h)
+        },
+    )
+    .await;
+    let before = peak - chrono::Duration::hours(1);
+    assert_eq!(history.highest_at(before).map(f64::round), Some(100.0));
+    // The failed one, then the one that filled the history (two requests
+    // for two weeks at a minute's step), and no more after that.
+    let asked = calls.load(Ordering::SeqCst);
+    assert!((2..=5).contains(&asked), "{asked} range queries");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        asked,
+        "it kept asking after the history was full"
     );
 }

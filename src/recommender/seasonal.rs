@@ -31,7 +31,10 @@ const BACKFILL_STEP_SECONDS: i64 = 60;
 /// Brings the history back, once per leadership, before the first sample:
 /// the stored summary, then, with less than a week of it, the source's own
 /// history. Waits for the ledger objects' first list, so a summary not yet
-/// seen is never overwritten by a blank one.
+/// seen is never overwritten by a blank one. A backfill that fails is tried
+/// again with the sources' back-off (1 s doubling to 5 minutes), so a
+/// Prometheus that was down when the leader started still fills the
+/// history once it is back.
 pub(super) async fn prepare(
     state: &Loop,
     kind: WorkloadKind,
@@ -40,34 +43,55 @@ pub(super) async fn prepare(
     memory: &mut Memory,
     now: DateTime<Utc>,
 ) {
-    if config.trend != Trend::Seasonal || memory.seasonal_ready || !state.deps.cache.is_synced() {
+    if config.trend != Trend::Seasonal || !state.deps.cache.is_synced() {
         return;
     }
-    memory.seasonal_ready = true;
-    // The first store comes an interval from now: what was just read is
-    // stored already.
-    memory.seasonal_saved = Some(now);
-    let recommender = memory
-        .recommender
-        .get_or_insert_with(|| Recommender::new(config.clone()));
-    let stored = state
-        .deps
-        .cache
-        .persisted(kind, key)
-        .and_then(|p| p.seasonal.clone());
-    if let Some(text) = stored {
-        match SeasonalSummary::parse(&text).and_then(|s| s.restore(now, config.lead_seconds)) {
-            Ok(history) => {
-                tracing::info!(workload = %key, bins = history.filled_bins(), "seasonal history restored");
-                recommender.restore_seasonal(history);
-            }
-            Err(err) => {
-                tracing::warn!(workload = %key, error = %err, "dropping the stored seasonal summary")
+    if !memory.seasonal_ready {
+        memory.seasonal_ready = true;
+        // The first store comes an interval from now: what was just read is
+        // stored already.
+        memory.seasonal_saved = Some(now);
+        memory.backfill_due = Some(now);
+        memory.backfill_failures = 0;
+        let recommender = memory
+            .recommender
+            .get_or_insert_with(|| Recommender::new(config.clone()));
+        let stored = state
+            .deps
+            .cache
+            .persisted(kind, key)
+            .and_then(|p| p.seasonal.clone());
+        if let Some(text) = stored {
+            match SeasonalSummary::parse(&text).and_then(|s| s.restore(now, config.lead_seconds)) {
+                Ok(history) => {
+                    tracing::info!(workload = %key, bins = history.filled_bins(), "seasonal history restored");
+                    recommender.restore_seasonal(history);
+                }
+                Err(err) => {
+                    tracing::warn!(workload = %key, error = %err, "dropping the stored seasonal summary")
+                }
             }
         }
     }
+    if memory.backfill_due.is_some_and(|due| now >= due) {
+        backfill(state, key, config, memory, now).await;
+    }
+}
+
+/// With less than eight days of history, asks the source for two weeks.
+async fn backfill(
+    state: &Loop,
+    key: &str,
+    config: &RecommendConfig,
+    memory: &mut Memory,
+    now: DateTime<Utc>,
+) {
+    let recommender = memory
+        .recommender
+        .get_or_insert_with(|| Recommender::new(config.clone()));
     let have = recommender.seasonal().map_or(0, Seasonal::filled_bins);
     if have as i64 >= WEEK_BINS + DAY_BINS {
+        memory.backfill_due = None;
         return;
     }
     let (namespace, name) = key.split_once('/').unwrap_or(("", key));
@@ -85,18 +109,28 @@ pub(super) async fn prepare(
         .await;
     match result {
         Ok(Some(points)) => {
+            memory.backfill_due = None;
             let backfilled = Seasonal::from_samples(config.lead_seconds, &points);
             let got = backfilled.filled_bins();
-            tracing::info!(workload = %key, points = points.len(), bins = got, had = have, "seasonal history backfilled from the source");
+            tracing::info!(workload = %key, points = points.len(), bins = got, had = have, attempts = memory.backfill_failures + 1, "seasonal history backfilled from the source");
             if got > have {
                 recommender.restore_seasonal(backfilled);
             }
         }
         // HTTP JSON keeps no history: the velocity strategy answers until
         // a day has been collected.
-        Ok(None) => {}
+        Ok(None) => memory.backfill_due = None,
         Err(err) => {
-            tracing::warn!(workload = %key, error = %err, "backfilling the seasonal history failed; collecting it from now on")
+            memory.backfill_failures += 1;
+            let wait = super::backoff(memory.backfill_failures);
+            memory.backfill_due =
+                Some(now + Duration::from_std(wait).unwrap_or(Duration::minutes(5)));
+            // One warning per leadership; the retries are at DEBUG.
+            if memory.backfill_failures == 1 {
+                tracing::warn!(workload = %key, error = %err, retry_in = ?wait, "backfilling the seasonal history failed; collecting it from now on, and asking the source again with back-off")
+            } else {
+                tracing::debug!(workload = %key, error = %err, retry_in = ?wait, attempts = memory.backfill_failures, "backfilling the seasonal history failed again")
+            }
         }
     }
 }
