@@ -93,7 +93,7 @@ impl EventSink {
         if report.dry_run || report.repeat {
             return;
         }
-        let added = self.pending.add(report, Instant::now());
+        let added = self.pending.add(report);
         if added.new > 0 {
             self.wake.notify_one();
         }
@@ -134,7 +134,9 @@ pub fn start(
                 () = wake.notified() => {}
                 () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             }
-            for due in pending.due(Instant::now()) {
+            let due = pending.due(Instant::now());
+            metrics.event_series.set(pending.len() as i64);
+            for due in due {
                 let folded = u64::from(due.count.saturating_sub(1));
                 if folded > 0 {
                     metrics

@@ -117,6 +117,8 @@ pub struct Metrics {
     pub cert_reloads: Family<ResultLabels, Counter>,
     /// Events published, by result (`dropped` when the queue was full).
     pub events: Family<ResultLabels, Counter>,
+    /// Event series held for writing.
+    pub event_series: Gauge,
     /// Ledger object writes by result (`ok`, `conflict`, `error`).
     pub ledger_writes: Family<ResultLabels, Counter>,
     /// Policy edits found loosening, refused, or invalid.
@@ -173,6 +175,7 @@ impl Metrics {
         let cert_reloads = Family::<ResultLabels, Counter>::default();
         let ca_bundle_mismatch = Gauge::default();
         let events = Family::<ResultLabels, Counter>::default();
+        let event_series = Gauge::default();
         let ledger_writes = Family::<ResultLabels, Counter>::default();
         let policy_edits = Family::<EditLabels, Counter>::default();
         let recommender_leading = Gauge::default();
@@ -199,6 +202,11 @@ impl Metrics {
             duration.clone(),
         );
         admission.register("events", "Kubernetes Events for decisions", events.clone());
+        admission.register(
+            "event_series",
+            "Event series held for writing, at most five minutes of --event-rate",
+            event_series.clone(),
+        );
         admission.register(
             "policy_edits",
             "Policy edits that loosened a policy, were refused, or did not parse",
@@ -277,6 +285,7 @@ impl Metrics {
             ca_bundle_mismatch,
             cert_reloads,
             events,
+            event_series,
             ledger_writes,
             policy_edits,
             recommender_leading,

@@ -110,7 +110,8 @@ pub struct Args {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub event_interval: Duration,
     /// Event writes per second at most, across every workload (twice as
-    /// many at once after a quiet spell).
+    /// many at once after a quiet spell); at most five minutes of writes
+    /// wait, and a new series beyond that is dropped and counted.
     #[arg(long, default_value_t = 10.0)]
     pub event_rate: f64,
     /// How often the leader stores a workload's seasonal history (about
@@ -328,12 +329,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         },
         hpas.clone(),
         metrics.clone(),
-        Limits {
-            interval: args.event_interval,
-            per_second: args.event_rate.max(0.1),
-            burst: (2.0 * args.event_rate).max(1.0),
-            ..Limits::default()
-        },
+        Limits::new(args.event_interval, args.event_rate),
         shutdown.clone(),
     );
     let webhook = Arc::new(Webhook {

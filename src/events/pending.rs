@@ -19,8 +19,10 @@ use crate::report::{
     fold::{Folds, key, signature},
 };
 
-/// A series neither repeated nor written for this long is forgotten.
-const IDLE: Duration = Duration::from_secs(600);
+/// A backlog the publisher drains in this long at its rate is the most
+/// worth holding: an Event later than that tells a person little, and each
+/// held series costs a copy of its report.
+const BACKLOG: Duration = Duration::from_secs(300);
 
 /// Which Event of a report a series is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,14 +47,24 @@ pub struct Limits {
     pub max_series: usize,
 }
 
+impl Limits {
+    /// One write per series per `interval`, `per_second` series a second
+    /// (twice that at once after a quiet spell), and a backlog of five
+    /// minutes of writes at most.
+    pub fn new(interval: Duration, per_second: f64) -> Limits {
+        let per_second = per_second.max(0.1);
+        Limits {
+            interval,
+            per_second,
+            burst: (2.0 * per_second).max(1.0),
+            max_series: ((per_second * BACKLOG.as_secs_f64()) as usize).clamp(100, 20_000),
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            interval: Duration::from_secs(10),
-            per_second: 10.0,
-            burst: 20.0,
-            max_series: 20_000,
-        }
+        Limits::new(Duration::from_secs(10), 10.0)
     }
 }
 
@@ -63,7 +75,6 @@ struct Series {
     numbers: u64,
     count: u32,
     written: Option<Instant>,
-    seen: Instant,
 }
 
 /// A series due for a write: its latest report and how many occurrences
@@ -108,7 +119,7 @@ impl Pending {
     }
 
     /// Folds a report's Events into their series.
-    pub fn add(&self, report: &Report, now: Instant) -> Added {
+    pub fn add(&self, report: &Report) -> Added {
         let mut added = Added::default();
         for (part, [reason, action], numbers) in parts(report) {
             let k = key(&[
@@ -121,7 +132,6 @@ impl Pending {
             self.series.with(k, |map| match map.get_mut(&k) {
                 Some(s) => {
                     s.count = s.count.saturating_add(1);
-                    s.seen = now;
                     if s.numbers != numbers {
                         s.numbers = numbers;
                         s.report = report.clone();
@@ -141,7 +151,6 @@ impl Pending {
                             numbers,
                             count: 1,
                             written: None,
-                            seen: now,
                         },
                     );
                 }
@@ -152,7 +161,10 @@ impl Pending {
 
     /// The series to write now: those with occurrences not yet written and
     /// no write within the interval, never written first, then the longest
-    /// waiting, as many as the budget allows. Forgets idle series.
+    /// waiting, as many as the budget allows. Forgets a series with nothing
+    /// to write once an interval has passed since its last write: its next
+    /// occurrence starts a new one that may be written at once, so the
+    /// interval still holds, and a quiet workload costs nothing.
     pub fn due(&self, now: Instant) -> Vec<Due> {
         let interval = self.limits.interval;
         let mut ready: Vec<(Option<Instant>, u64)> = Vec::new();
@@ -160,7 +172,7 @@ impl Pending {
             if s.count > 0 && s.written.is_none_or(|w| now.duration_since(w) >= interval) {
                 ready.push((s.written, k));
             }
-            let keep = s.count > 0 || now.duration_since(s.seen) < IDLE;
+            let keep = s.count > 0 || s.written.is_some_and(|w| now.duration_since(w) < interval);
             if !keep {
                 self.held.fetch_sub(1, Ordering::Relaxed);
             }
