@@ -210,16 +210,25 @@ async fn the_seasonal_history_survives_a_leader_change() {
     );
 }
 
-/// A Prometheus that is down for the first range query (503), then answers
-/// every range with 100 except 5,000 around `peak`, and every instant query
-/// with 100. Counts the range queries.
-async fn flaky_prometheus(peak: DateTime<Utc>) -> (String, Arc<AtomicU64>) {
-    async fn range(
-        State((calls, peak)): State<(Arc<AtomicU64>, i64)>,
-        RawQuery(q): RawQuery,
-    ) -> Response {
-        if calls.fetch_add(1, Ordering::SeqCst) == 0 {
-            return (StatusCode::SERVICE_UNAVAILABLE, "starting up").into_response();
+/// A Prometheus that answers 503 to everything while `down` is set, and
+/// otherwise every range with 100 except 5,000 around `peak`, and every
+/// instant query with 100. Counts the range queries.
+struct FlakyPrometheus {
+    url: String,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    ranges: Arc<AtomicU64>,
+}
+
+type Flaky = (Arc<std::sync::atomic::AtomicBool>, Arc<AtomicU64>, i64);
+
+async fn flaky_prometheus(peak: DateTime<Utc>) -> FlakyPrometheus {
+    fn unavailable() -> Response {
+        (StatusCode::SERVICE_UNAVAILABLE, "down").into_response()
+    }
+    async fn range(State((down, ranges, peak)): State<Flaky>, RawQuery(q): RawQuery) -> Response {
+        ranges.fetch_add(1, Ordering::SeqCst);
+        if down.load(Ordering::SeqCst) {
+            return unavailable();
         }
         let q = q.unwrap_or_default();
         let num = |k: &str| {
@@ -240,43 +249,63 @@ async fn flaky_prometheus(peak: DateTime<Utc>) -> (String, Arc<AtomicU64>) {
         )
         .into_response()
     }
-    async fn instant() -> axum::Json<serde_json::Value> {
+    async fn instant(State((down, _, _)): State<Flaky>) -> Response {
+        if down.load(Ordering::SeqCst) {
+            return unavailable();
+        }
         let now = Utc::now().timestamp();
         axum::Json(
             serde_json::json!({"status": "success", "data": {"resultType": "vector",
             "result": [{"metric": {}, "value": [now, "100"]}]}}),
         )
+        .into_response()
     }
-    let calls = Arc::new(AtomicU64::new(0));
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let ranges = Arc::new(AtomicU64::new(0));
     let app = Router::new()
         .route("/api/v1/query_range", get(range))
         .route("/api/v1/query", get(instant))
-        .with_state((calls.clone(), peak.timestamp()));
-    (support::serve_http(app).await, calls)
+        .with_state((down.clone(), ranges.clone(), peak.timestamp()));
+    let url = support::serve_http(app).await;
+    FlakyPrometheus { url, down, ranges }
 }
 
-/// Prometheus is down when the leader first asks for the history: the
-/// backfill is tried again, brings in a peak from two hours ago that the
-/// loop never sampled, and stops asking once it has.
+/// Prometheus is down when the leader first asks for the history: while it
+/// stays down the backfill is not retried (the live samples already pay
+/// its timeouts); once it answers, the backfill is tried again, brings in a
+/// peak from two hours ago that the loop never sampled, and stops asking
+/// once it has.
 #[tokio::test]
-async fn a_failed_backfill_is_tried_again() {
+async fn a_failed_backfill_is_tried_again_once_the_source_answers() {
     let Some(cluster) = support::try_cluster() else {
         return;
     };
     let peak = Utc::now() - chrono::Duration::hours(2);
-    let (url, calls) = flaky_prometheus(peak).await;
+    let prom = flaky_prometheus(peak).await;
     let ns = cluster.namespace("backfill").await;
     let source = format!(
-        "    name: prom\n    timeout: 2s\n    prometheus:\n      url: {url}\n      queries:\n        demand: 'demand'\n"
+        "    name: prom\n    timeout: 2s\n    prometheus:\n      url: {}\n      queries:\n        demand: 'demand'\n",
+        prom.url
     );
     let flags = flags(ns.name(), &source);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let s = setup_in(cluster, ns, &flags).await;
     let recommend = r#"{"source":"prom","query":"demand","targetPerPod":10,"trend":"seasonal","leadSeconds":30}"#;
     let (api, name) = create_web(&s, recommend).await;
+    eventually("the first backfill", Duration::from_secs(20), || async {
+        (prom.ranges.load(Ordering::SeqCst) > 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        prom.ranges.load(Ordering::SeqCst),
+        1,
+        "retried while the source was down"
+    );
+    prom.down.store(false, Ordering::SeqCst);
     let history = eventually(
         "a stored history with the backfilled peak",
-        Duration::from_secs(30),
+        Duration::from_secs(40),
         || async {
             let h = stored(&api, &name).await?;
             (h.highest_at(peak).unwrap_or(0.0) >= 5000.0).then_some(h)
@@ -287,11 +316,11 @@ async fn a_failed_backfill_is_tried_again() {
     assert_eq!(history.highest_at(before).map(f64::round), Some(100.0));
     // The failed one, then the one that filled the history (two requests
     // for two weeks at a minute's step), and no more after that.
-    let asked = calls.load(Ordering::SeqCst);
+    let asked = prom.ranges.load(Ordering::SeqCst);
     assert!((2..=5).contains(&asked), "{asked} range queries");
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
-        calls.load(Ordering::SeqCst),
+        prom.ranges.load(Ordering::SeqCst),
         asked,
         "it kept asking after the history was full"
     );

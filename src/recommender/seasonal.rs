@@ -32,9 +32,9 @@ const BACKFILL_STEP_SECONDS: i64 = 60;
 /// the stored summary, then, with less than a week of it, the source's own
 /// history. Waits for the ledger objects' first list, so a summary not yet
 /// seen is never overwritten by a blank one. A backfill that fails is tried
-/// again with the sources' back-off (1 s doubling to 5 minutes), so a
-/// Prometheus that was down when the leader started still fills the
-/// history once it is back.
+/// again with the sources' back-off (1 s doubling to 5 minutes), once the
+/// source's live samples answer, so a Prometheus that was down when the
+/// leader started still fills the history once it is back.
 pub(super) async fn prepare(
     state: &Loop,
     kind: WorkloadKind,
@@ -73,7 +73,10 @@ pub(super) async fn prepare(
             }
         }
     }
-    if memory.backfill_due.is_some_and(|due| now >= due) {
+    // A retry waits for the source's live samples to answer: while it is
+    // down they already pay its timeouts, and a range query would add four.
+    let answering = memory.source.as_ref().is_none_or(|s| s.ok);
+    if answering && memory.backfill_due.is_some_and(|due| now >= due) {
         backfill(state, key, config, memory, now).await;
     }
 }
