@@ -103,14 +103,19 @@ machine_line() {
   echo "$(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r)"
 }
 
+# The commit the binary was built from, read by build: a report written an
+# hour later must not name a commit made in between.
+built_from=""
+
 build_line() {
-  echo "$(rustc --version), release profile; commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src crates || echo ' with uncommitted changes')"
+  echo "$(rustc --version), release profile; commit ${built_from:-$(git rev-parse --short HEAD)}"
 }
 
 # build: the release scale-governor and the benchmark tool (benches/load),
 # whose path goes in `load`.
 build() {
   say "building"
+  built_from="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src crates || echo ' with uncommitted changes')"
   cargo build --release --locked --bin scale-governor
   load=$(bench_exe load)
   [[ -x $load ]] || die "could not find the benchmark tool (benches/load)"
