@@ -60,7 +60,11 @@ pub struct Update<'a> {
     pub state: Option<&'a str>,
 }
 
-/// Runs [`Cache::sweep`] every few seconds until `shutdown`.
+/// How often every ledger is pruned, busy or not ([`Cache::trim`]).
+const TRIM_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs [`Cache::sweep`] every few seconds, and [`Cache::trim`] every
+/// minute, until `shutdown`.
 pub async fn run_sweeper(
     cache: Arc<Cache>,
     timeout: std::time::Duration,
@@ -69,10 +73,15 @@ pub async fn run_sweeper(
     let timeout = Duration::from_std(timeout).unwrap_or(Duration::seconds(SAME_CHANGE_SECONDS));
     let period = (timeout / 4).clamp(Duration::milliseconds(200), Duration::seconds(5));
     let mut tick = tokio::time::interval(period.to_std().unwrap_or_default());
+    let mut trimmed = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        if trimmed.elapsed() >= TRIM_PERIOD {
+            trimmed = tokio::time::Instant::now();
+            cache.trim(Utc::now());
         }
         let (entries, changes) = cache.sweep(Utc::now(), timeout);
         if entries + changes > 0 {
@@ -211,6 +220,14 @@ impl Cache {
         (entries, changes)
     }
 
+    /// Prunes every workload's ledger and stale last answer (see
+    /// [`Entry::trim`]); a pass over the whole cache, so it runs rarely.
+    pub fn trim(&self, now: DateTime<Utc>) {
+        for kind in WorkloadKind::ALL {
+            self.visit(kind, |_, entry| entry.trim(now));
+        }
+    }
+
     /// Takes the flag that some ledger changed since the last call: the
     /// history pass runs only when it was raised.
     pub fn take_any_dirty(&self) -> bool {
@@ -280,7 +297,7 @@ impl Cache {
                 from: previous,
                 to: update.replicas,
                 requested: update.replicas,
-                actor: update.actor.unwrap_or("unknown").to_owned(),
+                actor: update.actor.unwrap_or("unknown").into(),
                 pending: false,
                 watched: true,
                 generation: update.generation,

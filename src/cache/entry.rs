@@ -77,8 +77,14 @@ pub(super) struct LedgerState {
     last: Option<Last>,
 }
 
+/// How long the last decision is kept to answer a resent review: the
+/// apiserver resends one only within its webhook timeout (at most 30 s).
+const RESEND_SECONDS: i64 = 60;
+
 #[derive(Debug)]
 struct Last {
+    /// When it was decided, so a quiet workload does not keep it forever.
+    at: DateTime<Utc>,
     uid: String,
     digest: u64,
     decision: Decision,
@@ -216,6 +222,7 @@ impl Entry {
                 record(&mut state.ledger, keep, change, now);
             }
             state.last = Some(Last {
+                at: now,
                 uid: review.uid.to_owned(),
                 digest: review.digest,
                 decision: decision.clone(),
@@ -246,12 +253,35 @@ impl Entry {
             from: seen,
             to: current,
             requested: current,
-            actor: "unknown (not yet on the watch)".to_owned(),
+            actor: "unknown (not yet on the watch)".into(),
             pending: true,
             watched: false,
             generation: None,
         });
         self.flags.sweep.store(true, Ordering::Release);
+    }
+
+    /// Forgets what no request can use any more, for a workload no review
+    /// has come for: a decision is otherwise pruned only when the next one
+    /// is recorded, so a workload that went quiet would keep its ledger and
+    /// last answer for good. With a policy that does not parse, the ledger
+    /// is kept: its lookback is unknown.
+    pub(super) fn trim(&self, now: DateTime<Utc>) {
+        let lookback = match &self.observed.load().policy {
+            Ok(policy) => Some(policy.lookback_seconds()),
+            Err(_) => None,
+        };
+        let mut state = self.state();
+        if state
+            .last
+            .as_ref()
+            .is_some_and(|last| now - last.at > Duration::seconds(RESEND_SECONDS))
+        {
+            state.last = None;
+        }
+        if let Some(lookback) = lookback {
+            prune(&mut state.ledger, lookback, now);
+        }
     }
 
     /// A copy of the ledger, pending changes included.
@@ -297,11 +327,15 @@ fn retract_unlanded(state: &mut LedgerState, request: &Request<'_>) {
     }
     state
         .ledger
-        .retract_pending(|p| p.from == request.current && p.actor == request.actor);
+        .retract_pending(|p| p.from == request.current && &*p.actor == request.actor);
 }
 
 fn record(ledger: &mut Ledger, lookback_seconds: u32, change: Change, now: DateTime<Utc>) {
     ledger.record(change);
+    prune(ledger, lookback_seconds, now);
+}
+
+fn prune(ledger: &mut Ledger, lookback_seconds: u32, now: DateTime<Utc>) {
     let keep = i64::from(lookback_seconds).max(SAME_CHANGE_SECONDS);
     ledger.prune(now - Duration::seconds(keep));
 }

@@ -137,10 +137,7 @@ fn watch_records_other_actors_but_not_our_own_change_twice() {
     );
     let ledger = entry.ledger();
     let last = ledger.changes().last().unwrap();
-    assert_eq!(
-        (last.from, last.to, last.actor.as_str()),
-        (14, 16, "argocd")
-    );
+    assert_eq!((last.from, last.to, &*last.actor), (14, 16, "argocd"));
     // Budget: 10 at period start, so nothing is left.
     assert_eq!(
         ask(&entry, 16, 40, "b", false, now() + Duration::seconds(3)),
@@ -448,4 +445,39 @@ fn a_persisted_change_like_one_seen_here_counts_apart_by_generation() {
         .map(|c| c.generation)
         .collect();
     assert_eq!(generations, [Some(5), Some(9)]);
+}
+
+#[test]
+fn a_quiet_workload_gives_back_its_ledger_and_last_answer() {
+    let cache = Cache::new();
+    cache.apply(update("shop/web", 10, None, None), now());
+    let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    assert_eq!(ask(&entry, 10, 40, "a", false, now()), 14);
+    cache.apply(
+        update("shop/web", 14, None, None),
+        now() + Duration::seconds(1),
+    );
+    let resend = |at| {
+        let request = Request {
+            current: 10,
+            requested: 40,
+            actor: "alice",
+        };
+        entry.decide(&[&policy()], request, review("a"), true, at).1
+    };
+    let soon = now() + Duration::seconds(30);
+    cache.trim(soon);
+    assert_eq!(
+        entry.ledger().changes().len(),
+        1,
+        "inside the 60 s lookback"
+    );
+    assert!(
+        resend(soon),
+        "a resend within a minute gets the same answer"
+    );
+    let quiet = now() + Duration::seconds(600);
+    cache.trim(quiet);
+    assert!(entry.ledger().changes().is_empty());
+    assert!(!resend(quiet), "the last answer was forgotten");
 }

@@ -155,7 +155,7 @@ impl Decision {
             from: self.current,
             to: self.replicas,
             requested: self.requested,
-            actor: actor.to_owned(),
+            actor: actor.into(),
             pending: false,
             watched: false,
             generation: None,

@@ -1,6 +1,8 @@
 //! The ledger: every replica change (and refused wish) by any actor, oldest
 //! first. Rate limits count its changes; stabilization reads its requests.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +29,9 @@ pub struct Change {
     /// What the actor asked for; equals `to` when only the result is known.
     pub requested: u32,
     /// Who asked: a username, or a field manager from `managedFields`.
-    pub actor: String,
+    /// Shared with the ledger's other entries by the same actor, since a
+    /// workload sees the same few names over and over.
+    pub actor: Arc<str>,
     /// Admitted here but not yet seen stored by the watch. The apiserver
     /// may still refuse it (AlreadyExists, a later webhook, a conflict), so
     /// a pending change only ever tightens a limit: it counts against the
@@ -48,13 +52,19 @@ pub struct Change {
 
 impl Change {
     /// A change known to be stored, as read back from where it was persisted.
-    pub fn stored(at: DateTime<Utc>, from: u32, to: u32, requested: u32, actor: String) -> Change {
+    pub fn stored(
+        at: DateTime<Utc>,
+        from: u32,
+        to: u32,
+        requested: u32,
+        actor: impl Into<Arc<str>>,
+    ) -> Change {
         Change {
             at,
             from,
             to,
             requested,
-            actor,
+            actor: actor.into(),
             pending: false,
             watched: false,
             generation: None,
@@ -143,9 +153,18 @@ impl Ledger {
     }
 
     /// Adds an entry in time order and drops the oldest beyond [`MAX_ENTRIES`].
-    pub fn record(&mut self, change: Change) {
+    /// A wish that changed nothing also drops the older wishes it makes
+    /// redundant (see [`Ledger::drop_dominated`]).
+    pub fn record(&mut self, mut change: Change) {
+        if let Some(shared) = self.changes.iter().rev().find(|c| c.actor == change.actor) {
+            change.actor = Arc::clone(&shared.actor);
+        }
+        let wish = change.from == change.to && !change.pending;
         let at = self.changes.partition_point(|c| c.at <= change.at);
         self.changes.insert(at, change);
+        if wish {
+            self.drop_dominated(at);
+        }
         if self.changes.len() > MAX_ENTRIES {
             let excess = self.changes.len() - MAX_ENTRIES;
             self.changes.drain(..excess);
@@ -307,7 +326,7 @@ impl Ledger {
             from,
             to: replicas,
             requested: replicas,
-            actor: actor.to_owned(),
+            actor: actor.into(),
             pending: false,
             watched: false,
             generation: None,
@@ -315,9 +334,17 @@ impl Ledger {
     }
 
     /// Drops entries at or before `cutoff`; no rule can see them any more.
+    /// The space a burst grew the ledger to is given back: ten thousand
+    /// workloads would otherwise each keep their busiest moment's capacity.
     pub fn prune(&mut self, cutoff: DateTime<Utc>) {
         let keep_from = self.changes.partition_point(|c| c.at <= cutoff);
         self.changes.drain(..keep_from);
+        let len = self.changes.len();
+        if len == 0 {
+            self.changes = Vec::new();
+        } else if self.changes.capacity() > 2 * len + 4 {
+            self.changes.shrink_to(len + len / 2);
+        }
     }
 
     /// The `history` annotation value.
@@ -416,6 +443,7 @@ impl Ledger {
     }
 }
 
+mod compact;
 mod text;
 
 #[cfg(test)]

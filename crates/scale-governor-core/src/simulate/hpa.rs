@@ -95,7 +95,7 @@ impl Hpa {
             from: current,
             to: normalized,
             requested: raw,
-            actor: String::new(),
+            actor: "".into(),
             pending: false,
             watched: false,
             generation: None,

@@ -127,13 +127,13 @@ fn history_text_accepts_json_lines_and_csv() {
     let ledger = Ledger::from_history_text(text).unwrap();
     assert_eq!(ledger.changes().len(), 2);
     assert_eq!(ledger.changes()[1].requested, 30);
-    assert_eq!(ledger.changes()[0].actor, "alice");
+    assert_eq!(&*ledger.changes()[0].actor, "alice");
     // Standard CSV quoting: an actor with a comma, quoted numbers.
     let quoted = "\"2026-11-21T12:00:00Z\",\"10\",14,\"kubectl, by bob\",\"20\"\n";
     let ledger = Ledger::from_history_text(quoted).unwrap();
     let c = &ledger.changes()[0];
     assert_eq!(
-        (c.from, c.to, c.requested, c.actor.as_str()),
+        (c.from, c.to, c.requested, &*c.actor),
         (10, 14, 20, "kubectl, by bob")
     );
 }
@@ -223,7 +223,7 @@ fn a_count_the_ledger_does_not_explain_is_booked_as_a_change() {
         .unexplained(14, Some(written), "kubectl", now, 60)
         .unwrap();
     assert_eq!((booked.from, booked.to, booked.at), (10, 14, written));
-    assert_eq!(booked.actor, "kubectl");
+    assert_eq!(&*booked.actor, "kubectl");
     // Unknown write time: now, never before the change it follows.
     let booked = ledger.unexplained(3, None, "x", now, 60).unwrap();
     assert_eq!((booked.from, booked.to, booked.at), (10, 3, now));

@@ -51,7 +51,7 @@ fn parse_json_line(line: &str) -> Result<Change, String> {
         from: j.from,
         to: j.to,
         requested: j.requested.unwrap_or(j.to),
-        actor: j.actor,
+        actor: j.actor.into(),
         pending: false,
         watched: false,
         generation: None,
@@ -92,7 +92,7 @@ fn parse_csv_line(line: &str) -> Result<Change, String> {
             .map(|s| count("requested", s))
             .transpose()?
             .unwrap_or(to),
-        actor: fields[3].to_owned(),
+        actor: fields[3].into(),
         pending: false,
         watched: false,
         generation: None,

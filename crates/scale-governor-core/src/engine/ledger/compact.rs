@@ -1,0 +1,51 @@
+//! Dropping the wishes that stabilization can no longer tell apart.
+
+use super::{Ledger, MAX_ENTRIES};
+
+impl Ledger {
+    /// Stabilization reads only the lowest and the highest request in a
+    /// window that always ends now, so a wish that changed nothing is
+    /// redundant once newer entries ask both at least as much and at most
+    /// as much: every window that holds it holds them. Under a clamp storm
+    /// the same wish arrives again and again, and this keeps a ledger from
+    /// holding each copy for the whole lookback. The entry at `newest` was
+    /// just recorded and may yet be retracted (the same review uid back
+    /// with another body), so it stands in for nothing; pending changes may
+    /// be retracted or expire, so neither do they. Changes, pending or not,
+    /// are never dropped here: rate limits count them.
+    pub(super) fn drop_dominated(&mut self, newest: usize) {
+        // One bit per entry, on the stack: this runs on the request path.
+        // The ledger holds at most one entry over MAX_ENTRIES here.
+        let mut dropped = [0u64; MAX_ENTRIES / 64 + 1];
+        let mut any = false;
+        let mut range: Option<(u32, u32)> = None;
+        for (i, c) in self.changes.iter().enumerate().rev() {
+            if c.from == c.to
+                && !c.pending
+                && range.is_some_and(|(lo, hi)| lo <= c.requested && c.requested <= hi)
+                && let Some(word) = dropped.get_mut(i / 64)
+            {
+                *word |= 1 << (i % 64);
+                any = true;
+                continue;
+            }
+            if i != newest && !c.pending {
+                range = Some(match range {
+                    Some((lo, hi)) => (lo.min(c.requested), hi.max(c.requested)),
+                    None => (c.requested, c.requested),
+                });
+            }
+        }
+        if any {
+            let mut i = 0;
+            self.changes.retain(|_| {
+                let keep = dropped.get(i / 64).is_none_or(|w| w & (1 << (i % 64)) == 0);
+                i += 1;
+                keep
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
