@@ -221,10 +221,15 @@ impl Cache {
     }
 
     /// Prunes every workload's ledger and stale last answer (see
-    /// [`Entry::trim`]); a pass over the whole cache, so it runs rarely.
+    /// [`Entry::trim`]), and its ledger object's copy here at the same
+    /// cutoff; a pass over the whole cache, so it runs rarely.
     pub fn trim(&self, now: DateTime<Utc>) {
         for kind in WorkloadKind::ALL {
-            self.visit(kind, |_, entry| entry.trim(now));
+            self.visit(kind, |key, entry| {
+                if let Some(cutoff) = entry.trim(now) {
+                    self.trim_persisted(kind, key, cutoff);
+                }
+            });
         }
     }
 

@@ -265,10 +265,10 @@ impl Entry {
     /// has come for: a decision is otherwise pruned only when the next one
     /// is recorded, so a workload that went quiet would keep its ledger and
     /// last answer for good. With a policy that does not parse, the ledger
-    /// is kept: its lookback is unknown.
-    pub(super) fn trim(&self, now: DateTime<Utc>) {
-        let lookback = match &self.observed.load().policy {
-            Ok(policy) => Some(policy.lookback_seconds()),
+    /// is kept: its lookback is unknown. Returns the cutoff it pruned at.
+    pub(super) fn trim(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let cutoff = match &self.observed.load().policy {
+            Ok(policy) => Some(cutoff(policy.lookback_seconds(), now)),
             Err(_) => None,
         };
         let mut state = self.state();
@@ -279,9 +279,10 @@ impl Entry {
         {
             state.last = None;
         }
-        if let Some(lookback) = lookback {
-            prune(&mut state.ledger, lookback, now);
+        if let Some(cutoff) = cutoff {
+            state.ledger.prune(cutoff);
         }
+        cutoff
     }
 
     /// A copy of the ledger, pending changes included.
@@ -332,10 +333,11 @@ fn retract_unlanded(state: &mut LedgerState, request: &Request<'_>) {
 
 fn record(ledger: &mut Ledger, lookback_seconds: u32, change: Change, now: DateTime<Utc>) {
     ledger.record(change);
-    prune(ledger, lookback_seconds, now);
+    ledger.prune(cutoff(lookback_seconds, now));
 }
 
-fn prune(ledger: &mut Ledger, lookback_seconds: u32, now: DateTime<Utc>) {
-    let keep = i64::from(lookback_seconds).max(SAME_CHANGE_SECONDS);
-    ledger.prune(now - Duration::seconds(keep));
+/// Entries at or before this are seen by no rule looking back
+/// `lookback_seconds`, nor needed to match a change across replicas.
+fn cutoff(lookback_seconds: u32, now: DateTime<Utc>) -> DateTime<Utc> {
+    now - Duration::seconds(i64::from(lookback_seconds).max(SAME_CHANGE_SECONDS))
 }

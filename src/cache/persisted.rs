@@ -55,6 +55,23 @@ impl Cache {
             .insert(key.to_owned(), persisted);
     }
 
+    /// Drops the entries at or before `cutoff` from the copy of a ledger
+    /// object held here: a workload changed once keeps its object for good,
+    /// and ten thousand of them would each hold a change no rule sees. The
+    /// object itself is left alone; its next write carries what is left.
+    pub(super) fn trim_persisted(&self, kind: WorkloadKind, key: &str, cutoff: DateTime<Utc>) {
+        let map = self.persisted_map(kind).pin();
+        let stale = |p: &Persisted| p.ledger.changes().first().is_some_and(|c| c.at <= cutoff);
+        if map.get(key).is_some_and(|p| stale(p)) {
+            // Atomic against the watch storing a newer copy meanwhile.
+            map.update(key.to_owned(), |p| {
+                let mut pruned = Persisted::clone(p);
+                pruned.ledger.prune(cutoff);
+                Arc::new(pruned)
+            });
+        }
+    }
+
     /// Forgets a deleted ledger object.
     pub fn remove_persisted(&self, kind: WorkloadKind, key: &str) {
         self.persisted_map(kind).pin().remove(key);

@@ -481,3 +481,35 @@ fn a_quiet_workload_gives_back_its_ledger_and_last_answer() {
     assert!(entry.ledger().changes().is_empty());
     assert!(!resend(quiet), "the last answer was forgotten");
 }
+
+#[test]
+fn the_copy_of_a_ledger_object_is_pruned_with_its_workload() {
+    let cache = Cache::new();
+    cache.apply(update("shop/web", 10, None, None), now());
+    cache.apply_persisted(
+        WorkloadKind::Deployment,
+        "shop/web",
+        persisted(r#"[[1795428000,8,10,10,"hpa"]]"#),
+    );
+    let held = |cache: &Cache| {
+        cache
+            .persisted(WorkloadKind::Deployment, "shop/web")
+            .unwrap()
+            .ledger
+            .changes()
+            .len()
+    };
+    // 2026-11-23T10:00:00Z is 1795428000: inside the 60 s lookback.
+    cache.trim(now() + Duration::seconds(30));
+    assert_eq!(held(&cache), 1);
+    cache.trim(now() + Duration::seconds(120));
+    assert_eq!(held(&cache), 0);
+    let kept = cache
+        .persisted(WorkloadKind::Deployment, "shop/web")
+        .unwrap();
+    assert_eq!(
+        kept.resource_version.as_deref(),
+        Some("1"),
+        "the rest is kept"
+    );
+}

@@ -16,7 +16,7 @@ use super::{
 };
 
 /// Workloads not heard of for this long are forgotten.
-const IDLE: Duration = Duration::from_secs(600);
+const IDLE: Duration = Duration::from_secs(120);
 
 /// What to do with a decision's line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +153,7 @@ impl LogGate {
     }
 
     /// Summaries of repeats that have waited a whole interval for a line,
-    /// and forgets workloads idle for ten minutes.
+    /// and forgets workloads idle for two minutes.
     pub fn sweep(&self, now: Instant) -> Vec<Summary> {
         let mut out = Vec::new();
         self.folds.retain(|_, w| {

@@ -62,10 +62,10 @@ fn a_decision_repeated_for_a_whole_interval_is_summarized_in_line_and_by_the_swe
             last: "asked 100".into(),
         }]
     );
-    assert!(gate.sweep(at(300)).is_empty());
-    // Ten idle minutes and the workload is forgotten.
+    assert!(gate.sweep(at(150)).is_empty());
+    // Two idle minutes and the workload is forgotten.
     assert_eq!(gate.len(), 1);
-    gate.sweep(at(62 + 601));
+    gate.sweep(at(62 + 121));
     assert!(gate.is_empty());
 }
 

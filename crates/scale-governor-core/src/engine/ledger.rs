@@ -432,6 +432,8 @@ impl Ledger {
         .filter(|(n, _)| *n > 0)
         .map(|(n, what)| format!("{n} {what}"))
         .collect();
+        // Read once and kept as long as its object: no room to grow into.
+        ledger.changes.shrink_to_fit();
         let warning = (!dropped.is_empty()).then(|| {
             format!(
                 "dropped ledger entries: {} (kept {})",
