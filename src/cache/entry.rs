@@ -11,8 +11,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::SAME_CHANGE_SECONDS;
 use crate::{
-    engine::{self, Change, Decision, Ledger, Request},
-    policy::{Policy, PolicyError},
+    engine::{self, Change, Decision, Ledger, Reads, Request},
+    policy::{Policy, PolicyError, ScalingRules},
 };
 
 /// What the watch last saw of a workload.
@@ -219,7 +219,12 @@ impl Entry {
                     .map(|p| p.lookback_seconds())
                     .max()
                     .unwrap_or(0);
-                record(&mut state.ledger, keep, change, now);
+                let reads = Reads {
+                    lowest: policies.iter().any(|p| stabilizes(p.scale_up.as_ref())),
+                    highest: policies.iter().any(|p| stabilizes(p.scale_down.as_ref())),
+                };
+                state.ledger.record_for(change, reads);
+                state.ledger.prune(cutoff(keep, now));
             }
             state.last = Some(Last {
                 at: now,
@@ -331,9 +336,8 @@ fn retract_unlanded(state: &mut LedgerState, request: &Request<'_>) {
         .retract_pending(|p| p.from == request.current && &*p.actor == request.actor);
 }
 
-fn record(ledger: &mut Ledger, lookback_seconds: u32, change: Change, now: DateTime<Utc>) {
-    ledger.record(change);
-    ledger.prune(cutoff(lookback_seconds, now));
+fn stabilizes(rules: Option<&ScalingRules>) -> bool {
+    rules.is_some_and(|r| r.stabilization_seconds > 0)
 }
 
 /// Entries at or before this are seen by no rule looking back

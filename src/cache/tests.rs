@@ -513,3 +513,21 @@ fn the_copy_of_a_ledger_object_is_pruned_with_its_workload() {
         "the rest is kept"
     );
 }
+
+#[test]
+fn wishes_no_stabilization_reads_are_not_kept_for_the_lookback() {
+    // The policy has no stabilization: a clamped wish is never read again,
+    // so a storm of them leaves the change and the last two wishes.
+    let cache = Cache::new();
+    cache.apply(update("shop/web", 10, None, None), now());
+    let entry = cache.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    assert_eq!(ask(&entry, 10, 40, "first", false, now()), 14);
+    for i in 0..20 {
+        let at = now() + Duration::seconds(1 + i);
+        let uid = format!("storm-{i}");
+        assert_eq!(ask(&entry, 14, 40, &uid, false, at), 14);
+    }
+    let ledger = entry.ledger();
+    let kept: Vec<(u32, u32)> = ledger.changes().iter().map(|c| (c.from, c.to)).collect();
+    assert_eq!(kept, [(10, 14), (14, 14), (14, 14)]);
+}

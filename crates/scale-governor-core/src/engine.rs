@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use bounds::Bounds;
-pub use ledger::{Change, Ledger, LedgerError};
+pub use ledger::{Change, Ledger, LedgerError, Reads};
 pub use loosen::loosenings;
 
 use crate::policy::{Direction, Mode, Policy, ScalingRules};

@@ -155,7 +155,13 @@ impl Ledger {
     /// Adds an entry in time order and drops the oldest beyond [`MAX_ENTRIES`].
     /// A wish that changed nothing also drops the older wishes it makes
     /// redundant (see [`Ledger::drop_dominated`]).
-    pub fn record(&mut self, mut change: Change) {
+    pub fn record(&mut self, change: Change) {
+        self.record_for(change, Reads::BOTH);
+    }
+
+    /// [`Ledger::record`] for policies whose stabilization reads only
+    /// `reads` of a window's requests.
+    pub fn record_for(&mut self, mut change: Change, reads: Reads) {
         if let Some(shared) = self.changes.iter().rev().find(|c| c.actor == change.actor) {
             change.actor = Arc::clone(&shared.actor);
         }
@@ -163,7 +169,7 @@ impl Ledger {
         let at = self.changes.partition_point(|c| c.at <= change.at);
         self.changes.insert(at, change);
         if wish {
-            self.drop_dominated(at);
+            self.drop_dominated(at, reads);
         }
         if self.changes.len() > MAX_ENTRIES {
             let excess = self.changes.len() - MAX_ENTRIES;
@@ -447,6 +453,8 @@ impl Ledger {
 
 mod compact;
 mod text;
+
+pub use compact::Reads;
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 
-use super::super::{Change, Ledger};
+use super::super::{Change, Ledger, Reads};
 
 fn t0() -> DateTime<Utc> {
     "2026-12-05T12:00:00Z".parse().unwrap()
@@ -75,6 +75,27 @@ fn changes_are_never_dropped_and_pending_ones_stand_in_for_nothing() {
 }
 
 #[test]
+fn a_policy_that_stabilizes_only_scaling_down_keeps_only_the_highest() {
+    let reads = Reads {
+        lowest: false,
+        highest: true,
+    };
+    let mut ledger = Ledger::new();
+    // An HPA stepping up one pod at a time, clamped each time.
+    for (s, asked) in (11..40).enumerate() {
+        ledger.record_for(wish(s as i64, 10, asked), reads);
+    }
+    let asked: Vec<u32> = ledger.changes().iter().map(|c| c.requested).collect();
+    assert_eq!(asked, [38, 39]);
+    // Under both, every step is the lowest of some window and is kept.
+    let mut both = Ledger::new();
+    for (s, asked) in (11..40).enumerate() {
+        both.record(wish(s as i64, 10, asked));
+    }
+    assert_eq!(both.changes().len(), 29);
+}
+
+#[test]
 fn pruning_gives_back_a_burst_s_capacity() {
     let mut ledger = Ledger::new();
     for s in 0..200 {
@@ -124,21 +145,24 @@ fn arb_entry() -> impl Strategy<Value = (i64, u32, u32, u32, bool)> {
 proptest! {
     /// What stabilization and the rate limits read is the same with and
     /// without dropping: the lowest and highest request of every window
-    /// ending now, and every change, even when pending changes expire or
+    /// ending now (those the policy reads), and every change, even when pending changes expire or
     /// the last entry is retracted afterwards.
     #[test]
     fn dropping_wishes_changes_no_window(
         run in prop::collection::vec(arb_entry(), 1..120),
         retract_last in any::<bool>(),
         expire in any::<bool>(),
+        lowest in any::<bool>(),
+        highest in any::<bool>(),
     ) {
+        let reads = Reads { lowest, highest };
         let mut ledger = Ledger::new();
         let mut all: Vec<Change> = Vec::new();
         let mut secs = 0;
         for (dt, from, to, requested, pending) in run {
             secs += dt;
             let c = entry(secs, from, to, requested, pending);
-            ledger.record(c.clone());
+            ledger.record_for(c.clone(), reads);
             all.push(c);
         }
         if retract_last {
@@ -154,8 +178,12 @@ proptest! {
             let cutoff = now - Duration::seconds(back);
             let want: Vec<u32> = all.iter().filter(|c| c.at > cutoff).map(|c| c.requested).collect();
             let got: Vec<u32> = ledger.since(cutoff).iter().map(|c| c.requested).collect();
-            prop_assert_eq!(want.iter().min(), got.iter().min(), "lowest after {}", cutoff);
-            prop_assert_eq!(want.iter().max(), got.iter().max(), "highest after {}", cutoff);
+            if lowest {
+                prop_assert_eq!(want.iter().min(), got.iter().min(), "lowest after {}", cutoff);
+            }
+            if highest {
+                prop_assert_eq!(want.iter().max(), got.iter().max(), "highest after {}", cutoff);
+            }
         }
         let changes = |v: &[Change]| -> Vec<(DateTime<Utc>, u32, u32, bool)> {
             v.iter().filter(|c| c.from != c.to).map(|c| (c.at, c.from, c.to, c.pending)).collect()
