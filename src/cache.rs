@@ -220,9 +220,9 @@ impl Cache {
         (entries, changes)
     }
 
-    /// Prunes every workload's ledger and stale last answer (see
-    /// [`Entry::trim`]), and its ledger object's copy here at the same
-    /// cutoff; a pass over the whole cache, so it runs rarely.
+    /// Prunes every workload's ledger, forgets its last answer once no
+    /// resend can come, and prunes its ledger object's copy here at the
+    /// same cutoff; a pass over the whole cache, so it runs rarely.
     pub fn trim(&self, now: DateTime<Utc>) {
         for kind in WorkloadKind::ALL {
             self.visit(kind, |key, entry| {

@@ -154,7 +154,9 @@ impl Ledger {
 
     /// Adds an entry in time order and drops the oldest beyond [`MAX_ENTRIES`].
     /// A wish that changed nothing also drops the older wishes it makes
-    /// redundant (see [`Ledger::drop_dominated`]).
+    /// redundant: stabilization reads only a window's lowest and highest
+    /// request, and every window that holds an older wish holds the newer
+    /// entries too.
     pub fn record(&mut self, change: Change) {
         self.record_for(change, Reads::BOTH);
     }
