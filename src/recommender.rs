@@ -17,7 +17,6 @@
 mod evaluate;
 mod idle;
 mod seasonal;
-pub mod state;
 pub mod write;
 
 use std::{
@@ -35,8 +34,7 @@ use crate::{
     events::EventSink,
     leader::{Leadership, jittered},
     metrics::Metrics,
-    policy::Recommendation,
-    recommend::{Hold, Recommender, schedule::WindowRaise},
+    recommend::plan,
     sources::{HttpClient, Sources},
     workload::WorkloadKind,
 };
@@ -78,22 +76,12 @@ pub struct LoopDeps {
     pub config: LoopConfig,
 }
 
-/// What the loop remembers about one workload between cycles. It lives in
-/// the leader only; a new leader restores it from the `state` annotation.
+/// What the loop remembers about one workload between cycles: the plan's
+/// memory ([`plan::Memory`]) and the executor's own back-off and seasonal
+/// bookkeeping. It lives in the leader only.
 #[derive(Debug, Default)]
 struct Memory {
-    restored: bool,
-    recommender: Option<Recommender>,
-    pool_hold: Hold,
-    counter: Option<state::CounterSample>,
-    raise: Option<WindowRaise>,
-    source: Option<state::SourceState>,
-    /// The recommendation last written (or found written).
-    written: Option<Recommendation>,
-    /// Whether the expiry of `written` was already reported.
-    expired_reported: bool,
-    /// The state annotation last written (or found).
-    persisted: Option<String>,
+    plan: plan::Memory,
     /// Whether the seasonal history was brought back this leadership.
     seasonal_ready: bool,
     /// When the seasonal history was last stored (or brought back).

@@ -65,6 +65,18 @@ pub enum NoticeKind {
     SourceRecovered,
 }
 
+impl From<crate::recommend::plan::NoticeKind> for NoticeKind {
+    fn from(kind: crate::recommend::plan::NoticeKind) -> NoticeKind {
+        use crate::recommend::plan::NoticeKind as Loop;
+        match kind {
+            Loop::StrategyChanged => NoticeKind::StrategyChanged,
+            Loop::RecommendationExpired => NoticeKind::RecommendationExpired,
+            Loop::SourceFailed => NoticeKind::SourceFailed,
+            Loop::SourceRecovered => NoticeKind::SourceRecovered,
+        }
+    }
+}
+
 impl NoticeKind {
     /// The Event reason.
     pub fn event_reason(self) -> &'static str {

@@ -22,7 +22,7 @@ use crate::{
     engine::{Bounds, Ledger},
     ledgers::{LEDGER_LABEL, from_object},
     policy::{GOVERNED_LABEL, MAX_REPLICA_COUNT, POOL_LABEL, keys},
-    recommender::state::LoopState,
+    recommend::state::LoopState,
     workload::{WorkloadKind, policy_of},
 };
 

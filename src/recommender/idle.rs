@@ -13,7 +13,7 @@ use crate::{
 /// allocation; `None` when it has something now. Nothing to do means: no
 /// `recommend`, nothing remembered that needs a follow-up (a window's raise,
 /// a recommendation to watch expire, a failed write), and replicas inside
-/// the user's bounds (or a mode that never moves them). [`super::evaluate`] would
+/// the user's bounds (or a mode that never moves them). The executor would
 /// do nothing for it either. The answer holds until the bounds could next
 /// change by the clock alone ([`quiet_until`]); a change the watch sees
 /// ends it sooner ([`crate::cache::Entry::is_quiet`]).
@@ -33,9 +33,10 @@ pub(super) fn idle(
     if policy.recommend.is_some() {
         return None;
     }
-    match memory.filter(|m| m.restored) {
+    match memory.filter(|m| m.plan.restored) {
         Some(m) => {
-            if m.raise.is_some() || m.failures > 0 || m.written.is_some() && !m.expired_reported {
+            let p = &m.plan;
+            if p.raise.is_some() || m.failures > 0 || p.written.is_some() && !p.expired_reported {
                 return None;
             }
         }
@@ -69,3 +70,6 @@ fn quiet_until(policy: &Policy, now: DateTime<Utc>) -> DateTime<Utc> {
     }
     until
 }
+
+#[cfg(test)]
+mod tests;

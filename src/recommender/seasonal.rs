@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{Loop, Memory, evaluate::count_write};
+use super::{Loop, Memory, write};
 use crate::{
     ledgers,
     policy::{RecommendConfig, Trend},
@@ -54,6 +54,7 @@ pub(super) async fn prepare(
         memory.backfill_due = Some(now);
         memory.backfill_failures = 0;
         let recommender = memory
+            .plan
             .recommender
             .get_or_insert_with(|| Recommender::new(config.clone()));
         let stored = state
@@ -75,7 +76,7 @@ pub(super) async fn prepare(
     }
     // A retry waits for the source's live samples to answer: while it is
     // down they already pay its timeouts, and a range query would add four.
-    let answering = memory.source.as_ref().is_none_or(|s| s.ok);
+    let answering = memory.plan.source.as_ref().is_none_or(|s| s.ok);
     if answering && memory.backfill_due.is_some_and(|due| now >= due) {
         backfill(state, key, config, memory, now).await;
     }
@@ -90,6 +91,7 @@ async fn backfill(
     now: DateTime<Utc>,
 ) {
     let recommender = memory
+        .plan
         .recommender
         .get_or_insert_with(|| Recommender::new(config.clone()));
     let have = recommender.seasonal().map_or(0, Seasonal::filled_bins);
@@ -157,6 +159,7 @@ pub(super) async fn persist(
         return;
     }
     let Some(summary) = memory
+        .plan
         .recommender
         .as_ref()
         .and_then(Recommender::seasonal)
@@ -175,7 +178,7 @@ pub(super) async fn persist(
     )
     .await;
     let ok = outcome == ledgers::Outcome::Written;
-    count_write(state, "seasonal", ok);
+    write::count(&state.deps.metrics, "seasonal", ok);
     if ok {
         memory.seasonal_saved = Some(now);
     }

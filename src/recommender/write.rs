@@ -23,9 +23,21 @@ use serde_json::json;
 use crate::{
     cache::pods::DELETION_COST,
     leader::FIELD_MANAGER,
+    metrics::{Metrics, WriteLabels},
     policy::{Recommendation, keys},
     workload::WorkloadKind,
 };
+
+/// Counts one of the loop's writes by kind and result.
+pub(super) fn count(metrics: &Metrics, kind: &'static str, ok: bool) {
+    metrics
+        .recommender_writes
+        .get_or_create(&WriteLabels {
+            kind,
+            result: if ok { "ok" } else { "error" },
+        })
+        .inc();
+}
 
 /// Longest one write may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);

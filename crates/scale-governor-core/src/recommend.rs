@@ -25,9 +25,11 @@
 //! metrics, and the result is kept within the policy's bounds and never
 //! below 1 unless `min-replicas` is `"0"` ([`bounded`]).
 
+pub mod plan;
 pub mod pool;
 pub mod schedule;
 pub mod seasonal;
+pub mod state;
 #[cfg(test)]
 mod tests;
 

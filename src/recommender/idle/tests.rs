@@ -1,10 +1,12 @@
 use std::sync::Arc;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
 use super::*;
 use crate::{
-    cache::Observed, policy::keys, recommend::schedule::WindowRaise, recommender::idle::idle,
+    policy::{Policy, Recommendation, RecommendationKind, keys},
+    recommend::{plan, schedule::WindowRaise},
+    recommender::Memory,
 };
 
 fn rec(replicas: u32, strategy: &str, at: DateTime<Utc>) -> Recommendation {
@@ -20,58 +22,6 @@ fn rec(replicas: u32, strategy: &str, at: DateTime<Utc>) -> Recommendation {
     }
 }
 
-#[test]
-fn a_steady_recommendation_is_written_only_near_its_expiry() {
-    let t0: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
-    let written = rec(5, "proportional", t0);
-    let at = |m: i64| t0 + Duration::minutes(m);
-    assert!(should_write(None, &rec(5, "proportional", at(0)), at(0)));
-    assert!(!should_write(
-        Some(&written),
-        &rec(5, "proportional", at(1)),
-        at(1)
-    ));
-    assert!(!should_write(
-        Some(&written),
-        &rec(5, "proportional", at(19)),
-        at(19)
-    ));
-    assert!(
-        should_write(Some(&written), &rec(5, "proportional", at(21)), at(21)),
-        "10 of 30 minutes left"
-    );
-    assert!(should_write(
-        Some(&written),
-        &rec(6, "proportional", at(1)),
-        at(1)
-    ));
-    assert!(should_write(
-        Some(&written),
-        &rec(5, "velocity", at(1)),
-        at(1)
-    ));
-}
-
-#[test]
-fn a_counter_gives_a_rate_and_skips_its_first_sample_and_resets() {
-    let mut memory = Memory::default();
-    let t0: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
-    assert_eq!(rate(&mut memory, 100.0, t0), None);
-    assert_eq!(
-        rate(&mut memory, 130.0, t0 + Duration::seconds(10)),
-        Some(3.0)
-    );
-    assert_eq!(
-        rate(&mut memory, 5.0, t0 + Duration::seconds(20)),
-        None,
-        "reset"
-    );
-    assert_eq!(
-        rate(&mut memory, 25.0, t0 + Duration::seconds(30)),
-        Some(2.0)
-    );
-}
-
 fn observed(pairs: &[(&str, &str)], replicas: u32, state: Option<&str>) -> Observed {
     Observed {
         uid: None,
@@ -84,7 +34,20 @@ fn observed(pairs: &[(&str, &str)], replicas: u32, state: Option<&str>) -> Obser
 
 fn restored() -> Memory {
     Memory {
-        restored: true,
+        plan: plan::Memory {
+            restored: true,
+            ..plan::Memory::default()
+        },
+        ..Memory::default()
+    }
+}
+
+fn remembering(plan: plan::Memory) -> Memory {
+    Memory {
+        plan: plan::Memory {
+            restored: true,
+            ..plan
+        },
         ..Memory::default()
     }
 }
@@ -134,14 +97,14 @@ fn only_a_workload_with_nothing_to_do_is_left_out_of_a_pass() {
         "restored, and nothing in it"
     );
 
-    let raised = Memory {
+    let raised = remembering(plan::Memory {
         raise: Some(WindowRaise {
             from: 2,
             to: 4,
             at: now,
         }),
-        ..restored()
-    };
+        ..plan::Memory::default()
+    });
     assert!(
         idle(&steady, Some(&raised), now).is_none(),
         "a raise to take back"
@@ -154,18 +117,18 @@ fn only_a_workload_with_nothing_to_do_is_left_out_of_a_pass() {
         idle(&steady, Some(&failed), now).is_none(),
         "a write to retry"
     );
-    let watching = Memory {
-        written: Some(rec(5, "proportional", now)),
-        ..restored()
+    let watching = || {
+        remembering(plan::Memory {
+            written: Some(rec(5, "proportional", now)),
+            ..plan::Memory::default()
+        })
     };
     assert!(
-        idle(&steady, Some(&watching), now).is_none(),
+        idle(&steady, Some(&watching()), now).is_none(),
         "an expiry to report"
     );
-    let reported = Memory {
-        expired_reported: true,
-        ..watching
-    };
+    let mut reported = watching();
+    reported.plan.expired_reported = true;
     assert!(idle(&steady, Some(&reported), now).is_some());
 
     let broken = observed(&[(keys::MIN_REPLICAS, "two")], 1, None);

@@ -7,7 +7,25 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::recommend::{TrendSummary, schedule::WindowRaise};
+use super::{TrendSummary, schedule::WindowRaise};
+
+/// Why a `state` annotation was not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// Not a JSON object (serde would read a struct from an array too).
+    #[error("the state annotation is not a JSON object")]
+    NotAnObject,
+    /// JSON of the wrong shape.
+    #[error("the state annotation does not parse: {0}")]
+    Json(String),
+    /// A format this version does not read.
+    #[error("state format v{found} is not v{STATE_VERSION}")]
+    Version {
+        /// The version found.
+        found: u32,
+    },
+}
 
 /// The format's version.
 pub const STATE_VERSION: u32 = 1;
@@ -58,18 +76,16 @@ pub struct SourceState {
 impl LoopState {
     /// Reads the annotation; an unknown version or shape is dropped with the
     /// reason (the loop then starts afresh, which is safe).
-    pub fn parse(text: &str) -> Result<LoopState, String> {
-        // serde would also read a struct from a JSON array; only an object
-        // is this annotation.
+    pub fn parse(text: &str) -> Result<LoopState, StateError> {
         if !text.trim_start().starts_with('{') {
-            return Err("the state annotation is not a JSON object".to_owned());
+            return Err(StateError::NotAnObject);
         }
-        let state: LoopState = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let state: LoopState =
+            serde_json::from_str(text).map_err(|e| StateError::Json(e.to_string()))?;
         if state.version != STATE_VERSION {
-            return Err(format!(
-                "state format v{} is not v{STATE_VERSION}",
-                state.version
-            ));
+            return Err(StateError::Version {
+                found: state.version,
+            });
         }
         Ok(state)
     }
@@ -107,7 +123,17 @@ mod tests {
         let text = state.to_annotation();
         assert!(text.len() < 400, "{} bytes: {text}", text.len());
         assert_eq!(LoopState::parse(&text).unwrap(), state);
-        assert!(LoopState::parse(r#"{"v":2}"#).unwrap_err().contains("v2"));
-        assert!(LoopState::parse("[1]").is_err());
+        assert_eq!(
+            LoopState::parse(r#"{"v":2}"#).unwrap_err().to_string(),
+            "state format v2 is not v1"
+        );
+        assert_eq!(
+            LoopState::parse("[1]").unwrap_err(),
+            StateError::NotAnObject
+        );
+        assert!(matches!(
+            LoopState::parse("{not json"),
+            Err(StateError::Json(_))
+        ));
     }
 }
