@@ -101,7 +101,7 @@ impl At {
     }
 }
 
-fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+fn parse_time(s: &str) -> Result<DateTime<Utc>, scale_governor::units::InstantError> {
     scale_governor::units::parse_instant(s)
 }
 

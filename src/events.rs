@@ -122,7 +122,7 @@ pub fn start(
 ) -> EventSink {
     let sink = EventSink::new(limits, metrics.clone());
     let (pending, wake) = (sink.pending.clone(), sink.wake.clone());
-    tokio::spawn(async move {
+    crate::tasks::spawn("events", async move {
         let mut publisher = Publisher {
             client,
             reporter,

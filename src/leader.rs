@@ -76,19 +76,15 @@ pub fn spawn(client: Client, config: LeaderConfig, shutdown: CancellationToken) 
     let (manager_tx, manager_rx) = watch::channel(false);
     let (confirmed_tx, confirmed_rx) = watch::channel(false);
     let (leading_tx, leading_rx) = watch::channel(false);
-    tokio::spawn(run_manager(
-        client.clone(),
-        config.clone(),
-        manager_tx,
-        shutdown.clone(),
-    ));
-    tokio::spawn(run_check(
-        client,
-        config.clone(),
-        confirmed_tx,
-        shutdown.clone(),
-    ));
-    tokio::spawn(async move {
+    crate::tasks::spawn(
+        "leader.lease",
+        run_manager(client.clone(), config.clone(), manager_tx, shutdown.clone()),
+    );
+    crate::tasks::spawn(
+        "leader.check",
+        run_check(client, config.clone(), confirmed_tx, shutdown.clone()),
+    );
+    crate::tasks::spawn("leader", async move {
         let (mut manager, mut confirmed) = (manager_rx, confirmed_rx);
         loop {
             let leading = *manager.borrow() && *confirmed.borrow();

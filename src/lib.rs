@@ -29,5 +29,6 @@ pub mod recommender;
 pub mod report;
 pub mod server;
 pub mod sources;
+pub mod tasks;
 pub mod tls;
 pub mod webhook;

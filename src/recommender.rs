@@ -28,6 +28,7 @@ use std::{
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{
     cache::{Cache, pods::PodIndex},
@@ -182,15 +183,19 @@ async fn cycle(state: &Arc<Loop>, shutdown: &CancellationToken) {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers {
         let (state, queue) = (state.clone(), queue.clone());
-        tasks.spawn(async move {
-            loop {
-                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
-                let Some((kind, key, entry)) = next else {
-                    return;
-                };
-                evaluate::one(&state, kind, &key, &entry).await;
+        // The workers log inside the loop's own task span.
+        tasks.spawn(
+            async move {
+                loop {
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                    let Some((kind, key, entry)) = next else {
+                        return;
+                    };
+                    evaluate::one(&state, kind, &key, &entry).await;
+                }
             }
-        });
+            .in_current_span(),
+        );
     }
     tokio::select! {
         // Dropping the set aborts the workers.

@@ -21,6 +21,7 @@
 //! ```
 
 mod client;
+mod error;
 mod http;
 mod prometheus;
 
@@ -29,68 +30,11 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-pub use self::client::{HttpClient, SourceClient};
+pub use self::{
+    client::{HttpClient, SourceClient},
+    error::{ConfigError, SourceError},
+};
 use crate::policy::{POD_SOURCE, RecommendConfig};
-
-/// Why a sample could not be taken. Each is a named state, never a zero:
-/// missing data must never read as "no demand".
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SourceError {
-    /// No answer within the source's timeout.
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
-    /// The connection failed.
-    #[error("cannot reach the source: {0}")]
-    Transport(String),
-    /// An HTTP status other than 200.
-    #[error("HTTP {status}: {body}")]
-    Status {
-        /// The status code.
-        status: u16,
-        /// The start of the body.
-        body: String,
-    },
-    /// The body is not the JSON expected.
-    #[error("the response does not parse: {0}")]
-    Decode(String),
-    /// Prometheus answered with an error.
-    #[error("Prometheus: {0}")]
-    Prometheus(String),
-    /// The query matched no series.
-    #[error("the query returned no series")]
-    Empty,
-    /// The query matched several series; demand must be one number.
-    #[error("the query returned {0} series; aggregate it to one (sum, max)")]
-    Several(usize),
-    /// The value is NaN, infinite, negative or not a number.
-    #[error("the value {0:?} is not a demand (a finite number of at least 0)")]
-    NotANumber(String),
-    /// The JSON Pointer points at nothing.
-    #[error("nothing at {0} in the response")]
-    Missing(String),
-    /// The annotation and the source do not fit (checked at admission too).
-    #[error("{0}")]
-    Config(String),
-}
-
-impl SourceError {
-    /// The metric label.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SourceError::Timeout(_) => "timeout",
-            SourceError::Transport(_) => "transport",
-            SourceError::Status { .. } => "status",
-            SourceError::Decode(_) => "decode",
-            SourceError::Prometheus(_) => "prometheus",
-            SourceError::Empty => "empty",
-            SourceError::Several(_) => "several",
-            SourceError::NotANumber(_) => "nan",
-            SourceError::Missing(_) => "missing",
-            SourceError::Config(_) => "config",
-        }
-    }
-}
 
 /// Which workload a sample is for.
 #[derive(Debug, Clone, Copy)]
@@ -108,7 +52,7 @@ pub trait Source {
 
     /// Whether `config` gives this source (called `name`) the parameters it
     /// takes; the message is what admission refuses with.
-    fn fits(&self, name: &str, config: &RecommendConfig) -> Result<(), String>;
+    fn fits(&self, name: &str, config: &RecommendConfig) -> Result<(), ConfigError>;
 
     /// Takes one sample for `target` as `config` describes it.
     fn sample(
@@ -127,7 +71,7 @@ impl Source for SourceKind {
         }
     }
 
-    fn fits(&self, name: &str, config: &RecommendConfig) -> Result<(), String> {
+    fn fits(&self, name: &str, config: &RecommendConfig) -> Result<(), ConfigError> {
         match self {
             SourceKind::Prometheus(p) => p.fits(name, config),
             SourceKind::Http(h) => h.fits(name, config),
@@ -203,10 +147,24 @@ pub enum SourceKind {
 
 /// Why the sources file is refused.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {message}")]
-pub struct SourcesError {
-    path: String,
-    message: String,
+#[non_exhaustive]
+pub enum SourcesError {
+    /// It cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It is read and refused.
+    #[error("{path}: {source}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Why.
+        source: ConfigError,
+    },
 }
 
 /// The sources, by name.
@@ -226,42 +184,46 @@ impl Sources {
 
     /// Reads and checks the `--sources` file.
     pub fn load(path: &Path) -> Result<Sources, SourcesError> {
-        let error = |message: String| SourcesError {
-            path: path.display().to_string(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
-        Sources::parse(&text).map_err(error)
+        let shown = || path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| SourcesError::Read {
+            path: shown(),
+            source,
+        })?;
+        Sources::parse(&text).map_err(|source| SourcesError::Invalid {
+            path: shown(),
+            source,
+        })
     }
 
     /// Parses the file's YAML.
-    pub fn parse(text: &str) -> Result<Sources, String> {
-        let file: SourcesFile = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<Sources, ConfigError> {
+        let file: SourcesFile =
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         let mut defs = BTreeMap::new();
         for raw in file.sources {
             let name = raw.name;
-            let bad = |message: String| format!("source {name}: {message}");
             if name == POD_SOURCE {
-                return Err(format!(
-                    "source name {POD_SOURCE:?} is built in (warm pools)"
-                ));
+                return Err(ConfigError::BuiltIn);
             }
             let timeout = match &raw.timeout {
                 None => DEFAULT_TIMEOUT,
                 Some(t) => crate::units::parse_seconds(t)
                     .map(Duration::from_secs)
-                    .map_err(|e| bad(format!("timeout: {e}")))?,
+                    .map_err(|e| ConfigError::Timeout {
+                        source_name: name.clone(),
+                        reason: e.to_string(),
+                    })?,
             };
             let kind = match (raw.prometheus, raw.http) {
                 (Some(p), None) => {
-                    p.check().map_err(bad)?;
+                    p.check(&name)?;
                     SourceKind::Prometheus(p)
                 }
                 (None, Some(h)) => {
-                    h.check().map_err(bad)?;
+                    h.check(&name)?;
                     SourceKind::Http(h)
                 }
-                _ => return Err(bad("give exactly one of prometheus: or http:".to_owned())),
+                _ => return Err(ConfigError::Kind(name)),
             };
             let def = SourceDef {
                 name: name.clone(),
@@ -272,7 +234,7 @@ impl Sources {
                 ca_file: raw.ca_file,
             };
             if defs.insert(name.clone(), def).is_some() {
-                return Err(format!("source {name} is defined twice"));
+                return Err(ConfigError::Twice(name));
             }
         }
         Ok(Sources { defs })
@@ -286,7 +248,7 @@ impl Sources {
     /// Whether a workload in `namespace` may use `config` as written: the
     /// source exists, admits the namespace, and gets the parameters its kind
     /// takes. The message is what admission refuses with.
-    pub fn check(&self, config: &RecommendConfig, namespace: &str) -> Result<(), String> {
+    pub fn check(&self, config: &RecommendConfig, namespace: &str) -> Result<(), ConfigError> {
         let Some(name) = config.source.as_deref() else {
             return Ok(());
         };
@@ -300,16 +262,17 @@ impl Sources {
                 .map(String::as_str)
                 .chain([POD_SOURCE])
                 .collect();
-            return Err(format!(
-                "source \"{name}\" is not defined by the governor (serve --sources); known: {}",
-                known.join(", ")
-            ));
+            return Err(ConfigError::Unknown {
+                name: name.to_owned(),
+                known: known.join(", "),
+            });
         };
         if !def.namespaces.iter().any(|n| n == "*" || n == namespace) {
-            return Err(format!(
-                "source \"{name}\" may not be used from namespace {namespace}; it allows {}",
-                def.namespaces.join(", ")
-            ));
+            return Err(ConfigError::Namespace {
+                name: name.to_owned(),
+                namespace: namespace.to_owned(),
+                allowed: def.namespaces.join(", "),
+            });
         }
         def.kind.fits(name, config)
     }
@@ -322,14 +285,13 @@ impl Sources {
         target: Target<'_>,
     ) -> Result<f64, SourceError> {
         let name = config.source.as_deref().unwrap_or_default();
-        let def = self
-            .defs
-            .get(name)
-            .ok_or_else(|| SourceError::Config(format!("source \"{name}\" is not defined")))?;
-        self.check(config, target.namespace)
-            .map_err(SourceError::Config)?;
+        let def = self.defs.get(name).ok_or_else(|| ConfigError::Unknown {
+            name: name.to_owned(),
+            known: self.defs.keys().cloned().collect::<Vec<_>>().join(", "),
+        })?;
+        self.check(config, target.namespace)?;
         let timeout = def.timeout;
-        let client = client.for_source(def).map_err(SourceError::Config)?;
+        let client = client.for_source(def)?;
         match tokio::time::timeout(timeout, def.kind.sample(&client, config, target)).await {
             Ok(result) => result,
             Err(_) => Err(SourceError::Timeout(timeout)),
@@ -351,16 +313,15 @@ impl Sources {
         step_seconds: i64,
     ) -> Result<Option<Vec<(DateTime<Utc>, f64)>>, SourceError> {
         let name = config.source.as_deref().unwrap_or_default();
-        let def = self
-            .defs
-            .get(name)
-            .ok_or_else(|| SourceError::Config(format!("source \"{name}\" is not defined")))?;
+        let def = self.defs.get(name).ok_or_else(|| ConfigError::Unknown {
+            name: name.to_owned(),
+            known: self.defs.keys().cloned().collect::<Vec<_>>().join(", "),
+        })?;
         let SourceKind::Prometheus(prometheus) = &def.kind else {
             return Ok(None);
         };
-        self.check(config, target.namespace)
-            .map_err(SourceError::Config)?;
-        let source = client.for_source(def).map_err(SourceError::Config)?;
+        self.check(config, target.namespace)?;
+        let source = client.for_source(def)?;
         // Two weeks is a few requests of thousands of points each.
         let timeout = def.timeout * 4;
         let range = prometheus.range(&source, config, target, start, end, step_seconds);
@@ -395,7 +356,7 @@ fn fill(
     target: Target<'_>,
     params: &BTreeMap<String, String>,
     escape: impl Fn(&str) -> String,
-) -> Result<String, String> {
+) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -403,7 +364,7 @@ fn fill(
         let after = &rest[start + 2..];
         let end = after
             .find("}}")
-            .ok_or_else(|| format!("unclosed {{{{ in {template:?}"))?;
+            .ok_or_else(|| ConfigError::Unclosed(template.to_owned()))?;
         let key = after[..end].trim();
         let value = match key {
             "namespace" => target.namespace,
@@ -411,7 +372,7 @@ fn fill(
             other => params
                 .get(other)
                 .map(String::as_str)
-                .ok_or_else(|| format!("the source needs params.{other}"))?,
+                .ok_or_else(|| ConfigError::Unfilled(other.to_owned()))?,
         };
         out.push_str(&escape(value));
         rest = &after[end + 2..];
@@ -437,19 +398,33 @@ fn placeholders(template: &str) -> Vec<String> {
 }
 
 /// Checks the annotation's params against what a template uses.
-fn fits_params(source: &str, template: &str, config: &RecommendConfig) -> Result<(), String> {
+fn fits_params(source: &str, template: &str, config: &RecommendConfig) -> Result<(), ConfigError> {
     let used = placeholders(template);
-    for needed in &used {
-        if !config.params.contains_key(needed) {
-            return Err(format!("source \"{source}\" needs params.{needed}"));
-        }
+    if let Some(needed) = used.iter().find(|u| !config.params.contains_key(*u)) {
+        return Err(ConfigError::MissingParam {
+            name: source.to_owned(),
+            param: needed.clone(),
+        });
     }
-    for given in config.params.keys() {
-        if !used.contains(given) {
-            return Err(format!("source \"{source}\" takes no params.{given}"));
-        }
+    if let Some(given) = config.params.keys().find(|g| !used.contains(g)) {
+        return Err(ConfigError::ExtraParam {
+            name: source.to_owned(),
+            param: given.clone(),
+        });
     }
     Ok(())
+}
+
+/// A source's URL must be plain `http://` or `https://`.
+fn check_url(name: &str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(ConfigError::Url {
+            source_name: name.to_owned(),
+            url: url.to_owned(),
+        })
+    }
 }
 
 /// Reads a JSON number (or a string holding one) as a demand.

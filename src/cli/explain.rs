@@ -48,7 +48,7 @@ pub struct Args {
     pub output: Output,
 }
 
-fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+fn parse_time(s: &str) -> Result<DateTime<Utc>, crate::units::InstantError> {
     crate::units::parse_instant(s)
 }
 

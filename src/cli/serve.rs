@@ -7,12 +7,12 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Du
 use anyhow::Context;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, Client, Config, config::KubeConfigOptions};
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     cache::{self, Cache, hpa::HpaIndex, pods::PodIndex},
-    events::{self, Reporter, pending::Limits},
+    events::{self, EventSink, Reporter, pending::Limits},
     leader::{self, LeaderConfig},
     ledgers,
     metrics::{Metrics, ResultLabels},
@@ -20,6 +20,7 @@ use crate::{
     report::logs::LogGate,
     server::{self, HttpsOptions},
     sources::{HttpClient, Sources},
+    tasks,
     tls::{self, CertPaths, CertStore, bundle::BundleStatus, selfsigned::SelfSignedConfig},
     webhook::{
         self, Admin, CertStatus, Webhook,
@@ -158,10 +159,8 @@ pub enum CertificateMode {
     SelfSigned,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::units::parse_seconds(s)
-        .map(Duration::from_secs)
-        .map_err(|e| e.to_string())
+fn parse_duration(s: &str) -> Result<Duration, crate::units::DurationError> {
+    crate::units::parse_seconds(s).map(Duration::from_secs)
 }
 
 /// Log output format.
@@ -251,189 +250,298 @@ pub async fn client(kubeconfig: Option<&std::ffi::OsString>) -> anyhow::Result<C
     Ok(Client::try_from(config)?)
 }
 
-async fn serve(args: Args) -> anyhow::Result<()> {
-    let shutdown = server::shutdown_on_signals()?;
-    let identity = args
-        .identity
-        .clone()
-        .unwrap_or_else(|| format!("scale-governor-{}", std::process::id()));
-    let client = client(args.kubeconfig.as_ref()).await?;
-    let metrics = Arc::new(Metrics::new());
-    let cache = Arc::new(Cache::new());
+/// What every part of `serve` shares.
+struct Shared {
+    identity: String,
+    client: Client,
+    metrics: Arc<Metrics>,
+    cache: Arc<Cache>,
+    shutdown: CancellationToken,
+}
 
-    let paths = CertPaths {
-        cert: args.tls_cert.clone(),
-        key: args.tls_key.clone(),
+/// The serving certificate, how it is kept current, and the TLS config
+/// that reads it.
+struct Certificates {
+    store: Arc<CertStore>,
+    keeper: JoinHandle<()>,
+    tls: Arc<rustls::ServerConfig>,
+}
+
+/// The watch-fed indexes beside the workload cache: pods for warm pools,
+/// HPAs for Events on the HPA that targets a workload.
+struct Indexes {
+    pods: Arc<PodIndex>,
+    hpas: Arc<HpaIndex>,
+}
+
+/// Assembles the governor from named parts and serves until a signal: the
+/// certificate, the indexes and Events, the webhook and admin state, the
+/// listeners, the tasks that keep the cache and the ledger current and the
+/// leader's loop, then the two servers.
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let shared = Shared {
+        shutdown: server::shutdown_on_signals()?,
+        identity: args
+            .identity
+            .clone()
+            .unwrap_or_else(|| format!("scale-governor-{}", std::process::id())),
+        client: client(args.kubeconfig.as_ref()).await?,
+        metrics: Arc::new(Metrics::new()),
+        cache: Arc::new(Cache::new()),
     };
-    let cert_check = Duration::from_secs(args.cert_reload_seconds.max(1));
     let leadership = leader::spawn(
-        client.clone(),
+        shared.client.clone(),
         LeaderConfig {
             namespace: args.lease_namespace.clone(),
-            identity: identity.clone(),
+            identity: shared.identity.clone(),
         },
-        shutdown.clone(),
+        shared.shutdown.clone(),
     );
-    let (certs, reloader) = match args.certificates {
-        CertificateMode::Files => {
-            let certs = CertStore::load(paths).context("loading the serving certificate")?;
-            let reloader = certs.spawn_reloader(cert_check, shutdown.clone());
-            (certs, reloader)
-        }
-        // Nothing is served (and /readyz says so) until the first leaf is issued.
-        CertificateMode::SelfSigned => {
-            let certs = CertStore::new(paths);
-            let task = tokio::spawn(tls::selfsigned::run(
-                client.clone(),
-                SelfSignedConfig {
-                    namespace: args.lease_namespace.clone(),
-                    ca_secret: args.ca_secret.clone(),
-                    service: args.service.clone(),
-                    webhook_configuration: args.webhook_configuration.clone(),
-                    leaf_validity: args.certificate_validity.max(Duration::from_secs(3)),
-                    check_every: cert_check,
-                },
-                certs.clone(),
-                leadership.clone(),
-                shutdown.clone(),
-            ));
-            (certs, task)
-        }
-    };
-    spawn_reload_metrics(certs.clone(), metrics.clone(), shutdown.clone());
-    let tls_config = tls::server_config(certs.clone())?;
-
+    let certs = certificates(&args, &shared, &leadership)?;
     let sources = Arc::new(match &args.sources {
         Some(path) => Sources::load(path)?,
         None => Sources::none(),
     });
-    let pods = Arc::new(PodIndex::new());
-    tokio::spawn(cache::pods::run(
-        client.clone(),
-        args.watch_namespace.clone(),
-        pods.clone(),
-        shutdown.clone(),
-    ));
-    let hpas = Arc::new(HpaIndex::new());
-    tokio::spawn(cache::hpa::run(
-        client.clone(),
-        args.watch_namespace.clone(),
-        hpas.clone(),
-        shutdown.clone(),
-    ));
+    let indexes = indexes(&args, &shared);
     let events = events::start(
-        client.clone(),
+        shared.client.clone(),
         Reporter {
             controller: "scale-governor".into(),
-            instance: identity.clone(),
+            instance: shared.identity.clone(),
         },
-        hpas.clone(),
-        metrics.clone(),
+        indexes.hpas.clone(),
+        shared.metrics.clone(),
         Limits::new(args.event_interval, args.event_rate),
-        shutdown.clone(),
+        shared.shutdown.clone(),
     );
+    let webhook = admission(&args, &shared, &events, &sources, &indexes);
+    let admin = admin(&args, &shared, &certs);
+    let (https, http) = bind(&args).await?;
+    let mut background = keep_state(&args, &shared, &leadership);
+    background.push(tasks::spawn(
+        "recommender",
+        recommender::run(
+            Arc::new(LoopDeps {
+                client: shared.client.clone(),
+                ledger_api: Api::namespaced(shared.client.clone(), &args.lease_namespace),
+                cache: shared.cache.clone(),
+                pods: indexes.pods,
+                sources,
+                http: HttpClient::new()?,
+                metrics: shared.metrics.clone(),
+                events: Some(events),
+                config: LoopConfig {
+                    interval: args.recommend_interval.max(Duration::from_millis(200)),
+                    concurrency: args.recommend_concurrency,
+                    identity: leader::FIELD_MANAGER.to_owned(),
+                    summary_interval: args.summary_interval,
+                },
+            }),
+            leadership,
+            shared.shutdown.clone(),
+        ),
+    ));
+    background.push(certs.keeper);
+    let (https, http) = tokio::join!(
+        server::serve_https(
+            https,
+            certs.tls,
+            webhook::router(webhook),
+            shared.shutdown.clone(),
+            HttpsOptions::default()
+        ),
+        server::serve_http(http, webhook::admin_router(admin), shared.shutdown.clone()),
+    );
+    for task in background {
+        let _ = task.await;
+    }
+    https?;
+    http?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Loads the serving certificate from files and watches them, or issues it
+/// from the governor's own CA (nothing is served, and /readyz says so,
+/// until the first leaf is issued).
+fn certificates(
+    args: &Args,
+    shared: &Shared,
+    leadership: &leader::Leadership,
+) -> anyhow::Result<Certificates> {
+    let paths = CertPaths {
+        cert: args.tls_cert.clone(),
+        key: args.tls_key.clone(),
+    };
+    let check_every = Duration::from_secs(args.cert_reload_seconds.max(1));
+    let shutdown = shared.shutdown.clone();
+    let (store, keeper) = match args.certificates {
+        CertificateMode::Files => {
+            let store = CertStore::load(paths).context("loading the serving certificate")?;
+            let reloader = store.spawn_reloader(check_every, shutdown.clone());
+            (store, reloader)
+        }
+        CertificateMode::SelfSigned => {
+            let store = CertStore::new(paths);
+            let issuer = tasks::spawn(
+                "certificates.issue",
+                tls::selfsigned::run(
+                    shared.client.clone(),
+                    SelfSignedConfig {
+                        namespace: args.lease_namespace.clone(),
+                        ca_secret: args.ca_secret.clone(),
+                        service: args.service.clone(),
+                        webhook_configuration: args.webhook_configuration.clone(),
+                        leaf_validity: args.certificate_validity.max(Duration::from_secs(3)),
+                        check_every,
+                    },
+                    store.clone(),
+                    leadership.clone(),
+                    shutdown.clone(),
+                ),
+            );
+            (store, issuer)
+        }
+    };
+    tasks::spawn(
+        "certificates.metrics",
+        reload_metrics(store.clone(), shared.metrics.clone(), shutdown.clone()),
+    );
+    let tls = tls::server_config(store.clone())?;
+    Ok(Certificates { store, keeper, tls })
+}
+
+fn indexes(args: &Args, shared: &Shared) -> Indexes {
+    let pods = Arc::new(PodIndex::new());
+    tasks::spawn(
+        "watch.pods",
+        cache::pods::run(
+            shared.client.clone(),
+            args.watch_namespace.clone(),
+            pods.clone(),
+            shared.shutdown.clone(),
+        ),
+    );
+    let hpas = Arc::new(HpaIndex::new());
+    tasks::spawn(
+        "watch.hpas",
+        cache::hpa::run(
+            shared.client.clone(),
+            args.watch_namespace.clone(),
+            hpas.clone(),
+            shared.shutdown.clone(),
+        ),
+    );
+    Indexes { pods, hpas }
+}
+
+/// The admission state the request path reads, and the task that logs the
+/// repeats it counted.
+fn admission(
+    args: &Args,
+    shared: &Shared,
+    events: &EventSink,
+    sources: &Arc<Sources>,
+    indexes: &Indexes,
+) -> Arc<Webhook> {
     let webhook = Arc::new(Webhook {
-        cache: cache.clone(),
-        metrics: metrics.clone(),
+        cache: shared.cache.clone(),
+        metrics: shared.metrics.clone(),
         events: Some(events.clone()),
         config: AdmitConfig {
             policy_admins: args.policy_admins.clone(),
             max_suspend: chrono::Duration::from_std(args.max_suspend)
                 .unwrap_or(chrono::Duration::hours(24)),
             sources: sources.clone(),
-            hpas: hpas.clone(),
+            hpas: indexes.hpas.clone(),
         },
         logs: Arc::new(LogGate::default()),
     });
-    tokio::spawn(summarize_repeats(webhook.logs.clone(), shutdown.clone()));
-    let bundle = Arc::new(BundleStatus::default());
-    tokio::spawn(tls::bundle::run(
-        client.clone(),
-        args.webhook_configuration.clone(),
-        certs.clone(),
-        bundle.clone(),
-        metrics.clone(),
-        Duration::from_secs(args.cert_reload_seconds.max(1)),
-        shutdown.clone(),
-    ));
-    let admin = Arc::new(Admin {
-        cache: cache.clone(),
-        metrics: metrics.clone(),
-        certs: certs.clone(),
-        bundle,
-    });
+    tasks::spawn(
+        "logs.repeats",
+        summarize_repeats(webhook.logs.clone(), shared.shutdown.clone()),
+    );
+    webhook
+}
 
+/// The admin endpoints' state, and the task that checks the webhook
+/// configurations' caBundle against the served certificate.
+fn admin(args: &Args, shared: &Shared, certs: &Certificates) -> Arc<Admin> {
+    let bundle = Arc::new(BundleStatus::default());
+    tasks::spawn(
+        "certificates.bundle",
+        tls::bundle::run(
+            shared.client.clone(),
+            args.webhook_configuration.clone(),
+            certs.store.clone(),
+            bundle.clone(),
+            shared.metrics.clone(),
+            Duration::from_secs(args.cert_reload_seconds.max(1)),
+            shared.shutdown.clone(),
+        ),
+    );
+    Arc::new(Admin {
+        cache: shared.cache.clone(),
+        metrics: shared.metrics.clone(),
+        certs: certs.store.clone(),
+        bundle,
+    })
+}
+
+async fn bind(args: &Args) -> anyhow::Result<(TcpListener, TcpListener)> {
     let https = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("binding {}", args.addr))?;
     let http = TcpListener::bind(args.admin_addr)
         .await
         .with_context(|| format!("binding {}", args.admin_addr))?;
+    Ok((https, http))
+}
 
-    tokio::spawn(cache::run_sweeper(
-        cache.clone(),
-        args.confirm_timeout,
-        shutdown.clone(),
-    ));
+/// The tasks that keep the cache and the ledger current: the workload
+/// watch, the ledger objects' watch, the sweeper of unconfirmed changes, and
+/// the persister (and, as leader, the cleaner) of ledger objects. `serve`
+/// waits for them on shutdown.
+fn keep_state(
+    args: &Args,
+    shared: &Shared,
+    leadership: &leader::Leadership,
+) -> Vec<JoinHandle<()>> {
+    let (client, cache, shutdown) = (&shared.client, &shared.cache, &shared.shutdown);
     let ledger_api: Api<ConfigMap> = Api::namespaced(client.clone(), &args.lease_namespace);
-    tokio::spawn(ledgers::watch::run(
-        ledger_api.clone(),
-        cache.clone(),
-        shutdown.clone(),
-    ));
-    let watch = tokio::spawn(cache::watch::run(
-        client.clone(),
-        args.watch_namespace.clone(),
-        cache.clone(),
-        shutdown.clone(),
-    ));
-    let recommender = tokio::spawn(recommender::run(
-        Arc::new(LoopDeps {
-            client: client.clone(),
-            ledger_api: ledger_api.clone(),
-            cache: cache.clone(),
-            pods,
-            sources,
-            http: HttpClient::new().map_err(anyhow::Error::msg)?,
-            metrics: metrics.clone(),
-            events: Some(events),
-            config: LoopConfig {
-                interval: args.recommend_interval.max(Duration::from_millis(200)),
-                concurrency: args.recommend_concurrency,
-                identity: leader::FIELD_MANAGER.to_owned(),
-                summary_interval: args.summary_interval,
-            },
-        }),
-        leadership.clone(),
-        shutdown.clone(),
-    ));
-    let persister = tokio::spawn(ledgers::run(
-        ledger_api,
-        args.watch_namespace.clone(),
-        cache,
-        metrics,
-        leadership,
-        ledgers::Intervals {
-            persist: Duration::from_millis(args.persist_interval_ms.max(100)),
-            cleanup: args.ledger_cleanup_interval.max(Duration::from_secs(1)),
-        },
-        shutdown.clone(),
-    ));
-    let (https, http) = tokio::join!(
-        server::serve_https(
-            https,
-            tls_config,
-            webhook::router(webhook),
-            shutdown.clone(),
-            HttpsOptions::default()
-        ),
-        server::serve_http(http, webhook::admin_router(admin), shutdown.clone()),
+    tasks::spawn(
+        "cache.sweeper",
+        cache::run_sweeper(cache.clone(), args.confirm_timeout, shutdown.clone()),
     );
-    let _ = tokio::join!(watch, reloader, persister, recommender);
-    https?;
-    http?;
-    tracing::info!("stopped");
-    Ok(())
+    tasks::spawn(
+        "watch.ledgers",
+        ledgers::watch::run(ledger_api.clone(), cache.clone(), shutdown.clone()),
+    );
+    let watch = tasks::spawn(
+        "watch.workloads",
+        cache::watch::run(
+            client.clone(),
+            args.watch_namespace.clone(),
+            cache.clone(),
+            shutdown.clone(),
+        ),
+    );
+    let persister = tasks::spawn(
+        "ledgers",
+        ledgers::run(
+            ledger_api,
+            args.watch_namespace.clone(),
+            cache.clone(),
+            shared.metrics.clone(),
+            leadership.clone(),
+            ledgers::Intervals {
+                persist: Duration::from_millis(args.persist_interval_ms.max(100)),
+                cleanup: args.ledger_cleanup_interval.max(Duration::from_secs(1)),
+            },
+            shutdown.clone(),
+        ),
+    );
+    vec![watch, persister]
 }
 
 /// Logs the repeats of decisions that have waited a while for a line.
@@ -448,27 +556,25 @@ async fn summarize_repeats(gate: Arc<LogGate>, shutdown: CancellationToken) {
 }
 
 /// Mirrors the certificate store's reload counters into Prometheus.
-fn spawn_reload_metrics(certs: Arc<CertStore>, metrics: Arc<Metrics>, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let (mut ok, mut failed) = (0, 0);
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            let (now_ok, now_failed) = (certs.reloads(), certs.failures());
-            metrics
-                .cert_reloads
-                .get_or_create(&ResultLabels { result: "ok" })
-                .inc_by(now_ok.saturating_sub(ok));
-            metrics
-                .cert_reloads
-                .get_or_create(&ResultLabels { result: "error" })
-                .inc_by(now_failed.saturating_sub(failed));
-            (ok, failed) = (now_ok, now_failed);
+async fn reload_metrics(certs: Arc<CertStore>, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    let (mut ok, mut failed) = (0, 0);
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
         }
-    });
+        let (now_ok, now_failed) = (certs.reloads(), certs.failures());
+        metrics
+            .cert_reloads
+            .get_or_create(&ResultLabels { result: "ok" })
+            .inc_by(now_ok.saturating_sub(ok));
+        metrics
+            .cert_reloads
+            .get_or_create(&ResultLabels { result: "error" })
+            .inc_by(now_failed.saturating_sub(failed));
+        (ok, failed) = (now_ok, now_failed);
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use super::Output;
 use crate::{
     chart,
     simulate::{self, Actor, Config, Interpolation, Simulation, Summary, Trace, Workload},
+    units::DurationError,
     workload::Workload as Manifest,
 };
 
@@ -93,12 +94,12 @@ pub struct Args {
     pub output: Output,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let seconds = crate::units::parse_seconds(s).map_err(|e| e.to_string())?;
+fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    let seconds = crate::units::parse_seconds(s)?;
     i64::try_from(seconds)
         .ok()
         .and_then(Duration::try_seconds)
-        .ok_or_else(|| format!("\"{s}\" is too long a duration"))
+        .ok_or_else(|| DurationError::Overflow(s.trim().to_owned()))
 }
 
 /// An instant as RFC 3339, or as a wall-clock time in `zone`.

@@ -171,9 +171,7 @@ async fn sample(
         .and_then(|b| b.next_try)
         .is_some_and(|t| Instant::now() < t);
     if backing_off {
-        return Err(SourceError::Transport(
-            "backing off after failures".to_owned(),
-        ));
+        return Err(SourceError::BackingOff);
     }
     let started = Instant::now();
     let result = state

@@ -25,7 +25,7 @@ pub fn shutdown_on_signals() -> Result<CancellationToken, ServerError> {
     })?;
     let token = CancellationToken::new();
     let cancel = token.clone();
-    tokio::spawn(async move {
+    crate::tasks::spawn("signals", async move {
         let Some((first, _)) = next(&mut term, &mut int).await else {
             return;
         };

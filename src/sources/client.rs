@@ -15,7 +15,7 @@ use hyper_util::{
 };
 use rustls::pki_types::{CertificateDer, pem::PemObject};
 
-use super::{SourceDef, SourceError};
+use super::{ConfigError, SourceDef, SourceError};
 
 /// The largest response body read from a source.
 const MAX_BODY: usize = 1024 * 1024;
@@ -35,14 +35,14 @@ impl std::fmt::Debug for HttpClient {
     }
 }
 
-fn build(roots: Option<rustls::RootCertStore>) -> Result<Inner, String> {
+fn build(roots: Option<rustls::RootCertStore>) -> Result<Inner, ConfigError> {
     let connector = match roots {
         Some(roots) => {
             let config = rustls::ClientConfig::builder_with_provider(Arc::new(
                 rustls::crypto::ring::default_provider(),
             ))
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| ConfigError::Client(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
             HttpsConnectorBuilder::new()
@@ -53,7 +53,7 @@ fn build(roots: Option<rustls::RootCertStore>) -> Result<Inner, String> {
         }
         None => HttpsConnectorBuilder::new()
             .with_native_roots()
-            .map_err(|e| format!("loading the system's CA certificates: {e}"))?
+            .map_err(|e| ConfigError::Client(format!("loading the system's CA certificates: {e}")))?
             .https_or_http()
             .enable_http1()
             .build(),
@@ -63,7 +63,7 @@ fn build(roots: Option<rustls::RootCertStore>) -> Result<Inner, String> {
 
 impl HttpClient {
     /// A client with the system's CA certificates.
-    pub fn new() -> Result<HttpClient, String> {
+    pub fn new() -> Result<HttpClient, ConfigError> {
         Ok(HttpClient {
             default: build(None)?,
             custom: Arc::default(),
@@ -71,7 +71,7 @@ impl HttpClient {
     }
 
     /// The client and credentials for one source.
-    pub fn for_source(&self, def: &SourceDef) -> Result<SourceClient, String> {
+    pub fn for_source(&self, def: &SourceDef) -> Result<SourceClient, ConfigError> {
         let client = match &def.ca_file {
             None => self.default.clone(),
             Some(path) => {
@@ -79,11 +79,16 @@ impl HttpClient {
                 match custom.get(&def.name) {
                     Some(client) => client.clone(),
                     None => {
-                        let pem = std::fs::read(path).map_err(|e| format!("caFile {path}: {e}"))?;
+                        let bad = |e: &dyn std::fmt::Display| ConfigError::File {
+                            field: "caFile",
+                            path: path.clone(),
+                            reason: e.to_string(),
+                        };
+                        let pem = std::fs::read(path).map_err(|e| bad(&e))?;
                         let mut roots = rustls::RootCertStore::empty();
                         for cert in CertificateDer::pem_slice_iter(&pem) {
-                            let cert = cert.map_err(|e| format!("caFile {path}: {e}"))?;
-                            roots.add(cert).map_err(|e| format!("caFile {path}: {e}"))?;
+                            let cert = cert.map_err(|e| bad(&e))?;
+                            roots.add(cert).map_err(|e| bad(&e))?;
                         }
                         let client = build(Some(roots))?;
                         custom.insert(def.name.clone(), client.clone());
@@ -98,7 +103,11 @@ impl HttpClient {
             None => None,
             Some(path) => Some(
                 std::fs::read_to_string(path)
-                    .map_err(|e| format!("bearerTokenFile {path}: {e}"))?
+                    .map_err(|e| ConfigError::File {
+                        field: "bearerTokenFile",
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?
                     .trim()
                     .to_owned(),
             ),
@@ -122,7 +131,10 @@ impl SourceClient {
         }
         let request = request
             .body(Empty::new())
-            .map_err(|e| SourceError::Config(format!("{url}: {e}")))?;
+            .map_err(|e| ConfigError::Request {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
         let response = self
             .client
             .request(request)

@@ -4,7 +4,9 @@
 
 use serde::Deserialize;
 
-use super::{Source, SourceClient, SourceError, Target, demand, fill, fits_params};
+use super::{
+    ConfigError, Source, SourceClient, SourceError, Target, check_url, demand, fill, fits_params,
+};
 use crate::policy::RecommendConfig;
 
 /// An HTTP JSON source: the URL template annotations may fill.
@@ -16,11 +18,8 @@ pub struct HttpJson {
 }
 
 impl HttpJson {
-    pub(super) fn check(&self) -> Result<(), String> {
-        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            return Err(format!("url {:?} is not http(s)", self.url));
-        }
-        Ok(())
+    pub(super) fn check(&self, name: &str) -> Result<(), ConfigError> {
+        check_url(name, &self.url)
     }
 }
 
@@ -34,11 +33,9 @@ impl Source for HttpJson {
         "http"
     }
 
-    fn fits(&self, name: &str, config: &RecommendConfig) -> Result<(), String> {
+    fn fits(&self, name: &str, config: &RecommendConfig) -> Result<(), ConfigError> {
         if config.pointer.is_none() {
-            return Err(format!(
-                "source \"{name}\" is an HTTP JSON endpoint: give a pointer to the demand, like \"/orders\""
-            ));
+            return Err(ConfigError::NoPointer(name.to_owned()));
         }
         fits_params(name, &self.url, config)
     }
@@ -49,7 +46,7 @@ impl Source for HttpJson {
         config: &RecommendConfig,
         target: Target<'_>,
     ) -> Result<f64, SourceError> {
-        let url = fill(&self.url, target, &config.params, escape).map_err(SourceError::Config)?;
+        let url = fill(&self.url, target, &config.params, escape)?;
         let body = client.get_json(&url).await?;
         let pointer = config.pointer.as_deref().unwrap_or_default();
         let value = body

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{Source, SourceClient, SourceError, Target, demand, fill, fits_params};
+use super::{
+    ConfigError, Source, SourceClient, SourceError, Target, check_url, demand, fill, fits_params,
+};
 use crate::policy::RecommendConfig;
 
 /// A Prometheus source: its address and the queries annotations may name.
@@ -24,14 +26,16 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    pub(super) fn check(&self) -> Result<(), String> {
-        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            return Err(format!("url {:?} is not http(s)", self.url));
-        }
+    pub(super) fn check(&self, name: &str) -> Result<(), ConfigError> {
+        check_url(name, &self.url)?;
         if self.queries.is_empty() {
-            return Err("a prometheus source needs at least one query".to_owned());
+            return Err(ConfigError::NoQueries(name.to_owned()));
         }
         Ok(())
+    }
+
+    fn query_names(&self) -> String {
+        self.queries.keys().cloned().collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -40,18 +44,19 @@ impl Source for Prometheus {
         "prometheus"
     }
 
-    fn fits(&self, name: &str, config: &RecommendConfig) -> Result<(), String> {
+    fn fits(&self, name: &str, config: &RecommendConfig) -> Result<(), ConfigError> {
         let Some(query) = config.query.as_deref() else {
-            return Err(format!(
-                "source \"{name}\" is Prometheus: name one of its queries ({})",
-                self.queries.keys().cloned().collect::<Vec<_>>().join(", ")
-            ));
+            return Err(ConfigError::NoQuery {
+                name: name.to_owned(),
+                queries: self.query_names(),
+            });
         };
         let Some(template) = self.queries.get(query) else {
-            return Err(format!(
-                "source \"{name}\" has no query \"{query}\"; it has {}",
-                self.queries.keys().cloned().collect::<Vec<_>>().join(", ")
-            ));
+            return Err(ConfigError::UnknownQuery {
+                name: name.to_owned(),
+                query: query.to_owned(),
+                queries: self.query_names(),
+            });
         };
         fits_params(name, template, config)
     }
@@ -76,14 +81,17 @@ const MAX_POINTS: i64 = 11_000;
 
 impl Prometheus {
     /// The query `config` names, filled in for `target`, URL-encoded.
-    fn promql(&self, config: &RecommendConfig, target: Target<'_>) -> Result<String, SourceError> {
-        let template = config
-            .query
-            .as_deref()
-            .and_then(|q| self.queries.get(q))
-            .ok_or_else(|| SourceError::Config("no such query".to_owned()))?;
-        let promql = fill(template, target, &config.params, |v| v.to_owned())
-            .map_err(SourceError::Config)?;
+    fn promql(&self, config: &RecommendConfig, target: Target<'_>) -> Result<String, ConfigError> {
+        let query = config.query.as_deref().unwrap_or_default();
+        let template = self
+            .queries
+            .get(query)
+            .ok_or_else(|| ConfigError::UnknownQuery {
+                name: config.source.clone().unwrap_or_default(),
+                query: query.to_owned(),
+                queries: self.query_names(),
+            })?;
+        let promql = fill(template, target, &config.params, |v| v.to_owned())?;
         Ok(form_urlencoded::byte_serialize(promql.as_bytes()).collect())
     }
 

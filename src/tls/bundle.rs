@@ -28,38 +28,75 @@ use tokio_util::sync::CancellationToken;
 use super::CertStore;
 use crate::metrics::Metrics;
 
+/// Why the served certificate does not verify against a caBundle.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BundleMismatch {
+    /// Nothing is served yet.
+    #[error("no certificate is being served")]
+    NothingServed,
+    /// The caBundle is not PEM.
+    #[error("the caBundle is not PEM: {0}")]
+    NotPem(String),
+    /// A certificate in the caBundle cannot be a root.
+    #[error("the caBundle holds an unusable certificate: {0}")]
+    Unusable(String),
+    /// No certificate at all.
+    #[error("the caBundle is empty")]
+    Empty,
+    /// The host the apiserver calls is not a server name.
+    #[error("{server:?} is not a server name: {reason}")]
+    ServerName {
+        /// The host.
+        server: String,
+        /// Why.
+        reason: String,
+    },
+    /// The chain does not verify: another CA, expired, or the wrong name.
+    #[error("the serving certificate does not verify for {server}: {reason}")]
+    Verify {
+        /// The host.
+        server: String,
+        /// rustls's reason.
+        reason: String,
+    },
+}
+
 /// Checks that `chain` (leaf first) verifies for `server` (a DNS name or an
 /// IP) against the CA certificates in `ca_pem`, as the apiserver does.
 pub fn verify(
     chain: &[CertificateDer<'static>],
     ca_pem: &[u8],
     server: &str,
-) -> Result<(), String> {
-    let (leaf, intermediates) = chain
-        .split_first()
-        .ok_or_else(|| "no certificate is being served".to_owned())?;
+) -> Result<(), BundleMismatch> {
+    let (leaf, intermediates) = chain.split_first().ok_or(BundleMismatch::NothingServed)?;
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem) {
-        let cert = cert.map_err(|e| format!("the caBundle is not PEM: {e}"))?;
+        let cert = cert.map_err(|e| BundleMismatch::NotPem(e.to_string()))?;
         roots
             .add(cert)
-            .map_err(|e| format!("the caBundle holds an unusable certificate: {e}"))?;
+            .map_err(|e| BundleMismatch::Unusable(e.to_string()))?;
     }
     if roots.is_empty() {
-        return Err("the caBundle is empty".to_owned());
+        return Err(BundleMismatch::Empty);
     }
-    let name = ServerName::try_from(server.to_owned())
-        .map_err(|e| format!("{server:?} is not a server name: {e}"))?;
+    let name = ServerName::try_from(server.to_owned()).map_err(|e| BundleMismatch::ServerName {
+        server: server.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let failed = |reason: String| BundleMismatch::Verify {
+        server: server.to_owned(),
+        reason,
+    };
     let verifier = WebPkiServerVerifier::builder_with_provider(
         Arc::new(roots),
         Arc::new(rustls::crypto::ring::default_provider()),
     )
     .build()
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| failed(e.to_string()))?;
     verifier
         .verify_server_cert(leaf, intermediates, &name, &[], UnixTime::now())
         .map(drop)
-        .map_err(|e| format!("the serving certificate does not verify for {server}: {e}"))
+        .map_err(|e| failed(e.to_string()))
 }
 
 /// The server name the apiserver checks for a client config: the URL's
@@ -264,11 +301,14 @@ mod tests {
             Ok(())
         );
         let err = verify(&served, other.cert_pem().as_bytes(), "127.0.0.1").unwrap_err();
-        assert!(err.contains("does not verify for 127.0.0.1"), "{err}");
+        assert!(
+            err.to_string().contains("does not verify for 127.0.0.1"),
+            "{err}"
+        );
         assert!(verify(&served, ca.cert_pem().as_bytes(), "other.example").is_err());
         assert_eq!(
             verify(&served, b"", "127.0.0.1"),
-            Err("the caBundle is empty".into())
+            Err(BundleMismatch::Empty)
         );
         assert!(verify(&[], ca.cert_pem().as_bytes(), "127.0.0.1").is_err());
     }

@@ -26,7 +26,10 @@ impl CertStore {
         interval: Duration,
         shutdown: CancellationToken,
     ) -> JoinHandle<()> {
-        tokio::spawn(Arc::clone(self).run_reloader(interval, shutdown))
+        crate::tasks::spawn(
+            "certificates.reload",
+            Arc::clone(self).run_reloader(interval, shutdown),
+        )
     }
 
     /// Calls [`reload`](Self::reload) every `interval` (at least 10 ms) until

@@ -14,7 +14,7 @@ use crate::{
     cache::hpa::HpaIndex,
     engine::loosenings,
     policy::{POD_SOURCE, Policy, RecommendationKind},
-    sources::Sources,
+    sources::{ConfigError, Sources},
     workload::WorkloadKind,
 };
 
@@ -108,6 +108,19 @@ impl PolicyAdmins {
     }
 }
 
+/// Why a policy's `recommend` is refused at admission.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecommendRefused {
+    /// The source it names does not exist, admit the namespace, or fit.
+    #[error("scale-governor: invalid policy: scale-governor.io/recommend: {0}")]
+    Source(#[from] ConfigError),
+    /// A warm pool on a kind whose scale-down removes the highest ordinal.
+    #[error(
+        "scale-governor: invalid policy: scale-governor.io/recommend: a warm pool needs a Deployment (a {0} always removes its highest ordinal, not an idle pod)"
+    )]
+    PoolKind(&'static str),
+}
+
 /// Checks a written policy's `recommend` against what the governor runs:
 /// the source exists and the namespace may use it, a warm pool is on a
 /// Deployment. `Err` is the refusal; `Ok` carries warnings.
@@ -117,19 +130,13 @@ pub fn check_recommend(
     kind: WorkloadKind,
     namespace: &str,
     name: &str,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, RecommendRefused> {
     let Some(recommend) = &policy.recommend else {
         return Ok(Vec::new());
     };
-    config
-        .sources
-        .check(recommend, namespace)
-        .map_err(|e| format!("scale-governor: invalid policy: scale-governor.io/recommend: {e}"))?;
+    config.sources.check(recommend, namespace)?;
     if recommend.source.as_deref() == Some(POD_SOURCE) && kind != WorkloadKind::Deployment {
-        return Err(format!(
-            "scale-governor: invalid policy: scale-governor.io/recommend: a warm pool needs a Deployment (a {} always removes its highest ordinal, not an idle pod)",
-            kind.as_str()
-        ));
+        return Err(RecommendRefused::PoolKind(kind.as_str()));
     }
     let mut warnings = Vec::new();
     if recommend.kind == RecommendationKind::Target {

@@ -265,7 +265,7 @@ fn parse_count(key: &str, value: &str) -> Result<u32, PolicyError> {
 
 fn parse_time(key: &str, value: &str) -> Result<DateTime<Utc>, PolicyError> {
     units::parse_instant(value)
-        .map_err(|message| PolicyError::at(key, value, value.trim(), message))
+        .map_err(|e| PolicyError::at(key, value, value.trim(), e.to_string()))
 }
 
 fn unknown_key_warning(key: &str) -> String {

@@ -68,15 +68,21 @@ pub fn parse_seconds(text: &str) -> Result<u64, DurationError> {
 }
 
 /// Parses an RFC 3339 instant into UTC; the error says what was expected.
-pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, InstantError> {
     DateTime::parse_from_rfc3339(text.trim())
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            format!(
-                "\"{}\" is not a time ({e}), expected RFC 3339 like 2026-11-21T18:00:00Z",
-                text.trim()
-            )
+        .map_err(|e| InstantError {
+            text: text.trim().to_owned(),
+            reason: e.to_string(),
         })
+}
+
+/// Why an instant does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("\"{text}\" is not a time ({reason}), expected RFC 3339 like 2026-11-21T18:00:00Z")]
+pub struct InstantError {
+    text: String,
+    reason: String,
 }
 
 #[cfg(test)]
@@ -125,7 +131,7 @@ mod tests {
                 .to_rfc3339(),
             "2026-11-21T17:00:00+00:00"
         );
-        let err = parse_instant("2026-11-21 18:00").unwrap_err();
+        let err = parse_instant("2026-11-21 18:00").unwrap_err().to_string();
         assert!(err.contains("expected RFC 3339"), "{err}");
     }
 }

@@ -78,7 +78,8 @@ pub(super) fn check_recommend_source(
     }
     match check_recommend(cx.config, new, cx.kind, &subject.namespace, &subject.name) {
         Ok(warnings) => Ok(warnings),
-        Err(message) => {
+        Err(refused) => {
+            let message = refused.to_string();
             let response = AdmissionResponse::deny(cx.uid(), 422, "Invalid", message.clone());
             let notice = Notice {
                 kind: NoticeKind::InvalidPolicy,

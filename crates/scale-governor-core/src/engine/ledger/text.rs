@@ -81,7 +81,7 @@ fn parse_csv_line(line: &str) -> Result<Change, String> {
         s.parse::<u32>()
             .map_err(|_| format!("{name} \"{s}\" is not a replica count"))
     };
-    let at = crate::units::parse_instant(fields[0])?;
+    let at = crate::units::parse_instant(fields[0]).map_err(|e| e.to_string())?;
     let to = count("to", fields[2])?;
     Ok(Change {
         at,
