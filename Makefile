@@ -97,12 +97,13 @@ fuzz: ## Fuzz the policy and review parsers for FUZZ_SECONDS each (default 600)
 
 # Starts its own control plane in target/cluster-bench (not the shared one),
 # the release `serve`, and a load generator on the same 2 cores; takes about
-# 5 minutes. See "Webhook under load" in docs/performance.md.
+# 9 minutes (about 11 with PEERS=1). See "Webhook under load" in
+# docs/performance.md.
 bench-load: ## Load benchmark of serve over TLS with 10,000 cached Deployments (PEERS=1: side by side with a minimal kube-rs webhook and a static responder); writes target/bench/load-report.md
 	benches/load.sh
 
-# Same dedicated control plane as bench-load; about 6 minutes. See "The
-# recommender loop" in docs/performance.md.
+# Same dedicated control plane as bench-load. See "What does the ledger cost
+# the apiserver?" in docs/performance.md and docs/design.md.
 bench-ledger: ## What the ledger costs the apiserver: one change in each candidate store, and writes by a steady fleet of 1,000 (goal 0); writes target/bench/ledger-report.md
 	benches/ledger.sh
 
@@ -112,5 +113,7 @@ soak-memory: ## serve's RSS with 10,000 governed Deployments under SOAK_SECONDS 
 bench-review: ## Instructions and allocations per review in the handler, under valgrind; writes target/bench/review-report.md
 	benches/review.sh
 
+# Same dedicated control plane as bench-load; about 5 minutes. See "What does
+# the recommender loop cost?" in docs/performance.md.
 bench-recommender: ## Cost of the recommender loop: 5,000 schedule-only and 1,000 HTTP JSON Deployments; writes target/bench/recommender-report.md
 	benches/recommender.sh
