@@ -10,7 +10,7 @@
 #      (open loop), then saturated (closed loop), with server and client
 #      unpinned; then again with each pinned to its own core; then unpinned
 #      with serve as a follower (another replica holds the Lease), which
-#      leaves out the history writes to the apiserver on these same cores;
+#      leaves out the recommender loop and the ledger cleanup on these cores;
 #   5. with PEERS=1, measures the governor side by side with two peers on
 #      the same TLS stack (benches/peer): a minimal webhook written the way
 #      kube-rs's admission example is, and a static responder (the
@@ -144,7 +144,7 @@ if [[ $pinned == 1 ]] && (($(nproc) >= 2)); then
   counters pinned
 fi
 
-# --- follower: another replica holds the Lease, so no history writes -----
+# --- follower: another replica holds the Lease, so the loop and the ledger cleanup do not run ---
 if [[ $follower == 1 ]]; then
   stop_serve || echo "serve did not stop within 25 s of SIGTERM and was killed." >>"$out/counters.md"
   hold_lease bench-other-replica

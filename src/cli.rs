@@ -1,4 +1,4 @@
-//! The command line: `serve`, `explain`, `simulate`, `certs`.
+//! The command line: `serve`, `explain`, `simulate`, `status`, `certs`.
 //! Each subcommand lives in its own module and calls the same core.
 
 pub mod certs;

@@ -1,5 +1,6 @@
-//! Leadership of the work only one replica should do (persisting ledgers,
-//! the recommender loop), through a `coordination.k8s.io` Lease.
+//! Leadership of the work only one replica should do (deleting the ledger
+//! objects of workloads that are gone, issuing certificates, the
+//! recommender loop), through a `coordination.k8s.io` Lease.
 //!
 //! - The lease task never ends the process: when the apiserver is away it
 //!   retries with back-off, and the webhook keeps serving meanwhile.

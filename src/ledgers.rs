@@ -77,7 +77,7 @@ pub fn to_object(
         ("kind".to_owned(), kind.as_str().to_owned()),
         ("namespace".to_owned(), namespace.to_owned()),
         ("name".to_owned(), name.to_owned()),
-        ("ledger".to_owned(), ledger.to_annotation()),
+        ("ledger".to_owned(), ledger.to_compact()),
     ]);
     if let Some(uid) = uid {
         data.insert("uid".to_owned(), uid.to_owned());

@@ -86,7 +86,7 @@ fuzz_target!(|data: &[u8]| {
                 let key = format!("{PREFIX}{suffix}");
                 if key == keys::HISTORY {
                     // The annotation the governor persists: must never panic.
-                    if let Ok(l) = Ledger::from_annotation(&value) {
+                    if let Ok(l) = Ledger::from_compact(&value) {
                         roundtrip(&l);
                         ledger = l;
                     }
@@ -115,8 +115,8 @@ fuzz_target!(|data: &[u8]| {
 
 /// The `history` annotation the governor writes must read back.
 fn roundtrip(ledger: &Ledger) {
-    let text = ledger.to_annotation();
-    let back = Ledger::from_annotation(&text).expect("to_annotation output must parse");
+    let text = ledger.to_compact();
+    let back = Ledger::from_compact(&text).expect("to_compact output must parse");
     assert_eq!(back.changes().len(), ledger.changes().len(), "{text}");
 }
 

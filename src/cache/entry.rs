@@ -324,7 +324,8 @@ impl Entry {
 /// the same count supersedes the one still pending instead of spending the
 /// budget twice.
 ///
-/// A request that keeps the count (a history write, an annotation edit)
+/// A request that keeps the count (an annotation edit, the governor's own
+/// `state` write)
 /// supersedes nothing: a change still in flight must keep counting, and the
 /// watch records one that lands anyway.
 fn retract_unlanded(state: &mut LedgerState, request: &Request<'_>) {

@@ -130,7 +130,7 @@ pub fn explain(
             .as_ref()
             .and_then(|a| a.get(crate::policy::keys::HISTORY))
         {
-            Some(value) => match Ledger::from_annotation(value) {
+            Some(value) => match Ledger::from_compact(value) {
                 Ok(ledger) => ledger,
                 Err(e) => {
                     history_warning = Some(format!("the history annotation is ignored: {e}"));

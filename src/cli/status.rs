@@ -426,7 +426,7 @@ mod tests {
         .unwrap();
         let now: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
         let ledger =
-            Ledger::from_annotation(r#"[[1795427960,4,6,6,"scale-governor (scale)"]]"#).unwrap();
+            Ledger::from_compact(r#"[[1795427960,4,6,6,"scale-governor (scale)"]]"#).unwrap();
         let seen = Seen {
             kind: WorkloadKind::Deployment,
             meta: &meta,

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Most entries kept; far more than any rule can look back over in practice,
-/// and small enough that the `history` annotation stays a few KiB.
+/// and small enough that a workload's ledger object (one ConfigMap, see
+/// docs/design.md) stays a few KiB.
 pub const MAX_ENTRIES: usize = 256;
 
 /// How far ahead of `now` a persisted entry may be dated: replicas stamp
@@ -98,9 +99,11 @@ impl Change {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LedgerError {
-    /// The `history` annotation is not the compact JSON we write.
-    #[error("history is not valid: {0}")]
-    Annotation(#[source] serde_json::Error),
+    /// A persisted ledger (a ledger object's `ledger` key, or a `history`
+    /// annotation on a manifest given to `explain`) is not the compact JSON
+    /// we write.
+    #[error("the ledger is not valid: {0}")]
+    Compact(#[source] serde_json::Error),
     /// A line of a JSON-lines or CSV history file.
     #[error("line {line}: {message}")]
     Line {
@@ -117,7 +120,7 @@ pub struct Ledger {
     changes: Vec<Change>,
 }
 
-/// Compact wire form of one entry in the `history` annotation:
+/// Compact wire form of one persisted entry:
 /// `[unix_seconds, from, to, requested, actor]`, and in a ledger object the
 /// same with the generation it was stored at last, when known.
 type Compact = (i64, u32, u32, u32, String);
@@ -355,8 +358,8 @@ impl Ledger {
         }
     }
 
-    /// The `history` annotation value.
-    pub fn to_annotation(&self) -> String {
+    /// The compact JSON a ledger object stores under its `ledger` key.
+    pub fn to_compact(&self) -> String {
         let compact: Vec<serde_json::Value> = self
             .changes
             .iter()
@@ -371,15 +374,17 @@ impl Ledger {
         serde_json::to_string(&compact).unwrap_or_else(|_| "[]".to_owned())
     }
 
-    /// Reads the `history` annotation.
-    pub fn from_annotation(value: &str) -> Result<Ledger, LedgerError> {
+    /// Reads the compact form strictly (e.g. a `history` annotation on a
+    /// manifest given to `explain`); [`Ledger::read_persisted`] is the
+    /// lenient reader for ledger objects.
+    pub fn from_compact(value: &str) -> Result<Ledger, LedgerError> {
         let items: Vec<serde_json::Value> =
-            serde_json::from_str(value).map_err(LedgerError::Annotation)?;
+            serde_json::from_str(value).map_err(LedgerError::Compact)?;
         let mut ledger = Ledger::new();
         for item in items {
             let ((secs, from, to, requested, actor), generation) =
                 read_compact(item).ok_or_else(|| {
-                    LedgerError::Annotation(serde::de::Error::custom(
+                    LedgerError::Compact(serde::de::Error::custom(
                         "an entry is not [time, from, to, requested, actor]",
                     ))
                 })?;

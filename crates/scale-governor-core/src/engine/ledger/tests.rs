@@ -115,10 +115,10 @@ fn annotation_round_trip() {
         requested: 40,
         ..change("2026-11-21T12:00:00Z", 10, 14)
     });
-    let text = ledger.to_annotation();
+    let text = ledger.to_compact();
     assert_eq!(text, r#"[[1795262400,10,14,40,"hpa"]]"#);
-    assert_eq!(Ledger::from_annotation(&text).unwrap(), ledger);
-    assert!(Ledger::from_annotation("{").is_err());
+    assert_eq!(Ledger::from_compact(&text).unwrap(), ledger);
+    assert!(Ledger::from_compact("{").is_err());
 }
 
 #[test]
@@ -185,7 +185,7 @@ fn a_clean_persisted_ledger_draws_no_warning() {
     let written = Ledger {
         changes: vec![change("2026-06-01T11:59:00Z", 2, 5)],
     };
-    let (read, warning) = Ledger::read_persisted(&written.to_annotation(), now);
+    let (read, warning) = Ledger::read_persisted(&written.to_compact(), now);
     assert_eq!(read, written);
     assert_eq!(warning, None);
 }
@@ -322,9 +322,9 @@ fn a_ledger_object_keeps_generations_and_still_reads_the_old_form() {
     let mut ledger = Ledger::new();
     ledger.record(stored_at("2026-06-01T11:59:00Z", 2, 5, 17));
     ledger.record(change("2026-06-01T11:59:30Z", 5, 6));
-    let text = ledger.to_annotation();
+    let text = ledger.to_compact();
     assert!(text.contains(r#","hpa",17]"#), "{text}");
     let (read, warning) = Ledger::read_persisted(&text, now);
     assert_eq!((read, warning), (ledger.clone(), None));
-    assert_eq!(Ledger::from_annotation(&text).unwrap(), ledger);
+    assert_eq!(Ledger::from_compact(&text).unwrap(), ledger);
 }
