@@ -14,10 +14,10 @@ use std::{hint::black_box, sync::Arc, time::Instant};
 
 use chrono::Utc;
 use scale_governor::{
-    cache::{Cache, Update},
-    metrics::Metrics,
     policy::{Policy, keys},
-    webhook::{Webhook, admit::Endpoint},
+    testing::cache::{Cache, Update},
+    testing::metrics::Metrics,
+    testing::webhook::{Webhook, admit::Endpoint},
     workload::WorkloadKind,
 };
 
@@ -83,7 +83,7 @@ fn main() {
     let webhook = Webhook {
         cache,
         metrics: Arc::new(Metrics::new()),
-        events: Some(scale_governor::events::EventSink::new(
+        events: Some(scale_governor::testing::events::EventSink::new(
             Default::default(),
             Arc::new(Metrics::new()),
         )),

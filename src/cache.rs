@@ -4,12 +4,12 @@
 //! path talks to the apiserver.
 
 mod entry;
-pub mod hpa;
+pub(crate) mod hpa;
 mod interned;
 mod persisted;
-pub mod pods;
-pub mod slim;
-pub mod watch;
+pub(crate) mod pods;
+pub(crate) mod slim;
+pub(crate) mod watch;
 
 use std::sync::{
     Arc,
@@ -31,8 +31,8 @@ use crate::{
 const SAME_CHANGE_SECONDS: i64 = 30;
 
 use entry::Flags;
-pub use entry::{Entry, Observed, ReviewKey};
-pub use persisted::Persisted;
+pub(crate) use entry::{Entry, Observed, ReviewKey};
+pub(crate) use persisted::Persisted;
 
 /// A workload as the watch reports it.
 #[derive(Debug)]
@@ -65,7 +65,7 @@ const TRIM_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs [`Cache::sweep`] every few seconds, and [`Cache::trim`] every
 /// minute, until `shutdown`.
-pub async fn run_sweeper(
+pub(crate) async fn run_sweeper(
     cache: Arc<Cache>,
     timeout: std::time::Duration,
     shutdown: tokio_util::sync::CancellationToken,
@@ -111,7 +111,7 @@ pub struct Cache {
 }
 
 /// `namespace/name`, the cache key.
-pub fn key(namespace: &str, name: &str) -> String {
+pub(crate) fn key(namespace: &str, name: &str) -> String {
     let mut key = String::with_capacity(namespace.len() + name.len() + 1);
     key.push_str(namespace);
     key.push('/');
@@ -159,7 +159,7 @@ impl Cache {
     /// The entry for a workload the admission path is about to govern, made
     /// empty and not yet stored if the watch has not delivered it (a CREATE,
     /// or a race); [`Cache::sweep`] removes it if the watch never does.
-    pub fn get_or_insert(
+    pub(crate) fn get_or_insert(
         &self,
         kind: WorkloadKind,
         key: &str,
@@ -235,7 +235,7 @@ impl Cache {
 
     /// Takes the flag that some ledger changed since the last call: the
     /// history pass runs only when it was raised.
-    pub fn take_any_dirty(&self) -> bool {
+    pub(crate) fn take_any_dirty(&self) -> bool {
         self.flags.dirty.swap(false, Ordering::AcqRel)
     }
 
@@ -337,7 +337,7 @@ impl Cache {
     /// A number that changes whenever the watch stores or removes a
     /// workload: a pass that saw epoch `n` has seen everything stored up to
     /// then, so while it is still `n`, only the clock can change anything.
-    pub fn epoch(&self) -> u64 {
+    pub(crate) fn epoch(&self) -> u64 {
         self.flags.epoch.load(Ordering::Acquire)
     }
 
@@ -351,7 +351,7 @@ impl Cache {
 
     /// Whether every kind, and the ledger objects, have completed their
     /// initial list: before that, a workload's budget may look unspent.
-    pub fn is_synced(&self) -> bool {
+    pub(crate) fn is_synced(&self) -> bool {
         self.deployments_synced.load(Ordering::Acquire)
             && self.statefulsets_synced.load(Ordering::Acquire)
             && self.ledgers_synced.load(Ordering::Acquire)
@@ -363,6 +363,7 @@ impl Cache {
     }
 
     /// Whether nothing is governed.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn is_empty(&self) -> bool {
         self.deployments.is_empty() && self.statefulsets.is_empty()
     }
@@ -378,7 +379,7 @@ impl Cache {
 
     /// Calls `f` on every entry of `kind`, without copying the map: for a
     /// pass that looks at every workload and acts on few.
-    pub fn visit(&self, kind: WorkloadKind, mut f: impl FnMut(&str, &Arc<Entry>)) {
+    pub(crate) fn visit(&self, kind: WorkloadKind, mut f: impl FnMut(&str, &Arc<Entry>)) {
         for (k, v) in self.map(kind).pin().iter() {
             f(k, v);
         }

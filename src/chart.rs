@@ -63,15 +63,16 @@ pub struct Panel {
 #[derive(Debug, Clone)]
 pub struct Series {
     /// How it is drawn.
-    pub style: Style,
-    /// Its colour.
-    pub color: RGBColor,
+    pub(crate) style: Style,
+    pub(crate) color: RGBColor,
     /// Its points, in time order.
     pub points: Vec<(DateTime<Utc>, f64)>,
 }
 
 /// How a [`Series`] is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// The step, band and mark styles draw the recorded HPA runs (tests/).
+#[cfg_attr(not(feature = "test-support"), allow(dead_code))]
 pub enum Style {
     /// Filled down to zero, half transparent: demand.
     Area,

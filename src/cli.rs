@@ -1,11 +1,11 @@
 //! The command line: `serve`, `explain`, `simulate`, `status`, `certs`.
 //! Each subcommand lives in its own module and calls the same core.
 
-pub mod certs;
-pub mod explain;
-pub mod serve;
-pub mod simulate;
-pub mod status;
+pub(crate) mod certs;
+pub(crate) mod explain;
+pub(crate) mod serve;
+pub(crate) mod simulate;
+pub(crate) mod status;
 
 use std::process::ExitCode;
 

@@ -5,8 +5,8 @@
 //! most once per interval, within a budget of writes a second, and the
 //! series' message and count stay current ([`series`]).
 
-pub mod pending;
-pub mod series;
+pub(crate) mod pending;
+pub(crate) mod series;
 
 use std::{sync::Arc, time::Instant};
 
@@ -40,16 +40,15 @@ const MAX_ACTION: usize = 128;
 
 /// Who publishes: `reportingController` and `reportingInstance`.
 #[derive(Debug, Clone)]
-pub struct Reporter {
-    /// `scale-governor`.
-    pub controller: String,
+pub(crate) struct Reporter {
+    pub(crate) controller: String,
     /// This replica's identity.
-    pub instance: String,
+    pub(crate) instance: String,
 }
 
 /// `Normal` or `Warning`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
+pub(crate) enum EventType {
     /// Something the governor did as designed.
     Normal,
     /// Something a person should look at.
@@ -58,15 +57,15 @@ pub enum EventType {
 
 /// One Event to publish about the report's workload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Note {
+pub(crate) struct Note {
     /// Normal or Warning.
-    pub type_: EventType,
+    pub(crate) type_: EventType,
     /// E.g. `ScaleClamped`, `PolicyLoosened`.
-    pub reason: String,
+    pub(crate) reason: String,
     /// The rule, or `EditPolicy`: what the series folds on.
-    pub action: String,
+    pub(crate) action: String,
     /// The message, with the actor and the numbers.
-    pub note: String,
+    pub(crate) note: String,
 }
 
 /// The webhook's handle for Events.
@@ -89,7 +88,7 @@ impl EventSink {
 
     /// Folds the Events of a report into their series, unless it is a dry
     /// run or a repeat, or has none. Never waits on the apiserver.
-    pub fn emit(&self, report: &Report) {
+    pub(crate) fn emit(&self, report: &Report) {
         if report.dry_run || report.repeat {
             return;
         }
@@ -106,13 +105,14 @@ impl EventSink {
     }
 
     /// The pending series.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn pending(&self) -> &Pending {
         &self.pending
     }
 }
 
 /// Starts the publisher; returns the sink the webhook uses.
-pub fn start(
+pub(crate) fn start(
     client: Client,
     reporter: Reporter,
     hpas: Arc<HpaIndex>,
@@ -279,7 +279,7 @@ const EDIT_ACTION: &str = "Notice";
 
 /// The Events a report becomes: one for a decision that changed or
 /// refused something, one for a notice about the policy.
-pub fn notes_for(report: &Report) -> Vec<Note> {
+pub(crate) fn notes_for(report: &Report) -> Vec<Note> {
     let mut notes = Vec::new();
     if let Some(notice) = &report.notice {
         notes.push(Note {

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 /// Lease name shared by every replica.
 pub const LEASE_NAME: &str = "scale-governor-leader";
 /// How long a Lease lasts without renewal.
-pub const LEASE_SECONDS: u64 = 15;
+pub(crate) const LEASE_SECONDS: u64 = 15;
 /// Grace the lease manager renews ahead of expiry.
 const GRACE_SECONDS: u64 = 5;
 /// How often the holder check reads the Lease.
@@ -33,47 +33,41 @@ const CHECK_EVERY: Duration = Duration::from_secs(2);
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
-pub use crate::managed::FIELD_MANAGER;
+pub(crate) use crate::managed::FIELD_MANAGER;
 
 /// Leader election settings.
 #[derive(Debug, Clone)]
-pub struct LeaderConfig {
+pub(crate) struct LeaderConfig {
     /// Namespace of the Lease.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// This replica's identity (pod name).
-    pub identity: String,
+    pub(crate) identity: String,
 }
 
 /// Whether this replica leads, as both the lease manager and the holder
 /// check see it.
 #[derive(Debug, Clone)]
-pub struct Leadership {
+pub(crate) struct Leadership {
     rx: watch::Receiver<bool>,
 }
 
 impl Leadership {
-    /// Leading now.
-    pub fn is_leading(&self) -> bool {
+    pub(crate) fn is_leading(&self) -> bool {
         *self.rx.borrow()
     }
 
     /// Waits for the next change; `false` once the leader task has stopped.
-    pub async fn changed(&mut self) -> bool {
+    pub(crate) async fn changed(&mut self) -> bool {
         self.rx.changed().await.is_ok()
-    }
-
-    /// A leadership that is always (or never) held, for tests and for a
-    /// single replica without a cluster.
-    pub fn fixed(leading: bool) -> Leadership {
-        let (tx, rx) = watch::channel(leading);
-        // Keep the sender alive for the process' lifetime.
-        std::mem::forget(tx);
-        Leadership { rx }
     }
 }
 
 /// Starts the lease tasks; they run until `shutdown`, then release the Lease.
-pub fn spawn(client: Client, config: LeaderConfig, shutdown: CancellationToken) -> Leadership {
+pub(crate) fn spawn(
+    client: Client,
+    config: LeaderConfig,
+    shutdown: CancellationToken,
+) -> Leadership {
     let (manager_tx, manager_rx) = watch::channel(false);
     let (confirmed_tx, confirmed_rx) = watch::channel(false);
     let (leading_tx, leading_rx) = watch::channel(false);
@@ -215,7 +209,7 @@ async fn sleep_or_shutdown(delay: Duration, shutdown: &CancellationToken) -> boo
 }
 
 /// `delay` ± 20 %, so replicas restarted together do not retry in step.
-pub fn jittered(delay: Duration) -> Duration {
+pub(crate) fn jittered(delay: Duration) -> Duration {
     let factor = 0.8 + fastrand::f64() * 0.4;
     delay.mul_f64(factor)
 }

@@ -11,7 +11,7 @@
 //! a replica whose changes are all stored writes nothing, so a steady fleet
 //! causes no writes at all.
 
-pub mod watch;
+pub(crate) mod watch;
 
 use std::{collections::BTreeMap, hash::Hasher, sync::Arc, time::Duration};
 
@@ -37,7 +37,7 @@ pub const LEDGER_LABEL: &str = "scale-governor.io/ledger";
 /// The stored format this version writes; readers skip the content of a
 /// format they do not know (a newer version's), and the next write of this
 /// version replaces it.
-pub const FORMAT: &str = "1";
+pub(crate) const FORMAT: &str = "1";
 /// The key of the seasonal strategy's persisted history, beside the
 /// ledger (written by the leader's loop, at most once per
 /// `serve --summary-interval`).
@@ -63,7 +63,7 @@ pub fn object_name(kind: WorkloadKind, key: &str) -> String {
 
 /// The ConfigMap that stores `ledger` (and the `seasonal` history, when
 /// there is one) for a workload.
-pub fn to_object(
+pub(crate) fn to_object(
     kind: WorkloadKind,
     key: &str,
     uid: Option<&str>,
@@ -143,18 +143,18 @@ pub fn from_object(
 
 /// How often the passes over the ledger objects run.
 #[derive(Debug, Clone, Copy)]
-pub struct Intervals {
+pub(crate) struct Intervals {
     /// Writing what this replica saw land.
-    pub persist: Duration,
+    pub(crate) persist: Duration,
     /// Deleting the ledgers of workloads that are gone (leader only).
-    pub cleanup: Duration,
+    pub(crate) cleanup: Duration,
 }
 
 /// Every `persist` interval, writes what this replica saw land and the
 /// ledger objects lack; while leading, every `cleanup` interval, deletes the
 /// ledger objects of workloads that are gone. On shutdown, a last bounded
 /// write.
-pub async fn run(
+pub(crate) async fn run(
     api: Api<ConfigMap>,
     scope: Option<String>,
     cache: Arc<Cache>,
@@ -191,10 +191,9 @@ pub async fn run(
 
 /// How one write went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Everything this replica knows is stored already.
     Unchanged,
-    /// Written.
     Written,
     /// Someone wrote first; re-read, and tried again on the next pass.
     Conflict,
@@ -204,7 +203,12 @@ pub enum Outcome {
 
 /// Writes the ledger of every workload whose ledger changed, where the
 /// ledger object lacks something.
-pub async fn persist(api: &Api<ConfigMap>, cache: &Cache, metrics: &Metrics, now: DateTime<Utc>) {
+pub(crate) async fn persist(
+    api: &Api<ConfigMap>,
+    cache: &Cache,
+    metrics: &Metrics,
+    now: DateTime<Utc>,
+) {
     // A pass starts only after some ledger changed, and visits the entries
     // in place: touching every entry each second costs more than it looks
     // on a big fleet.
@@ -242,7 +246,7 @@ pub async fn persist(api: &Api<ConfigMap>, cache: &Cache, metrics: &Metrics, now
 
 /// Writes one workload's ledger object if it lacks a change this replica
 /// knows landed.
-pub async fn write(
+pub(crate) async fn write(
     api: &Api<ConfigMap>,
     cache: &Cache,
     kind: WorkloadKind,
@@ -284,7 +288,7 @@ pub async fn write(
 /// ledger, keeping the ledger as this replica last saw it: conditional on
 /// that version, so a ledger another replica wrote since is never lost (the
 /// write conflicts, and is tried again on the loop's next pass).
-pub async fn write_seasonal(
+pub(crate) async fn write_seasonal(
     api: &Api<ConfigMap>,
     cache: &Cache,
     kind: WorkloadKind,

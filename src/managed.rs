@@ -8,11 +8,11 @@ use kube::Resource;
 use crate::policy::keys;
 
 /// Field manager of the governor's own writes.
-pub const FIELD_MANAGER: &str = "scale-governor";
+pub(crate) const FIELD_MANAGER: &str = "scale-governor";
 
 /// The field manager that most recently wrote `spec.replicas`, from
 /// `managedFields`, e.g. `kubectl (scale)` or `kube-controller-manager (scale)`.
-pub fn replicas_writer<K: Resource>(obj: &K) -> Option<String> {
+pub(crate) fn replicas_writer<K: Resource>(obj: &K) -> Option<String> {
     last_replicas_write(obj).and_then(|m| {
         let manager = m.manager.as_deref()?;
         Some(match m.subresource.as_deref() {
@@ -25,7 +25,7 @@ pub fn replicas_writer<K: Resource>(obj: &K) -> Option<String> {
 /// When `spec.replicas` was last changed, to the second, from
 /// `managedFields`; `None` when that was the object's creation, which is
 /// no scaling event.
-pub fn replicas_written_at<K: Resource>(obj: &K) -> Option<chrono::DateTime<chrono::Utc>> {
+pub(crate) fn replicas_written_at<K: Resource>(obj: &K) -> Option<chrono::DateTime<chrono::Utc>> {
     let time = last_replicas_write(obj)?.time.as_ref()?.0;
     if let Some(created) = &obj.meta().creation_timestamp
         && time <= created.0
@@ -54,14 +54,14 @@ fn last_replicas_write<K: Resource>(obj: &K) -> Option<&ManagedFieldsEntry> {
 /// `recommendation` annotation. An `Update` by anyone else takes sole
 /// ownership, so a hand-written value is never the governor's; a server-side
 /// apply of the very same value shares it, which is harmless.
-pub fn recommendation_by_governor(entries: &[ManagedFieldsEntry]) -> bool {
+pub(crate) fn recommendation_by_governor(entries: &[ManagedFieldsEntry]) -> bool {
     annotation_by_governor(entries, keys::RECOMMENDATION)
 }
 
 /// [`recommendation_by_governor`] for any annotation the governor writes,
 /// e.g. `state`: a copy carried into a CREATE, or written by hand, is not
 /// the governor's.
-pub fn annotation_by_governor(entries: &[ManagedFieldsEntry], annotation: &str) -> bool {
+pub(crate) fn annotation_by_governor(entries: &[ManagedFieldsEntry], annotation: &str) -> bool {
     let key = format!("f:{annotation}");
     entries.iter().any(|m| {
         m.manager.as_deref() == Some(FIELD_MANAGER)

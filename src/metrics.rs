@@ -2,7 +2,7 @@
 //! `scale_governor_<subsystem>_<what>_<unit>`, plus `scale_governor_build_info`
 //! and the standard `process_*` metrics.
 
-pub mod exposition;
+pub(crate) mod exposition;
 mod process;
 
 use std::sync::atomic::AtomicU64;
@@ -42,51 +42,51 @@ pub struct EndpointLabels {
 
 /// Labels naming one workload kind.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct KindLabels {
+pub(crate) struct KindLabels {
     /// `deployments` or `statefulsets`.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
 }
 
 /// Labels of `scale_governor_admission_policy_edits_total`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct EditLabels {
+pub(crate) struct EditLabels {
     /// `loosened`, `refused` or `invalid`.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
 }
 
 /// Labels of `scale_governor_recommender_samples_total`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct SampleLabels {
+pub(crate) struct SampleLabels {
     /// The source's name.
-    pub source: String,
+    pub(crate) source: String,
     /// `ok`, or the error's kind (`timeout`, `empty`, `nan`, ...).
-    pub result: &'static str,
+    pub(crate) result: &'static str,
 }
 
 /// Labels naming a source.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct SourceLabels {
+pub(crate) struct SourceLabels {
     /// The source's name.
-    pub source: String,
+    pub(crate) source: String,
 }
 
 /// Labels of `scale_governor_recommender_writes_total`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct WriteLabels {
+pub(crate) struct WriteLabels {
     /// `recommendation`, `scale` or `deletion-cost`.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// `ok` or `error`.
-    pub result: &'static str,
+    pub(crate) result: &'static str,
 }
 
 /// Labels of `scale_governor_build_info`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct BuildLabels {
+pub(crate) struct BuildLabels {
     /// The crate version.
-    pub version: &'static str,
+    pub(crate) version: &'static str,
     /// The source revision the binary was built from (the build's
     /// `SCALE_GOVERNOR_REVISION`), or `unknown`.
-    pub revision: &'static str,
+    pub(crate) revision: &'static str,
 }
 
 /// Labels naming a result.
@@ -103,40 +103,40 @@ pub struct Metrics {
     /// Reviews answered, by endpoint, kind, operation, outcome and rule.
     pub reviews: Family<ReviewLabels, Counter>,
     /// Request bodies that were not an AdmissionReview (HTTP 400).
-    pub bad_reviews: Family<EndpointLabels, Counter>,
+    pub(crate) bad_reviews: Family<EndpointLabels, Counter>,
     /// Time from body received to response ready.
     pub duration: Family<EndpointLabels, Histogram>,
     /// Governed workloads in the cache.
-    pub cache_workloads: Family<KindLabels, Gauge>,
+    pub(crate) cache_workloads: Family<KindLabels, Gauge>,
     /// Seconds until the serving certificate expires.
-    pub cert_expiry: Gauge<f64, AtomicU64>,
+    pub(crate) cert_expiry: Gauge<f64, AtomicU64>,
     /// 1 when the served certificate does not verify against the caBundle
     /// of the governor's own webhook configurations.
-    pub ca_bundle_mismatch: Gauge,
+    pub(crate) ca_bundle_mismatch: Gauge,
     /// Certificate reloads by result.
-    pub cert_reloads: Family<ResultLabels, Counter>,
+    pub(crate) cert_reloads: Family<ResultLabels, Counter>,
     /// Events published, by result (`dropped` when the queue was full).
     pub events: Family<ResultLabels, Counter>,
     /// Event series held for writing.
-    pub event_series: Gauge,
+    pub(crate) event_series: Gauge,
     /// Ledger object writes by result (`ok`, `conflict`, `error`).
-    pub ledger_writes: Family<ResultLabels, Counter>,
+    pub(crate) ledger_writes: Family<ResultLabels, Counter>,
     /// Policy edits found loosening, refused, or invalid.
-    pub policy_edits: Family<EditLabels, Counter>,
+    pub(crate) policy_edits: Family<EditLabels, Counter>,
     /// 1 while this replica leads (and runs the recommender loop).
-    pub recommender_leading: Gauge,
+    pub(crate) recommender_leading: Gauge,
     /// Time one pass over every workload took.
-    pub recommender_cycle_duration: Histogram,
+    pub(crate) recommender_cycle_duration: Histogram,
     /// Workloads evaluated in the last pass.
-    pub recommender_cycle_workloads: Gauge,
+    pub(crate) recommender_cycle_workloads: Gauge,
     /// Samples taken, by source and result.
-    pub recommender_samples: Family<SampleLabels, Counter>,
+    pub(crate) recommender_samples: Family<SampleLabels, Counter>,
     /// Time a sample took, by source.
-    pub recommender_sample_duration: Family<SourceLabels, Histogram>,
+    pub(crate) recommender_sample_duration: Family<SourceLabels, Histogram>,
     /// The loop's writes, by kind and result.
-    pub recommender_writes: Family<WriteLabels, Counter>,
+    pub(crate) recommender_writes: Family<WriteLabels, Counter>,
     /// Recommendations that expired without a new one.
-    pub recommender_expirations: Counter,
+    pub(crate) recommender_expirations: Counter,
 }
 
 impl Default for Metrics {
@@ -308,7 +308,7 @@ impl Metrics {
 
     /// The Prometheus text format 0.0.4 exposition, for scrapers that do not
     /// ask for OpenMetrics.
-    pub fn encode_text(&self) -> String {
+    pub(crate) fn encode_text(&self) -> String {
         exposition::to_prometheus_text(&self.encode())
     }
 }

@@ -17,7 +17,7 @@
 mod evaluate;
 mod idle;
 mod seasonal;
-pub mod write;
+pub(crate) mod write;
 
 use std::{
     collections::HashMap,
@@ -42,39 +42,32 @@ use crate::{
 
 /// `serve`'s settings for the loop.
 #[derive(Debug, Clone)]
-pub struct LoopConfig {
+pub(crate) struct LoopConfig {
     /// How often every workload is evaluated.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// Evaluations at once.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// The username the governor's own writes arrive under in admission.
-    pub identity: String,
+    pub(crate) identity: String,
     /// How often the seasonal strategy's history is stored beside the
     /// ledger.
-    pub summary_interval: Duration,
+    pub(crate) summary_interval: Duration,
 }
 
 /// What the loop reads and writes through.
-pub struct LoopDeps {
-    /// The apiserver.
-    pub client: Client,
+pub(crate) struct LoopDeps {
+    pub(crate) client: Client,
     /// The ledger objects in the governor's namespace, where the seasonal
     /// history is stored.
-    pub ledger_api: Api<ConfigMap>,
-    /// Governed workloads.
-    pub cache: Arc<Cache>,
-    /// Warm-pool pods.
-    pub pods: Arc<PodIndex>,
-    /// Metric sources.
-    pub sources: Arc<Sources>,
+    pub(crate) ledger_api: Api<ConfigMap>,
+    pub(crate) cache: Arc<Cache>,
+    pub(crate) pods: Arc<PodIndex>,
+    pub(crate) sources: Arc<Sources>,
     /// Their HTTP client.
-    pub http: HttpClient,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// Events.
-    pub events: Option<EventSink>,
-    /// Settings.
-    pub config: LoopConfig,
+    pub(crate) http: HttpClient,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) events: Option<EventSink>,
+    pub(crate) config: LoopConfig,
 }
 
 /// What the loop remembers about one workload between cycles: the plan's
@@ -132,7 +125,11 @@ struct Loop {
 }
 
 /// Runs until `shutdown`: a cycle every interval while leading.
-pub async fn run(deps: Arc<LoopDeps>, mut leadership: Leadership, shutdown: CancellationToken) {
+pub(crate) async fn run(
+    deps: Arc<LoopDeps>,
+    mut leadership: Leadership,
+    shutdown: CancellationToken,
+) {
     let state = Arc::new(Loop {
         deps,
         memories: Mutex::default(),

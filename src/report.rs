@@ -3,8 +3,8 @@
 //! neither side, so `webhook` and `events` both depend on it and not on each
 //! other.
 
-pub mod fold;
-pub mod logs;
+pub(crate) mod fold;
+pub(crate) mod logs;
 
 use crate::{engine::Decision, workload::WorkloadKind};
 
@@ -30,22 +30,22 @@ pub struct Report {
     /// a decision (an invalid policy, a refused edit).
     pub decision: Option<Decision>,
     /// Something about the policy itself.
-    pub notice: Option<Notice>,
+    pub(crate) notice: Option<Notice>,
 }
 
 /// A finding about a workload's policy, reported beside (or instead of) a
 /// decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notice {
+pub(crate) struct Notice {
     /// What kind of finding.
-    pub kind: NoticeKind,
+    pub(crate) kind: NoticeKind,
     /// For the Event and the log line; names the actor and the numbers.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 /// The kinds of [`Notice`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NoticeKind {
+pub(crate) enum NoticeKind {
     /// The policy does not parse: refused, or (unchanged) not enforced.
     InvalidPolicy,
     /// An edit loosened the policy, by someone allowed to.
@@ -79,7 +79,7 @@ impl From<crate::recommend::plan::NoticeKind> for NoticeKind {
 
 impl NoticeKind {
     /// The Event reason.
-    pub fn event_reason(self) -> &'static str {
+    pub(crate) fn event_reason(self) -> &'static str {
         match self {
             NoticeKind::InvalidPolicy => "PolicyInvalid",
             NoticeKind::Loosened => "PolicyLoosened",
@@ -92,7 +92,7 @@ impl NoticeKind {
     }
 
     /// Whether a person should look: a Warning Event rather than Normal.
-    pub fn is_warning(self) -> bool {
+    pub(crate) fn is_warning(self) -> bool {
         !matches!(
             self,
             NoticeKind::StrategyChanged | NoticeKind::SourceRecovered
@@ -100,7 +100,7 @@ impl NoticeKind {
     }
 
     /// The metric label.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             NoticeKind::InvalidPolicy => "invalid",
             NoticeKind::Loosened => "loosened",

@@ -28,7 +28,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-pub use signals::shutdown_on_signals;
+pub(crate) use signals::shutdown_on_signals;
 
 /// Connection-level limits of a listener.
 ///
@@ -106,7 +106,7 @@ pub async fn serve_https(
 /// Serves `app` over plain HTTP/1.1 (the admin listener: probes and
 /// metrics) with the same shutdown behaviour and [`HttpsOptions::default`]
 /// limits.
-pub async fn serve_http(
+pub(crate) async fn serve_http(
     listener: TcpListener,
     app: Router,
     shutdown: CancellationToken,

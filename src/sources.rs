@@ -20,7 +20,7 @@
 //!       url: http://{{name}}.{{namespace}}.svc:8080/stats
 //! ```
 
-mod client;
+pub(crate) mod client;
 mod error;
 mod http;
 mod prometheus;
@@ -30,7 +30,7 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-pub use self::{
+pub(crate) use self::{
     client::{HttpClient, SourceClient},
     error::{ConfigError, SourceError},
 };
@@ -46,10 +46,7 @@ pub struct Target<'a> {
 }
 
 /// A metric source: one number of total demand per sample.
-pub trait Source {
-    /// `prometheus` or `http`, the metric label.
-    fn kind(&self) -> &'static str;
-
+pub(crate) trait Source {
     /// Whether `config` gives this source (called `name`) the parameters it
     /// takes; the message is what admission refuses with.
     fn fits(&self, name: &str, config: &RecommendConfig) -> Result<(), ConfigError>;
@@ -64,13 +61,6 @@ pub trait Source {
 }
 
 impl Source for SourceKind {
-    fn kind(&self) -> &'static str {
-        match self {
-            SourceKind::Prometheus(p) => p.kind(),
-            SourceKind::Http(h) => h.kind(),
-        }
-    }
-
     fn fits(&self, name: &str, config: &RecommendConfig) -> Result<(), ConfigError> {
         match self {
             SourceKind::Prometheus(p) => p.fits(name, config),
@@ -130,10 +120,10 @@ pub struct SourceDef {
     pub timeout: Duration,
     /// A bearer token to send, read from this file (a mounted Secret), on
     /// every request, so a rotated token is used at once.
-    pub bearer_token_file: Option<String>,
+    pub(crate) bearer_token_file: Option<String>,
     /// PEM CA certificates to verify an `https` source with, instead of the
     /// system's.
-    pub ca_file: Option<String>,
+    pub(crate) ca_file: Option<String>,
 }
 
 /// The kinds of source.
@@ -152,19 +142,12 @@ pub enum SourcesError {
     /// It cannot be read.
     #[error("{path}: {source}")]
     Read {
-        /// The file.
         path: String,
-        /// Why.
         source: std::io::Error,
     },
     /// It is read and refused.
     #[error("{path}: {source}")]
-    Invalid {
-        /// The file.
-        path: String,
-        /// Why.
-        source: ConfigError,
-    },
+    Invalid { path: String, source: ConfigError },
 }
 
 /// The sources, by name.
@@ -174,7 +157,7 @@ pub struct Sources {
 }
 
 /// How long a sample may take when the source does not say.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Sources {
     /// No sources (only warm pools and windows work).
@@ -241,6 +224,7 @@ impl Sources {
     }
 
     /// The source called `name`.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn get(&self, name: &str) -> Option<&SourceDef> {
         self.defs.get(name)
     }

@@ -9,10 +9,10 @@
 //! content, because Kubernetes rotates Secret volumes by swapping a `..data`
 //! symlink, which file watches on the certificate itself miss.
 
-pub mod bundle;
-pub mod ca;
+pub(crate) mod bundle;
+pub(crate) mod ca;
 mod reload;
-pub mod selfsigned;
+pub(crate) mod selfsigned;
 #[cfg(test)]
 mod tests;
 
@@ -35,11 +35,9 @@ use rustls::{
     sign::CertifiedKey,
 };
 
-pub use reload::DEFAULT_RELOAD_INTERVAL;
-
 /// ALPN protocols offered, in preference order: kube-apiserver speaks HTTP/2
 /// to webhooks when offered, other clients fall back to HTTP/1.1.
-pub const ALPN_PROTOCOLS: [&[u8]; 2] = [b"h2", b"http/1.1"];
+pub(crate) const ALPN_PROTOCOLS: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
 /// Why a certificate or key could not be loaded. Every variant names the
 /// file, so the log line alone tells an operator what to fix.
@@ -132,6 +130,7 @@ pub struct CertPaths {
 
 impl CertPaths {
     /// `dir/tls.crt` and `dir/tls.key`, the layout of a mounted TLS Secret.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn in_dir(dir: impl AsRef<Path>) -> Self {
         let dir = dir.as_ref();
         Self {
@@ -197,6 +196,7 @@ impl CertStore {
     }
 
     /// The files this store reads.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn paths(&self) -> &CertPaths {
         &self.paths
     }
@@ -216,7 +216,11 @@ impl CertStore {
     /// Serves an in-memory chain and key from now on, with the checks of
     /// [`reload`](Self::reload): the self-signed mode issues its leaf itself
     /// and never writes it to a file.
-    pub fn install_pem(&self, cert_pem: &[u8], key_pem: &[u8]) -> Result<ReloadOutcome, TlsError> {
+    pub(crate) fn install_pem(
+        &self,
+        cert_pem: &[u8],
+        key_pem: &[u8],
+    ) -> Result<ReloadOutcome, TlsError> {
         self.swap_in(
             (cert_pem, Path::new("<memory:cert>")),
             (key_pem, Path::new("<memory:key>")),
@@ -270,7 +274,7 @@ impl CertStore {
     }
 
     /// The served chain, leaf first, DER-encoded.
-    pub fn current_chain(&self) -> Vec<CertificateDer<'static>> {
+    pub(crate) fn current_chain(&self) -> Vec<CertificateDer<'static>> {
         let served = self.current.load();
         served
             .as_ref()
@@ -280,24 +284,25 @@ impl CertStore {
 
     /// Whether the served certificate has expired: every handshake with
     /// the apiserver fails, so the process is not ready.
-    pub fn is_expired(&self) -> bool {
+    pub(crate) fn is_expired(&self) -> bool {
         self.not_after_unix().is_some_and(|t| t < unix_now())
     }
 
     /// The served leaf certificate, DER-encoded.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn current_cert(&self) -> Option<CertificateDer<'static>> {
         let served = self.current.load();
         served.as_ref().map(|s| s.key.cert[0].clone())
     }
 
     /// The served certificate's notAfter, in Unix seconds.
-    pub fn not_after_unix(&self) -> Option<i64> {
+    pub(crate) fn not_after_unix(&self) -> Option<i64> {
         self.current.load().as_ref().map(|s| s.not_after_unix)
     }
 
     /// Seconds from `now` until the served certificate expires, negative once
     /// it has: the value of `scale_governor_tls_cert_expiry_seconds`.
-    pub fn expiry_seconds(&self, now: SystemTime) -> Option<i64> {
+    pub(crate) fn expiry_seconds(&self, now: SystemTime) -> Option<i64> {
         let now = match now.duration_since(UNIX_EPOCH) {
             Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
             Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
@@ -317,6 +322,7 @@ impl CertStore {
     }
 
     /// The reloader's latest failure, cleared once the files are usable again.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn last_error(&self) -> Option<String> {
         self.last_error
             .lock()
@@ -350,6 +356,7 @@ pub fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> Result<Arc<Server
 
 /// Parses an in-memory PEM chain and key, checking that they match. Errors
 /// name the files as `<memory:cert>` / `<memory:key>`.
+#[cfg(any(test, feature = "test-support"))]
 pub fn certified_key_from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, TlsError> {
     parse_pem(
         &provider(),

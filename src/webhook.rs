@@ -2,12 +2,12 @@
 //! decision is reported through (Events, metrics, logs), and the admin
 //! endpoints (`/livez`, `/readyz`, `/metrics`).
 
-pub mod admit;
-pub mod guard;
+pub(crate) mod admit;
+pub(crate) mod guard;
 mod reporting;
-pub mod review;
+pub(crate) mod review;
 
-pub use reporting::log_summaries;
+pub(crate) use reporting::log_summaries;
 
 use std::{sync::Arc, time::Instant};
 
@@ -31,7 +31,7 @@ use crate::{
 use crate::{report::logs::LogGate, tls::bundle::BundleStatus};
 
 /// The apiserver's own limit on a request body (`MaxRequestBodyBytes`).
-pub const APISERVER_REQUEST_BYTES: usize = 3 * 1024 * 1024;
+pub(crate) const APISERVER_REQUEST_BYTES: usize = 3 * 1024 * 1024;
 
 /// Largest AdmissionReview accepted: an UPDATE review carries the object and
 /// the old object, each as large as a request the apiserver accepted, plus
@@ -43,7 +43,7 @@ pub const MAX_BODY_BYTES: usize = 2 * APISERVER_REQUEST_BYTES + 1024 * 1024;
 
 /// Longest a review may take, body included; the apiserver gives up after
 /// at most 30 s (usually 10), so a slower client is not an apiserver.
-pub const REVIEW_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const REVIEW_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the admission handlers share.
 #[derive(Debug, Clone)]
@@ -123,30 +123,30 @@ fn encode(review: &ReviewResponse) -> Response {
 }
 
 /// What readiness needs from the TLS side.
-pub trait CertStatus: Send + Sync + std::fmt::Debug {
+pub(crate) trait CertStatus: Send + Sync + std::fmt::Debug {
     /// Whether a serving certificate is loaded.
     fn is_loaded(&self) -> bool;
-    /// The certificate's notAfter, unix seconds.
-    fn not_after(&self) -> Option<i64>;
+    /// Seconds from `now` until the served certificate expires, negative
+    /// once it has: `scale_governor_tls_cert_expiry_seconds`.
+    fn expiry_seconds(&self, now: std::time::SystemTime) -> Option<i64>;
     /// Whether the served certificate has expired.
     fn is_expired(&self) -> bool;
 }
 
 /// What the admin endpoints read.
 #[derive(Debug, Clone)]
-pub struct Admin {
+pub(crate) struct Admin {
     /// Governed workloads; readiness waits for its first sync.
-    pub cache: Arc<Cache>,
+    pub(crate) cache: Arc<Cache>,
     /// Exported on `/metrics`.
-    pub metrics: Arc<Metrics>,
-    /// Certificate state.
-    pub certs: Arc<dyn CertStatus>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) certs: Arc<dyn CertStatus>,
     /// Whether the apiserver can verify the served certificate.
-    pub bundle: Arc<BundleStatus>,
+    pub(crate) bundle: Arc<BundleStatus>,
 }
 
 /// `/livez`, `/readyz` and `/metrics` for the plain-HTTP admin listener.
-pub fn admin_router(admin: Arc<Admin>) -> Router {
+pub(crate) fn admin_router(admin: Arc<Admin>) -> Router {
     Router::new()
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -186,11 +186,8 @@ async fn metrics(State(admin): State<Arc<Admin>>, headers: header::HeaderMap) ->
             })
             .set(admin.cache.len(kind) as i64);
     }
-    if let Some(not_after) = admin.certs.not_after() {
-        admin
-            .metrics
-            .cert_expiry
-            .set((not_after - Utc::now().timestamp()) as f64);
+    if let Some(left) = admin.certs.expiry_seconds(std::time::SystemTime::now()) {
+        admin.metrics.cert_expiry.set(left as f64);
     }
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     if exposition::wants_openmetrics(accept) {

@@ -5,11 +5,11 @@
 
 use clap::Parser;
 use scale_governor::{
-    cli::{
+    policy::{PREFIX, Policy},
+    testing::cli::{
         Cli, Command,
         explain::{self, ExplainError},
     },
-    policy::{PREFIX, Policy},
 };
 
 const DOC: &str = include_str!("../docs/policy.md");

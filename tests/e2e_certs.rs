@@ -10,7 +10,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use scale_governor::tls::ca::{CertificateAuthority, ServingCert, ServingSpec};
+use scale_governor::testing::tls::ca::{CertificateAuthority, ServingCert, ServingSpec};
 use support::{
     e2e::{WAIT, create, replicas, scale, workload},
     eventually,

@@ -133,7 +133,7 @@ async fn no_rate_rule_is_exceeded_and_no_stored_change_is_lost_when_replicas_die
         };
         tokio::time::sleep(Duration::from_millis(pause)).await;
         let holder = leases
-            .get_opt(scale_governor::leader::LEASE_NAME)
+            .get_opt(scale_governor::testing::leader::LEASE_NAME)
             .await
             .ok()
             .flatten()
@@ -289,12 +289,12 @@ async fn missing_from_ledgers(
     now: DateTime<Utc>,
 ) -> Vec<String> {
     let list = api
-        .list(&ListParams::default().labels(scale_governor::ledgers::LEDGER_LABEL))
+        .list(&ListParams::default().labels(scale_governor::testing::ledgers::LEDGER_LABEL))
         .await
         .unwrap();
     let mut ledgers = BTreeMap::new();
     for cm in &list {
-        if let Some((_, key, persisted)) = scale_governor::ledgers::from_object(cm, now) {
+        if let Some((_, key, persisted)) = scale_governor::testing::ledgers::from_object(cm, now) {
             let name = key
                 .split_once('/')
                 .map(|(_, n)| n.to_owned())

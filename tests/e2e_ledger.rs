@@ -236,7 +236,7 @@ async fn a_forged_ledger_entry_is_dropped_on_read() {
         r#"[[{year},2,90,90,"forger"],[{},1,2,2,"kubectl"]]"#,
         now - 10
     );
-    let name = scale_governor::ledgers::object_name(
+    let name = scale_governor::testing::ledgers::object_name(
         scale_governor::workload::WorkloadKind::Deployment,
         &format!("{}/web", s.ns.name()),
     );
@@ -430,7 +430,7 @@ async fn create_plain(cluster: &support::Cluster, ns: &support::TestNamespace) {
 async fn ledger_objects(s: &support::e2e::Setup) -> BTreeMap<String, String> {
     let api: Api<ConfigMap> = Api::namespaced(s.cluster.client(), s.ns.name());
     let list = api
-        .list(&ListParams::default().labels(scale_governor::ledgers::LEDGER_LABEL))
+        .list(&ListParams::default().labels(scale_governor::testing::ledgers::LEDGER_LABEL))
         .await
         .unwrap();
     list.items

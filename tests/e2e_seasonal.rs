@@ -25,10 +25,10 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use scale_governor::{
-    ledgers::{SEASONAL_KEY, object_name},
     policy::RecommendConfig,
     recommend::seasonal::{Seasonal, summary::SeasonalSummary},
-    sources::{HttpClient, Sources, Target},
+    testing::ledgers::{SEASONAL_KEY, object_name},
+    testing::sources::{HttpClient, Sources, Target},
     workload::WorkloadKind,
 };
 use support::{

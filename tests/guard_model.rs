@@ -13,9 +13,9 @@ use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use scale_governor::{
-    cache::{Cache, Update},
     policy::Policy,
-    webhook::{
+    testing::cache::{Cache, Update},
+    testing::webhook::{
         admit::{Endpoint, review},
         guard::AdmitConfig,
     },

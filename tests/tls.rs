@@ -19,9 +19,9 @@ use hyper::{Request, Version, body::Bytes};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use scale_governor::{
-    cli::certs::{Args, Generated, generate},
-    server::{HttpsOptions, ServerError, serve_https},
-    tls::{
+    testing::cli::certs::{Args, Generated, generate},
+    testing::server::{HttpsOptions, ServerError, serve_https},
+    testing::tls::{
         CertPaths, CertStore,
         ca::{CertificateAuthority, ServingCert},
         certified_key_from_pem, server_config,

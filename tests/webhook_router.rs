@@ -10,10 +10,10 @@ use axum::{
 use base64::Engine;
 use chrono::Utc;
 use scale_governor::{
-    cache::{Cache, Update},
-    metrics::Metrics,
     policy::{Policy, keys},
-    webhook::{MAX_BODY_BYTES, Webhook, router},
+    testing::cache::{Cache, Update},
+    testing::metrics::Metrics,
+    testing::webhook::{MAX_BODY_BYTES, Webhook, router},
     workload::WorkloadKind,
 };
 use serde_json::Value;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use base64::Engine as _;
 use scale_governor::{
     policy::{GOVERNED_LABEL, Policy, keys},
-    webhook::review::AdmissionResponse,
+    testing::webhook::review::AdmissionResponse,
 };
 use serde::Deserialize;
 

@@ -27,9 +27,9 @@ use std::{fs, path::Path, time::Instant};
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use scale_governor::{
-    chart,
     policy::{Policy, keys},
     simulate::{self, Actor, Config, Interpolation, Simulation, Summary, Trace, Workload},
+    testing::chart,
     workload::Workload as Manifest,
 };
 

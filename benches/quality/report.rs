@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Duration, Utc};
 use scale_governor::{
-    chart::View,
     simulate::{Config, Simulation, Summary, Workload},
+    testing::chart::View,
 };
 
 use crate::{Case, Outcome, P99_PODS, SEASONAL, WARM_UP};

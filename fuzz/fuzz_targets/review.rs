@@ -14,10 +14,10 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
 use scale_governor::{
-    cache::{Cache, Update},
+    testing::cache::{Cache, Update},
     engine::Outcome,
     policy::{MAX_REPLICA_COUNT, Policy, keys},
-    webhook::{
+    testing::webhook::{
         admit::{Endpoint, Reviewed, review},
         guard::AdmitConfig,
         review::ReviewResponse,

@@ -27,7 +27,7 @@ pub struct Observed {
     pub replicas: u32,
     /// The field manager that last wrote `spec.replicas`, from
     /// `managedFields`, e.g. `scale-governor (scale)`.
-    pub replicas_writer: Option<String>,
+    pub(crate) replicas_writer: Option<String>,
     /// The governor's own `state` annotation, as stored.
     pub state: Option<String>,
 }
@@ -96,11 +96,10 @@ struct Last {
 /// endpoint. The apiserver gives every round trip its own uid and resends
 /// one only with the same body, so a uid with another body is not a repeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReviewKey<'a> {
-    /// `request.uid`.
-    pub uid: &'a str,
+pub(crate) struct ReviewKey<'a> {
+    pub(crate) uid: &'a str,
     /// A hash of the endpoint and the review body.
-    pub digest: u64,
+    pub(crate) digest: u64,
 }
 
 impl Entry {
@@ -140,20 +139,20 @@ impl Entry {
 
     /// What [`Entry::observed`] returns, with the generation to give
     /// [`Entry::stay_quiet`] when deciding from it.
-    pub fn observed_at(&self) -> (u64, Arc<Observed>) {
+    pub(crate) fn observed_at(&self) -> (u64, Arc<Observed>) {
         let generation = self.generation.load(Ordering::Acquire);
         (generation, self.observed())
     }
 
     /// Records that, as observed at `generation`, this workload needs
     /// nothing until `until`. A newer observation voids it.
-    pub fn stay_quiet(&self, generation: u64, until: DateTime<Utc>) {
+    pub(crate) fn stay_quiet(&self, generation: u64, until: DateTime<Utc>) {
         self.quiet_until.store(until.timestamp(), Ordering::Relaxed);
         self.quiet_generation.store(generation, Ordering::Release);
     }
 
     /// Whether the watch has shown this workload stored.
-    pub fn is_stored(&self) -> bool {
+    pub(crate) fn is_stored(&self) -> bool {
         self.stored.load(Ordering::Acquire)
     }
 
@@ -173,7 +172,7 @@ impl Entry {
     /// two concurrent requests cannot both spend one budget. The second
     /// value says whether this is a repeat: the same review (uid and body)
     /// answered again, which gets the same decision and records nothing.
-    pub fn decide(
+    pub(crate) fn decide(
         &self,
         policies: &[&Policy],
         request: Request<'_>,
@@ -291,17 +290,18 @@ impl Entry {
     }
 
     /// A copy of the ledger, pending changes included.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn ledger(&self) -> Ledger {
         self.state().ledger.clone()
     }
 
     /// What may be persisted: the changes that landed.
-    pub fn landed_ledger(&self) -> Ledger {
+    pub(crate) fn landed_ledger(&self) -> Ledger {
         self.state().ledger.landed()
     }
 
     /// Asks for the ledger to be persisted again (after a failed write).
-    pub fn mark_dirty(&self) {
+    pub(crate) fn mark_dirty(&self) {
         // The entry's flag first: a pass that clears the cache's flag and
         // then visits this entry must find it.
         self.dirty.store(true, Ordering::Release);
@@ -309,7 +309,7 @@ impl Entry {
     }
 
     /// Whether the ledger changed since [`Entry::take_dirty`] was last called.
-    pub fn take_dirty(&self) -> bool {
+    pub(crate) fn take_dirty(&self) -> bool {
         self.dirty.swap(false, Ordering::AcqRel)
     }
 }

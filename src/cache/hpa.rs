@@ -20,11 +20,10 @@ use crate::workload::WorkloadKind;
 
 /// An HPA, as an Event needs to name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HpaRef {
+pub(crate) struct HpaRef {
     /// Name, in the workload's namespace.
-    pub name: String,
-    /// `metadata.uid`.
-    pub uid: Option<String>,
+    pub(crate) name: String,
+    pub(crate) uid: Option<String>,
 }
 
 /// An HPA's namespace and name.
@@ -89,7 +88,7 @@ impl HpaIndex {
     }
 
     /// The HPAs that target this workload.
-    pub fn targeting(&self, kind: WorkloadKind, namespace: &str, name: &str) -> Vec<HpaRef> {
+    pub(crate) fn targeting(&self, kind: WorkloadKind, namespace: &str, name: &str) -> Vec<HpaRef> {
         self.lock()
             .iter()
             .filter(|((ns, _), t)| ns == namespace && t.kind == kind && t.name == name)
@@ -103,7 +102,7 @@ impl HpaIndex {
 
 /// Watches HPAs until `shutdown`, cluster-wide or in one namespace. The
 /// watcher retries with back-off on its own.
-pub async fn run(
+pub(crate) async fn run(
     client: Client,
     namespace: Option<String>,
     index: Arc<HpaIndex>,

@@ -16,14 +16,14 @@ use crate::policy::Policy;
 
 /// Policies alive somewhere in the cache, by a hash of their contents.
 #[derive(Debug, Default)]
-pub struct Interner {
+pub(super) struct Interner {
     map: Mutex<HashMap<u64, Vec<Weak<Policy>>, BuildHasherDefault<FnvHasher>>>,
 }
 
 impl Interner {
     /// The shared copy of `policy`: one already held by another workload if
     /// equal, else this one, now shared.
-    pub fn intern(&self, policy: Policy) -> Arc<Policy> {
+    pub(super) fn intern(&self, policy: Policy) -> Arc<Policy> {
         // Debug covers every field, and the watch is not the request path.
         let key = BuildHasherDefault::<FnvHasher>::default().hash_one(format!("{policy:?}"));
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);

@@ -15,7 +15,7 @@ pub struct Persisted {
     /// The object's name.
     pub name: String,
     /// Its `resourceVersion`: the next write is conditional on it.
-    pub resource_version: Option<String>,
+    pub(crate) resource_version: Option<String>,
     /// The workload's `metadata.uid` it was written for; a workload of the
     /// same name created since has a ledger of its own.
     pub uid: Option<String>,
@@ -29,7 +29,7 @@ pub struct Persisted {
 
 impl Persisted {
     /// Whether it belongs to the workload with `uid` (unknown matches).
-    pub fn belongs_to(&self, uid: Option<&str>) -> bool {
+    pub(crate) fn belongs_to(&self, uid: Option<&str>) -> bool {
         match (self.uid.as_deref(), uid) {
             (Some(a), Some(b)) => a == b,
             _ => true,
@@ -40,7 +40,7 @@ impl Persisted {
 impl Cache {
     /// Stores what a ledger object holds and merges it into the workload's
     /// entry, so a change another replica saw land counts here too.
-    pub fn apply_persisted(&self, kind: WorkloadKind, key: &str, persisted: Persisted) {
+    pub(crate) fn apply_persisted(&self, kind: WorkloadKind, key: &str, persisted: Persisted) {
         let persisted = Arc::new(persisted);
         if let Some(entry) = self.get(kind, key)
             && persisted.belongs_to(entry.observed().uid.as_deref())
@@ -73,7 +73,7 @@ impl Cache {
     }
 
     /// Forgets a deleted ledger object.
-    pub fn remove_persisted(&self, kind: WorkloadKind, key: &str) {
+    pub(crate) fn remove_persisted(&self, kind: WorkloadKind, key: &str) {
         self.persisted_map(kind).pin().remove(key);
     }
 
@@ -83,13 +83,13 @@ impl Cache {
     }
 
     /// Keys of every ledger object of `kind`.
-    pub fn persisted_keys(&self, kind: WorkloadKind) -> Vec<String> {
+    pub(crate) fn persisted_keys(&self, kind: WorkloadKind) -> Vec<String> {
         self.persisted_map(kind).pin().keys().cloned().collect()
     }
 
     /// Keys of the ledger objects whose workload the cache does not hold:
     /// deleted, or no longer governed.
-    pub fn orphaned_ledgers(&self, kind: WorkloadKind) -> Vec<(String, Arc<Persisted>)> {
+    pub(crate) fn orphaned_ledgers(&self, kind: WorkloadKind) -> Vec<(String, Arc<Persisted>)> {
         let entries = self.map(kind).pin();
         self.persisted_map(kind)
             .pin()
@@ -100,12 +100,12 @@ impl Cache {
     }
 
     /// Marks the ledger objects' initial list as complete.
-    pub fn mark_ledgers_synced(&self) {
+    pub(crate) fn mark_ledgers_synced(&self) {
         self.ledgers_synced.store(true, Ordering::Release);
     }
 
     /// Resolves once the ledger objects' initial list is complete.
-    pub async fn ledgers_synced(&self) {
+    pub(crate) async fn ledgers_synced(&self) {
         while !self.ledgers_synced.load(Ordering::Acquire) {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }

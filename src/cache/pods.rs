@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{policy::POOL_LABEL, recommend::pool::PoolCounts};
 
 /// The annotation the ReplicaSet controller reads to pick pods to delete.
-pub const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
+pub(crate) const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 
 #[derive(Debug, Clone)]
 struct PodInfo {
@@ -38,25 +38,25 @@ impl PodInfo {
 
 /// One pod of a pool, as the loop sees it when setting deletion costs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolPod {
+pub(crate) struct PoolPod {
     /// The pod's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Whether a session holds it.
-    pub reserved: bool,
+    pub(crate) reserved: bool,
     /// Its deletion cost now, if any.
-    pub cost: Option<String>,
+    pub(crate) cost: Option<String>,
 }
 
 /// Pool pods by namespace and pool (the Deployment's name).
 #[derive(Debug, Default)]
-pub struct PodIndex {
+pub(crate) struct PodIndex {
     pods: Mutex<HashMap<(String, String), HashMap<String, PodInfo>>>,
     synced: std::sync::atomic::AtomicBool,
 }
 
 impl PodIndex {
     /// An empty index.
-    pub fn new() -> PodIndex {
+    pub(crate) fn new() -> PodIndex {
         PodIndex::default()
     }
 
@@ -67,7 +67,7 @@ impl PodIndex {
     }
 
     /// Records a pod (or forgets it when it left its pool).
-    pub fn apply(&self, pod: &Pod) {
+    pub(crate) fn apply(&self, pod: &Pod) {
         let namespace = pod.namespace().unwrap_or_default();
         let name = pod.name_any();
         let mut pods = self.lock();
@@ -94,20 +94,15 @@ impl PodIndex {
     }
 
     /// Forgets a deleted pod.
-    pub fn remove(&self, pod: &Pod) {
+    pub(crate) fn remove(&self, pod: &Pod) {
         let name = pod.name_any();
         for pool in self.lock().values_mut() {
             pool.remove(&name);
         }
     }
 
-    /// Whether the initial list is in.
-    pub fn is_synced(&self) -> bool {
-        self.synced.load(std::sync::atomic::Ordering::Acquire)
-    }
-
     /// The pool's counts, telling reserved pods by `reserved_key`.
-    pub fn counts(&self, namespace: &str, pool: &str, reserved_key: &str) -> PoolCounts {
+    pub(crate) fn counts(&self, namespace: &str, pool: &str, reserved_key: &str) -> PoolCounts {
         let pods = self.lock();
         let mut counts = PoolCounts::default();
         for pod in pods
@@ -128,7 +123,7 @@ impl PodIndex {
     }
 
     /// The pool's live pods, for their deletion costs.
-    pub fn pods(&self, namespace: &str, pool: &str, reserved_key: &str) -> Vec<PoolPod> {
+    pub(crate) fn pods(&self, namespace: &str, pool: &str, reserved_key: &str) -> Vec<PoolPod> {
         let pods = self.lock();
         let mut list: Vec<PoolPod> = pods
             .get(&(namespace.to_owned(), pool.to_owned()))
@@ -147,7 +142,7 @@ impl PodIndex {
 }
 
 /// Watches pool pods until `shutdown`, cluster-wide or in one namespace.
-pub async fn run(
+pub(crate) async fn run(
     client: Client,
     namespace: Option<String>,
     index: Arc<PodIndex>,

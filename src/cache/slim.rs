@@ -17,10 +17,10 @@ use serde_json::{Map, Value};
 
 /// `K`, read slim.
 #[derive(Debug, Clone)]
-pub struct Slim<K> {
+pub(crate) struct Slim<K> {
     metadata: ObjectMeta,
     /// `spec.replicas` as stored.
-    pub replicas: Option<i32>,
+    pub(crate) replicas: Option<i32>,
     kind: PhantomData<fn() -> K>,
 }
 

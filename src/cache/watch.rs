@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// A workload kind the cache can watch.
-pub trait Watched:
+pub(crate) trait Watched:
     Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static
 {
     /// Which kind this is.
@@ -66,7 +66,7 @@ impl<K: Watched> Watched for Slim<K> {
 /// Watches both kinds until `shutdown`, cluster-wide or in one namespace;
 /// the watcher retries with backoff on its own, so this only returns on
 /// shutdown.
-pub async fn run(
+pub(crate) async fn run(
     client: Client,
     namespace: Option<String>,
     cache: Arc<Cache>,

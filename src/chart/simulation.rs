@@ -30,6 +30,7 @@ pub struct View<'a> {
 
 impl<'a> View<'a> {
     /// The whole simulation, labelled in UTC.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn whole(title: &'a str) -> View<'a> {
         View {
             title,

@@ -22,13 +22,13 @@ use base64::Engine;
 use crate::tls::ca::{CaError, CertificateAuthority, ServingSpec};
 
 /// CA certificate file name in `--out-dir`.
-pub const CA_CERT_FILE: &str = "ca.crt";
+pub(crate) const CA_CERT_FILE: &str = "ca.crt";
 /// CA private key file name in `--out-dir`.
-pub const CA_KEY_FILE: &str = "ca.key";
+pub(crate) const CA_KEY_FILE: &str = "ca.key";
 /// Serving certificate file name, as in a `kubernetes.io/tls` Secret.
-pub const TLS_CERT_FILE: &str = "tls.crt";
+pub(crate) const TLS_CERT_FILE: &str = "tls.crt";
 /// Serving key file name, as in a `kubernetes.io/tls` Secret.
-pub const TLS_KEY_FILE: &str = "tls.key";
+pub(crate) const TLS_KEY_FILE: &str = "tls.key";
 
 /// Options of `scale-governor certs`.
 #[derive(Debug, Clone, clap::Args)]
@@ -96,7 +96,7 @@ pub struct Generated {
     /// CA certificate: the webhook configuration's `caBundle`, before base64.
     pub ca_cert_pem: String,
     /// CA private key; needed only to issue more certificates.
-    pub ca_key_pem: String,
+    pub(crate) ca_key_pem: String,
     /// Serving certificate (`tls.crt`).
     pub cert_pem: String,
     /// Serving private key (`tls.key`), PKCS#8.
@@ -135,7 +135,7 @@ pub fn generate(args: &Args) -> Result<Generated, CaError> {
 
 /// Runs `scale-governor certs`: generates, writes the four files (keys mode
 /// 0600) and prints the base64 `caBundle` on stdout.
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     run_to(args, &mut std::io::stdout().lock())
 }
 

@@ -20,14 +20,14 @@ use crate::{
 };
 
 /// Exit code for a policy that does not parse.
-pub const EXIT_INVALID_POLICY: u8 = super::exit::INVALID_POLICY;
+pub(crate) const EXIT_INVALID_POLICY: u8 = super::exit::INVALID_POLICY;
 
 /// `explain` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Deployment or StatefulSet manifest, YAML or JSON; `-` reads stdin.
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
-    pub filename: PathBuf,
+    pub(crate) filename: PathBuf,
     /// Replicas requested.
     #[arg(long, value_name = "N")]
     pub replicas: u32,
@@ -82,7 +82,7 @@ pub struct Report {
 }
 
 /// Reads inputs, decides and prints.
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let manifest = read_input(&args.filename)?;
     let history = args.history.as_deref().map(read_input).transpose()?;
     let now = args.at.unwrap_or_else(Utc::now);

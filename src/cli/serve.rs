@@ -40,13 +40,13 @@ pub struct Args {
         env = "SCALE_GOVERNOR_ADMIN_ADDR",
         default_value = "0.0.0.0:8080"
     )]
-    pub admin_addr: SocketAddr,
+    pub(crate) admin_addr: SocketAddr,
     /// PEM certificate chain; reloaded when its content changes.
     #[arg(long, env = "SCALE_GOVERNOR_TLS_CERT", default_value = "certs/tls.crt")]
-    pub tls_cert: PathBuf,
+    pub(crate) tls_cert: PathBuf,
     /// PEM private key; reloaded together with the certificate.
     #[arg(long, env = "SCALE_GOVERNOR_TLS_KEY", default_value = "certs/tls.key")]
-    pub tls_key: PathBuf,
+    pub(crate) tls_key: PathBuf,
     /// Name of this governor's Mutating- and ValidatingWebhookConfiguration:
     /// the served certificate is checked against their caBundle.
     #[arg(
@@ -54,10 +54,10 @@ pub struct Args {
         env = "SCALE_GOVERNOR_WEBHOOK_CONFIGURATION",
         default_value = "scale-governor"
     )]
-    pub webhook_configuration: String,
+    pub(crate) webhook_configuration: String,
     /// How often to check the certificate files for changes, in seconds.
     #[arg(long, default_value_t = 5)]
-    pub cert_reload_seconds: u64,
+    pub(crate) cert_reload_seconds: u64,
     /// Kubeconfig to use instead of the in-cluster or default one; like
     /// kubectl's KUBECONFIG, several files separated by `:` are merged.
     #[arg(long, env = "KUBECONFIG")]
@@ -66,7 +66,7 @@ pub struct Args {
     /// configuration sends). The persisted history then has one writer per
     /// namespace instead of one per cluster.
     #[arg(long, env = "SCALE_GOVERNOR_WATCH_NAMESPACE")]
-    pub watch_namespace: Option<String>,
+    pub(crate) watch_namespace: Option<String>,
     /// The governor's own namespace: its leader-election Lease and its
     /// ledger objects.
     #[arg(long, env = "POD_NAMESPACE", default_value = "scale-governor")]
@@ -77,56 +77,56 @@ pub struct Args {
     /// How often each replica writes the changes it saw land to the ledger
     /// objects in its namespace (`--lease-namespace`), in milliseconds.
     #[arg(long, default_value_t = 1000)]
-    pub persist_interval_ms: u64,
+    pub(crate) persist_interval_ms: u64,
     /// How often the leader deletes the ledger objects of workloads that
     /// are gone or no longer governed, e.g. `60s`.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub ledger_cleanup_interval: Duration,
+    pub(crate) ledger_cleanup_interval: Duration,
     /// How long an admitted change (or CREATE) may wait for the watch to
     /// show it stored before it is taken never to have happened, e.g. `30s`.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub confirm_timeout: Duration,
+    pub(crate) confirm_timeout: Duration,
     /// Who may loosen a policy, e.g. `group=system:masters,user=alice`. When
     /// set, a loosening edit by anyone else is refused; when empty (the
     /// default) it is allowed and reported. deploy/strict sets it from the
     /// same ConfigMap its ValidatingAdmissionPolicy reads.
     #[arg(long, env = "SCALE_GOVERNOR_POLICY_ADMINS", default_value = "")]
-    pub policy_admins: PolicyAdmins,
+    pub(crate) policy_admins: PolicyAdmins,
     /// The furthest ahead `suspend-until` may be set, e.g. `24h`.
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
-    pub max_suspend: Duration,
+    pub(crate) max_suspend: Duration,
     /// The recommender's metric sources (YAML; see docs/policy.md,
     /// "Sources"). Without it only warm pools and time windows work.
     #[arg(long, env = "SCALE_GOVERNOR_SOURCES", value_name = "FILE")]
     pub sources: Option<PathBuf>,
     /// How often the leader evaluates every governed workload, e.g. `15s`.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
-    pub recommend_interval: Duration,
+    pub(crate) recommend_interval: Duration,
     /// Workloads the leader evaluates at once.
     #[arg(long, default_value_t = 8)]
-    pub recommend_concurrency: usize,
+    pub(crate) recommend_concurrency: usize,
     /// The longest an Event series waits for its next write: repeats of a
     /// decision in between are folded into one write that carries their
     /// count and the latest numbers, e.g. `10s`.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub event_interval: Duration,
+    pub(crate) event_interval: Duration,
     /// Event writes per second at most, across every workload (twice as
     /// many at once after a quiet spell); at most five minutes of writes
     /// wait, and a new series beyond that is dropped and counted.
     #[arg(long, default_value_t = 10.0)]
-    pub event_rate: f64,
+    pub(crate) event_rate: f64,
     /// How often the leader stores a workload's seasonal history (about
     /// 32 KB) beside its ledger; a new leader loses at most this much.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
-    pub summary_interval: Duration,
+    pub(crate) summary_interval: Duration,
     /// Log format: `text` for a terminal, `json` in a cluster.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     /// Log level, or per-module levels in tracing's filter syntax, e.g.
     /// `debug` or `info,scale_governor::webhook=debug`. Takes precedence
     /// over RUST_LOG; without either, `info` (kube and hyper at `warn`).
     #[arg(long, env = "SCALE_GOVERNOR_LOG_LEVEL")]
-    pub log_level: Option<String>,
+    pub(crate) log_level: Option<String>,
     /// Where the serving certificate comes from: `files` (--tls-cert and
     /// --tls-key, e.g. a Secret cert-manager renews) or `self-signed`
     /// (issued from a CA the governor keeps in the Secret --ca-secret, with
@@ -139,7 +139,7 @@ pub struct Args {
         env = "SCALE_GOVERNOR_CA_SECRET",
         default_value = "scale-governor-ca"
     )]
-    pub ca_secret: String,
+    pub(crate) ca_secret: String,
     /// self-signed: the Service the apiserver calls, in --lease-namespace;
     /// the certificate's DNS names derive from it.
     #[arg(long, env = "SCALE_GOVERNOR_SERVICE", default_value = "scale-governor")]
@@ -147,7 +147,7 @@ pub struct Args {
     /// self-signed: how long an issued serving certificate is valid; a new
     /// one is issued after two thirds of it, e.g. `2160h` (90 days).
     #[arg(long, default_value = "2160h", value_parser = parse_duration)]
-    pub certificate_validity: Duration,
+    pub(crate) certificate_validity: Duration,
 }
 
 /// Where the serving certificate comes from.
@@ -165,7 +165,7 @@ fn parse_duration(s: &str) -> Result<Duration, crate::units::DurationError> {
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable.
     Text,
     /// One JSON object per line.
@@ -177,8 +177,8 @@ impl CertStatus for CertStore {
         CertStore::is_loaded(self)
     }
 
-    fn not_after(&self) -> Option<i64> {
-        self.not_after_unix()
+    fn expiry_seconds(&self, now: std::time::SystemTime) -> Option<i64> {
+        CertStore::expiry_seconds(self, now)
     }
 
     fn is_expired(&self) -> bool {
@@ -187,7 +187,7 @@ impl CertStatus for CertStore {
 }
 
 /// Runs the webhook until SIGTERM/SIGINT.
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format, args.log_level.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -220,7 +220,9 @@ fn init_logging(format: LogFormat, level: Option<&str>) -> anyhow::Result<()> {
 
 /// Reads and merges a `:`-separated list of kubeconfig files, in order, as
 /// kubectl does (the first file that sets a value wins).
-pub fn read_kubeconfigs(paths: &std::ffi::OsStr) -> anyhow::Result<kube::config::Kubeconfig> {
+pub(crate) fn read_kubeconfigs(
+    paths: &std::ffi::OsStr,
+) -> anyhow::Result<kube::config::Kubeconfig> {
     let mut merged: Option<kube::config::Kubeconfig> = None;
     for path in std::env::split_paths(paths).filter(|p| !p.as_os_str().is_empty()) {
         let kc = kube::config::Kubeconfig::read_from(&path)
@@ -237,7 +239,7 @@ pub fn read_kubeconfigs(paths: &std::ffi::OsStr) -> anyhow::Result<kube::config:
 
 /// A client for `kubeconfig` (a `:`-separated list), or the in-cluster or
 /// default configuration.
-pub async fn client(kubeconfig: Option<&std::ffi::OsString>) -> anyhow::Result<Client> {
+pub(crate) async fn client(kubeconfig: Option<&std::ffi::OsString>) -> anyhow::Result<Client> {
     let config = match kubeconfig {
         Some(paths) => {
             let kc = read_kubeconfigs(paths)?;

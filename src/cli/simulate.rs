@@ -18,7 +18,7 @@ use crate::{
 
 /// How demand between a trace's samples is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Interpolate {
+pub(crate) enum Interpolate {
     /// Samples are bucket means, joined linearly at the buckets' midpoints.
     #[default]
     Linear,
@@ -31,7 +31,7 @@ pub enum Interpolate {
 pub struct Args {
     /// Deployment or StatefulSet manifest with the policy; repeat to compare.
     #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
-    pub filenames: Vec<PathBuf>,
+    pub(crate) filenames: Vec<PathBuf>,
     /// Demand trace: CSV `timestamp,value` (ISO-8601 or unix seconds).
     #[arg(long, value_name = "FILE")]
     pub trace: PathBuf,
@@ -46,7 +46,7 @@ pub struct Args {
     pub tick: Duration,
     /// The HPA's target as a fraction of capacity.
     #[arg(long, default_value_t = 0.8)]
-    pub hpa_utilization: f64,
+    pub(crate) hpa_utilization: f64,
     /// The HPA's tolerance.
     #[arg(long, default_value_t = simulate::hpa::DEFAULT_TOLERANCE)]
     pub tolerance: f64,
@@ -59,16 +59,16 @@ pub struct Args {
     /// otherwise, with a warning); also the zone of the chart's time axis
     /// and of --from/--to.
     #[arg(long, value_name = "ZONE")]
-    pub timezone: Option<Tz>,
+    pub(crate) timezone: Option<Tz>,
     /// How demand between samples is read: linear (samples are bucket
     /// means, joined at the buckets' midpoints) or step (held until the
     /// next sample).
     #[arg(long, value_enum, default_value_t)]
-    pub interpolate: Interpolate,
+    pub(crate) interpolate: Interpolate,
     /// Score only after this long from the start, e.g. `7d`'s worth as
     /// `168h`: a seasonal strategy needs a day or a week of history first.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
-    pub warm_up: Duration,
+    pub(crate) warm_up: Duration,
     /// Draw the chart from this instant (RFC 3339, or a local time in
     /// --timezone like `2014-11-02T00:00`).
     #[arg(long, value_name = "TIME")]
@@ -125,7 +125,7 @@ fn instant(text: &str, zone: Tz) -> anyhow::Result<DateTime<Utc>> {
 }
 
 /// Reads the inputs, simulates, and writes the table, timeline and chart.
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if !(args.capacity.is_finite() && args.capacity > 0.0) {
         bail!("--capacity must be a positive number");
     }
@@ -234,7 +234,7 @@ fn names(workloads: &[Workload]) -> String {
 }
 
 /// The summary as an aligned text table, or JSON.
-pub fn render(sim: &Simulation, summaries: &[Summary], output: Output) -> String {
+pub(crate) fn render(sim: &Simulation, summaries: &[Summary], output: Output) -> String {
     if output == Output::Json {
         return serde_json::to_string(summaries).unwrap_or_default() + "\n";
     }

@@ -32,9 +32,9 @@ pub struct Args {
     /// Only this namespace (default: the kubeconfig's).
     #[arg(short, long)]
     pub namespace: Option<String>,
-    /// Every namespace.
     #[arg(short = 'A', long, conflicts_with = "namespace")]
-    pub all_namespaces: bool,
+    /// Every namespace.
+    pub(crate) all_namespaces: bool,
     /// Kubeconfig (several files may be listed with `:`).
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<std::ffi::OsString>,
@@ -44,61 +44,61 @@ pub struct Args {
     /// The governor's namespace, where its ledger objects are; without the
     /// right to read them, the last changes are left out.
     #[arg(long, default_value = "scale-governor")]
-    pub governor_namespace: String,
+    pub(crate) governor_namespace: String,
 }
 
 /// One workload's status.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Row {
+pub(crate) struct Row {
     /// `Deployment` or `StatefulSet`.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// Namespace.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// Name.
-    pub name: String,
+    pub(crate) name: String,
     /// The policy's mode, or `invalid`.
-    pub mode: String,
+    pub(crate) mode: String,
     /// `spec.replicas`.
-    pub replicas: u32,
+    pub(crate) replicas: u32,
     /// The bounds in force now, `lower..upper`.
-    pub bounds: String,
+    pub(crate) bounds: String,
     /// The windows active now.
-    pub windows: Vec<String>,
+    pub(crate) windows: Vec<String>,
     /// The recommendation, if any.
-    pub recommendation: Option<RecommendationStatus>,
+    pub(crate) recommendation: Option<RecommendationStatus>,
     /// The source's state, from the loop's state annotation.
-    pub source: Option<String>,
+    pub(crate) source: Option<String>,
     /// Warm pool: reserved, idle, warming.
-    pub pool: Option<[u32; 3]>,
+    pub(crate) pool: Option<[u32; 3]>,
     /// The HPAs that target it.
-    pub hpas: Vec<String>,
+    pub(crate) hpas: Vec<String>,
     /// The last changes in its ledger, newest first.
-    pub last_changes: Vec<String>,
+    pub(crate) last_changes: Vec<String>,
     /// What looks wrong.
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// A recommendation as `status` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct RecommendationStatus {
+pub(crate) struct RecommendationStatus {
     /// Replicas.
-    pub replicas: u32,
+    pub(crate) replicas: u32,
     /// `floor` or `target`.
-    pub kind: String,
+    pub(crate) kind: String,
     /// The strategy that set it.
-    pub strategy: String,
+    pub(crate) strategy: String,
     /// Why.
-    pub reason: String,
+    pub(crate) reason: String,
     /// Seconds since it was computed.
-    pub age_seconds: i64,
+    pub(crate) age_seconds: i64,
     /// Whether it still binds.
-    pub fresh: bool,
+    pub(crate) fresh: bool,
 }
 
 /// What `status` reads about one workload.
-pub struct Seen<'a> {
+pub(crate) struct Seen<'a> {
     /// Kind.
     pub kind: WorkloadKind,
     /// Its metadata.
@@ -110,7 +110,7 @@ pub struct Seen<'a> {
 }
 
 /// One workload's row at `now`. Pure: the adapter does the reading.
-pub fn row(seen: &Seen<'_>, pods: &PodIndex, hpas: &HpaIndex, now: DateTime<Utc>) -> Row {
+pub(crate) fn row(seen: &Seen<'_>, pods: &PodIndex, hpas: &HpaIndex, now: DateTime<Utc>) -> Row {
     let namespace = seen.meta.namespace.clone().unwrap_or_default();
     let name = seen.meta.name.clone().unwrap_or_default();
     let annotations = seen.meta.annotations.as_ref();
@@ -219,7 +219,7 @@ pub fn row(seen: &Seen<'_>, pods: &PodIndex, hpas: &HpaIndex, now: DateTime<Utc>
 }
 
 /// Renders rows as a table or JSON.
-pub fn render(rows: &[Row], output: Output) -> String {
+pub(crate) fn render(rows: &[Row], output: Output) -> String {
     if output == Output::Json {
         return serde_json::to_string_pretty(rows).unwrap_or_default() + "\n";
     }
@@ -298,7 +298,7 @@ pub fn render(rows: &[Row], output: Output) -> String {
 }
 
 /// Reads the cluster and prints the status.
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -44,7 +44,7 @@ pub struct Limits {
     pub burst: f64,
     /// Series held at most: beyond it a new series is dropped (and counted)
     /// rather than letting a flood of distinct workloads grow memory.
-    pub max_series: usize,
+    pub(crate) max_series: usize,
 }
 
 impl Limits {
@@ -204,6 +204,7 @@ impl Pending {
     }
 
     /// Whether none is held.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

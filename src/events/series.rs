@@ -10,17 +10,15 @@ use chrono::{DateTime, Duration, Utc};
 
 /// One series: the same reason and action about the same object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SeriesKey {
+pub(crate) struct SeriesKey {
     /// Namespace of the object.
-    pub namespace: String,
-    /// Its kind.
-    pub kind: String,
-    /// Its name.
-    pub name: String,
+    pub(crate) namespace: String,
+    pub(crate) kind: String,
+    pub(crate) name: String,
     /// Event reason, e.g. `ScaleClamped`.
-    pub reason: String,
+    pub(crate) reason: String,
     /// Event action: the rule, e.g. `max-replicas`.
-    pub action: String,
+    pub(crate) action: String,
 }
 
 #[derive(Debug, Clone)]
@@ -33,7 +31,7 @@ struct Series {
 
 /// What to write for one more occurrence.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Write {
+pub(crate) enum Write {
     /// A new Event object named `event`; `count` > 1 continues a series.
     Create {
         /// The Event's name.
@@ -52,7 +50,7 @@ pub enum Write {
 
 /// The series seen recently, by key.
 #[derive(Debug, Default)]
-pub struct SeriesCache {
+pub(crate) struct SeriesCache {
     series: HashMap<SeriesKey, Series>,
 }
 
@@ -63,7 +61,7 @@ impl SeriesCache {
     /// What to write for `occurrences` more of `note` about `key` at `now`,
     /// remembering it as written; call [`SeriesCache::forget`] if the write
     /// fails.
-    pub fn next(
+    pub(crate) fn next(
         &mut self,
         key: &SeriesKey,
         note: &str,
@@ -118,18 +116,8 @@ impl SeriesCache {
     }
 
     /// Drops a series whose last write failed, so the next one creates.
-    pub fn forget(&mut self, key: &SeriesKey) {
+    pub(crate) fn forget(&mut self, key: &SeriesKey) {
         self.series.remove(key);
-    }
-
-    /// Series held.
-    pub fn len(&self) -> usize {
-        self.series.len()
-    }
-
-    /// Whether none is held.
-    pub fn is_empty(&self) -> bool {
-        self.series.is_empty()
     }
 }
 
@@ -184,8 +172,8 @@ mod tests {
             Write::Create { count: 1, .. }
         ));
         // The max-replicas series went stale too and was dropped.
-        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.series.len(), 1);
         cache.forget(&key("scale-up"));
-        assert!(cache.is_empty());
+        assert!(cache.series.is_empty());
     }
 }

@@ -18,7 +18,7 @@ use crate::{cache::Cache, workload::WorkloadKind};
 
 /// Watches the ledger objects until `shutdown`; the watcher retries with
 /// back-off on its own while the apiserver is away.
-pub async fn run(api: Api<ConfigMap>, cache: Arc<Cache>, shutdown: CancellationToken) {
+pub(crate) async fn run(api: Api<ConfigMap>, cache: Arc<Cache>, shutdown: CancellationToken) {
     let config = watcher::Config::default().labels(LEDGER_LABEL);
     let mut stream = Box::pin(watcher(api, config).default_backoff());
     let mut listed: Option<HashSet<(WorkloadKind, String)>> = None;

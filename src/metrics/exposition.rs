@@ -6,14 +6,14 @@
 //! other; the samples themselves are the same in both.
 
 /// The OpenMetrics content type.
-pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// The Prometheus text format's content type.
-pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Whether an `Accept` header asks for OpenMetrics; anything else (no
 /// header, `*/*`, `text/plain`) gets the Prometheus text format, as
 /// client_golang answers.
-pub fn wants_openmetrics(accept: Option<&str>) -> bool {
+pub(crate) fn wants_openmetrics(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| {
         a.split(',').any(|range| {
             let mut parts = range.split(';').map(str::trim);
@@ -25,7 +25,7 @@ pub fn wants_openmetrics(accept: Option<&str>) -> bool {
 }
 
 /// Rewrites an OpenMetrics exposition as Prometheus text format 0.0.4.
-pub fn to_prometheus_text(openmetrics: &str) -> String {
+pub(crate) fn to_prometheus_text(openmetrics: &str) -> String {
     let mut out = String::with_capacity(openmetrics.len());
     // HELP comes before TYPE, and only TYPE tells whether the family's
     // name changes, so HELP waits for it.

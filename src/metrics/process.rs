@@ -11,7 +11,7 @@ use prometheus_client::{
 /// Reads `/proc/self` on every scrape. Where `/proc` cannot be read (not
 /// Linux, a sandbox) it exports nothing rather than zeros.
 #[derive(Debug, Default)]
-pub struct ProcessCollector;
+pub(super) struct ProcessCollector;
 
 /// One scrape's reading.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -44,7 +44,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a write failed.
 #[derive(Debug, thiserror::Error)]
-pub enum WriteError {
+pub(crate) enum WriteError {
     /// The apiserver refused or failed it.
     #[error(transparent)]
     Kube(#[from] kube::Error),
@@ -64,7 +64,7 @@ async fn bounded<T>(
 
 /// Applies the governor's two annotations. A field left out of an apply is
 /// given up, so both are always sent: `recommendation` absent means none.
-pub async fn annotations(
+pub(crate) async fn annotations(
     client: &Client,
     kind: WorkloadKind,
     namespace: &str,
@@ -101,7 +101,7 @@ pub async fn annotations(
 
 /// Asks for `replicas` through `/scale`; returns what landed (the webhook
 /// may clamp the ask).
-pub async fn scale(
+pub(crate) async fn scale(
     client: &Client,
     kind: WorkloadKind,
     namespace: &str,
@@ -130,7 +130,7 @@ pub async fn scale(
 }
 
 /// Sets a pool pod's deletion cost.
-pub async fn deletion_cost(
+pub(crate) async fn deletion_cost(
     client: &Client,
     namespace: &str,
     pod: &str,

@@ -21,7 +21,7 @@ type Shard<V> = HashMap<u64, V, BuildHasherDefault<FnvHasher>>;
 
 /// A map from a report key to `V`, in shards.
 #[derive(Debug)]
-pub struct Folds<V> {
+pub(crate) struct Folds<V> {
     shards: [Mutex<Shard<V>>; SHARDS],
 }
 
@@ -35,14 +35,14 @@ impl<V> Default for Folds<V> {
 
 impl<V> Folds<V> {
     /// Runs `f` on the shard holding `key`.
-    pub fn with<R>(&self, key: u64, f: impl FnOnce(&mut Shard<V>) -> R) -> R {
+    pub(crate) fn with<R>(&self, key: u64, f: impl FnOnce(&mut Shard<V>) -> R) -> R {
         let shard = &self.shards[(key as usize) % SHARDS];
         // A panic while holding a shard leaves plain data behind: keep going.
         f(&mut shard.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Visits every entry, shard by shard, keeping those `f` returns true for.
-    pub fn retain(&self, mut f: impl FnMut(u64, &mut V) -> bool) {
+    pub(crate) fn retain(&self, mut f: impl FnMut(u64, &mut V) -> bool) {
         for shard in &self.shards {
             shard
                 .lock()
@@ -51,8 +51,8 @@ impl<V> Folds<V> {
         }
     }
 
-    /// Entries held.
-    pub fn len(&self) -> usize {
+    #[cfg(any(test, feature = "test-support"))]
+    pub(crate) fn len(&self) -> usize {
         self.shards
             .iter()
             .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
@@ -60,7 +60,8 @@ impl<V> Folds<V> {
     }
 
     /// Whether none is held.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(any(test, feature = "test-support"))]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
@@ -68,7 +69,7 @@ impl<V> Folds<V> {
 /// A hash of `parts`, each delimited so that `("ab", "c")` and `("a", "bc")`
 /// differ. FNV: short keys, no adversary who gains from a collision (two
 /// workloads would only share a log or Event series).
-pub fn key(parts: &[&[u8]]) -> u64 {
+pub(crate) fn key(parts: &[&[u8]]) -> u64 {
     let mut h = FnvHasher::default();
     for part in parts {
         h.write(part);
@@ -78,7 +79,7 @@ pub fn key(parts: &[&[u8]]) -> u64 {
 }
 
 /// The workload a report is about.
-pub fn workload_key(report: &Report) -> u64 {
+pub(crate) fn workload_key(report: &Report) -> u64 {
     key(&[
         report.kind.as_str().as_bytes(),
         report.namespace.as_bytes(),
@@ -88,7 +89,7 @@ pub fn workload_key(report: &Report) -> u64 {
 
 /// The numbers of a decision: two decisions with the same signature say
 /// the same thing.
-pub fn signature(parts: &[u64]) -> u64 {
+pub(crate) fn signature(parts: &[u64]) -> u64 {
     let mut h = FnvHasher::default();
     for part in parts {
         h.write_u64(*part);

@@ -176,11 +176,13 @@ impl LogGate {
     }
 
     /// Workloads remembered.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn len(&self) -> usize {
         self.folds.len()
     }
 
     /// Whether none is remembered.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn is_empty(&self) -> bool {
         self.folds.is_empty()
     }

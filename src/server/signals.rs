@@ -14,7 +14,7 @@ use super::ServerError;
 /// to every server and loop that must stop on shutdown.
 ///
 /// Call it once, inside a tokio runtime.
-pub fn shutdown_on_signals() -> Result<CancellationToken, ServerError> {
+pub(crate) fn shutdown_on_signals() -> Result<CancellationToken, ServerError> {
     let mut term = signal(SignalKind::terminate()).map_err(|source| ServerError::Signal {
         signal: "SIGTERM",
         source,

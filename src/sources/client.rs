@@ -71,7 +71,7 @@ impl HttpClient {
     }
 
     /// The client and credentials for one source.
-    pub fn for_source(&self, def: &SourceDef) -> Result<SourceClient, ConfigError> {
+    pub(crate) fn for_source(&self, def: &SourceDef) -> Result<SourceClient, ConfigError> {
         let client = match &def.ca_file {
             None => self.default.clone(),
             Some(path) => {
@@ -117,14 +117,14 @@ impl HttpClient {
 }
 
 /// What one sample talks through.
-pub struct SourceClient {
+pub(crate) struct SourceClient {
     client: Inner,
     token: Option<String>,
 }
 
 impl SourceClient {
     /// GETs `url` and parses the body as JSON.
-    pub async fn get_json(&self, url: &str) -> Result<serde_json::Value, SourceError> {
+    pub(crate) async fn get_json(&self, url: &str) -> Result<serde_json::Value, SourceError> {
         let mut request = hyper::Request::get(url).header("accept", "application/json");
         if let Some(token) = &self.token {
             request = request.header("authorization", format!("Bearer {token}"));

@@ -26,7 +26,6 @@ pub enum ConfigError {
     /// A `timeout` that is not a duration.
     #[error("source {source_name}: timeout: {reason}")]
     Timeout {
-        /// The source.
         source_name: String,
         /// The parser's message.
         reason: String,
@@ -34,7 +33,6 @@ pub enum ConfigError {
     /// A URL that is not `http://` or `https://`.
     #[error("source {source_name}: url {url:?} is not http(s)")]
     Url {
-        /// The source.
         source_name: String,
         /// The URL as written.
         url: String,
@@ -53,7 +51,6 @@ pub enum ConfigError {
     /// The source does not admit the workload's namespace.
     #[error("source \"{name}\" may not be used from namespace {namespace}; it allows {allowed}")]
     Namespace {
-        /// The source.
         name: String,
         /// The workload's namespace.
         namespace: String,
@@ -67,34 +64,21 @@ pub enum ConfigError {
     NoPointer(String),
     /// A Prometheus source used without a `query`.
     #[error("source \"{name}\" is Prometheus: name one of its queries ({queries})")]
-    NoQuery {
-        /// The source.
-        name: String,
-        /// Its queries.
-        queries: String,
-    },
+    NoQuery { name: String, queries: String },
     /// A `query` the source does not have.
     #[error("source \"{name}\" has no query \"{query}\"; it has {queries}")]
     UnknownQuery {
-        /// The source.
         name: String,
         /// The query asked for.
         query: String,
-        /// Its queries.
         queries: String,
     },
     /// A placeholder of the source's template without its `params` value.
     #[error("source \"{name}\" needs params.{param}")]
-    MissingParam {
-        /// The source.
-        name: String,
-        /// The placeholder.
-        param: String,
-    },
+    MissingParam { name: String, param: String },
     /// A `params` value no placeholder takes.
     #[error("source \"{name}\" takes no params.{param}")]
     ExtraParam {
-        /// The source.
         name: String,
         /// The value's key.
         param: String,
@@ -110,9 +94,7 @@ pub enum ConfigError {
     File {
         /// `caFile` or `bearerTokenFile`.
         field: &'static str,
-        /// The path.
         path: String,
-        /// Why.
         reason: String,
     },
     /// The HTTP client cannot be built (TLS set-up).
@@ -120,12 +102,7 @@ pub enum ConfigError {
     Client(String),
     /// A request that cannot be formed from the filled URL.
     #[error("{url}: {reason}")]
-    Request {
-        /// The URL.
-        url: String,
-        /// Why.
-        reason: String,
-    },
+    Request { url: String, reason: String },
 }
 
 /// Why a sample could not be taken. Each is a named state, never a zero:

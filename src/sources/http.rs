@@ -29,10 +29,6 @@ fn escape(value: &str) -> String {
 }
 
 impl Source for HttpJson {
-    fn kind(&self) -> &'static str {
-        "http"
-    }
-
     fn fits(&self, name: &str, config: &RecommendConfig) -> Result<(), ConfigError> {
         if config.pointer.is_none() {
             return Err(ConfigError::NoPointer(name.to_owned()));

@@ -40,10 +40,6 @@ impl Prometheus {
 }
 
 impl Source for Prometheus {
-    fn kind(&self) -> &'static str {
-        "prometheus"
-    }
-
     fn fits(&self, name: &str, config: &RecommendConfig) -> Result<(), ConfigError> {
         let Some(query) = config.query.as_deref() else {
             return Err(ConfigError::NoQuery {

@@ -30,7 +30,7 @@ use crate::metrics::Metrics;
 
 /// Why the served certificate does not verify against a caBundle.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BundleMismatch {
+pub(crate) enum BundleMismatch {
     /// Nothing is served yet.
     #[error("no certificate is being served")]
     NothingServed,
@@ -45,16 +45,10 @@ pub enum BundleMismatch {
     Empty,
     /// The host the apiserver calls is not a server name.
     #[error("{server:?} is not a server name: {reason}")]
-    ServerName {
-        /// The host.
-        server: String,
-        /// Why.
-        reason: String,
-    },
+    ServerName { server: String, reason: String },
     /// The chain does not verify: another CA, expired, or the wrong name.
     #[error("the serving certificate does not verify for {server}: {reason}")]
     Verify {
-        /// The host.
         server: String,
         /// rustls's reason.
         reason: String,
@@ -63,7 +57,7 @@ pub enum BundleMismatch {
 
 /// Checks that `chain` (leaf first) verifies for `server` (a DNS name or an
 /// IP) against the CA certificates in `ca_pem`, as the apiserver does.
-pub fn verify(
+pub(crate) fn verify(
     chain: &[CertificateDer<'static>],
     ca_pem: &[u8],
     server: &str,
@@ -122,13 +116,13 @@ fn server_name(config: &WebhookClientConfig) -> Option<String> {
 /// The outcome of the latest check: `None` while it matches or cannot be
 /// checked (no configuration registered under that name).
 #[derive(Debug, Default)]
-pub struct BundleStatus {
+pub(crate) struct BundleStatus {
     problem: ArcSwapOption<String>,
 }
 
 impl BundleStatus {
     /// What is wrong, for `/readyz`.
-    pub fn problem(&self) -> Option<Arc<String>> {
+    pub(crate) fn problem(&self) -> Option<Arc<String>> {
         self.problem.load_full()
     }
 }
@@ -136,7 +130,7 @@ impl BundleStatus {
 /// Watches the webhook configurations called `name` and checks the served
 /// chain against them on every change and every `recheck`, until
 /// `shutdown`.
-pub async fn run(
+pub(crate) async fn run(
     client: Client,
     name: String,
     certs: Arc<CertStore>,

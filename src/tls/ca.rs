@@ -15,7 +15,7 @@ use rcgen::{
 use rustls::pki_types::pem::PemObject;
 
 /// Common name of the generated CA.
-pub const CA_COMMON_NAME: &str = "scale-governor-ca";
+pub(crate) const CA_COMMON_NAME: &str = "scale-governor-ca";
 
 /// Certificates are back-dated this much so a peer whose clock runs a
 /// little behind does not reject them as not yet valid.
@@ -45,12 +45,11 @@ pub enum CaError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServingSpec {
     /// Subject common name; informational only, clients match the SANs.
-    pub common_name: String,
-    /// DNS SANs.
-    pub dns_names: Vec<String>,
+    pub(crate) common_name: String,
+    pub(crate) dns_names: Vec<String>,
     /// IP SANs. Go ignores the CN, so `clientConfig.url: https://127.0.0.1:PORT`
     /// needs 127.0.0.1 here.
-    pub ips: Vec<IpAddr>,
+    pub(crate) ips: Vec<IpAddr>,
     /// Validity in days, capped at the CA's.
     pub days: u32,
 }
@@ -60,7 +59,7 @@ impl ServingSpec {
     /// `<service>.<namespace>.svc`, DNS SANs for every name the Service
     /// answers to inside the cluster, `localhost`, then `extra_dns` without
     /// duplicates.
-    pub fn for_service(
+    pub(crate) fn for_service(
         service: &str,
         namespace: &str,
         extra_dns: &[String],
@@ -91,6 +90,7 @@ impl ServingSpec {
     /// `https://127.0.0.1:PORT` (a local control plane, tests): `localhost`,
     /// IP SAN 127.0.0.1, and `extra_dns` (e.g. `<svc>.<ns>.svc` for an
     /// aggregated APIService, whose ServerName is that name).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn loopback(extra_dns: &[&str], days: u32) -> ServingSpec {
         let mut dns_names = vec!["localhost".to_owned()];
         dns_names.extend(extra_dns.iter().map(|s| (*s).to_owned()));
@@ -169,7 +169,7 @@ impl CertificateAuthority {
 
     /// The CA whose certificate and key are these PEM files' contents, e.g.
     /// the `ca.crt` and `ca.key` that `scale-governor certs` wrote.
-    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, CaError> {
+    pub(crate) fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, CaError> {
         let key = KeyPair::from_pem(key_pem).map_err(rcgen_err("CA key"))?;
         let der = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(
             |_| CaError::Rcgen {
@@ -192,7 +192,7 @@ impl CertificateAuthority {
     }
 
     /// When the CA itself expires: every leaf it issued stops verifying then.
-    pub fn not_after(&self) -> SystemTime {
+    pub(crate) fn not_after(&self) -> SystemTime {
         self.not_after
     }
 
@@ -223,7 +223,7 @@ impl CertificateAuthority {
 
     /// [`issue`](Self::issue) valid for `validity` from now instead of
     /// `spec.days` (the self-signed mode's leaves), never beyond the CA.
-    pub fn issue_valid_for(
+    pub(crate) fn issue_valid_for(
         &self,
         spec: &ServingSpec,
         validity: Duration,

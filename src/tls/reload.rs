@@ -12,10 +12,6 @@ use tracing::{error, info, warn};
 
 use super::{CertStore, ReloadOutcome, TlsError};
 
-/// How often the reloader polls by default. Kubelet itself syncs Secret
-/// volumes only every minute or so, so seconds are plenty.
-pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
-
 /// `tokio::time::interval` panics on zero; nothing needs a faster poll.
 const MIN_RELOAD_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -36,7 +32,11 @@ impl CertStore {
     /// `shutdown` is cancelled. A failure keeps the served certificate, is
     /// logged at warn and counted in [`failures`](Self::failures) once per
     /// distinct error, so a Secret that stays broken does not flood the log.
-    pub async fn run_reloader(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
+    pub(crate) async fn run_reloader(
+        self: Arc<Self>,
+        interval: Duration,
+        shutdown: CancellationToken,
+    ) {
         let mut ticks = tokio::time::interval(interval.max(MIN_RELOAD_INTERVAL));
         // After a stall, one catch-up poll is enough; a burst would re-read
         // the same bytes.

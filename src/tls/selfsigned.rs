@@ -40,9 +40,9 @@ use super::{
 use crate::leader::{FIELD_MANAGER, Leadership};
 
 /// Validity of a CA the governor makes.
-pub const CA_DAYS: u32 = 3650;
+pub(crate) const CA_DAYS: u32 = 3650;
 /// A CA this close to expiring is replaced by the leader.
-pub const CA_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+pub(crate) const CA_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// The Secret's keys: the CA (as cert-manager's CA issuer reads them), and
 /// the trust bundle injected as `caBundle`.
 const CERT_KEY: &str = "tls.crt";
@@ -51,27 +51,27 @@ const BUNDLE_KEY: &str = "ca.crt";
 
 /// What the self-signed mode needs to know.
 #[derive(Debug, Clone)]
-pub struct SelfSignedConfig {
+pub(crate) struct SelfSignedConfig {
     /// The governor's namespace: the CA Secret's and the Service's.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// Name of the Secret holding the CA.
-    pub ca_secret: String,
+    pub(crate) ca_secret: String,
     /// The Service the apiserver calls; the leaf's DNS names derive from it
     /// (it also carries IP 127.0.0.1, for `clientConfig.url` on this host).
-    pub service: String,
+    pub(crate) service: String,
     /// The Mutating- and ValidatingWebhookConfiguration whose `caBundle`
     /// the leader keeps current.
-    pub webhook_configuration: String,
+    pub(crate) webhook_configuration: String,
     /// How long a leaf is valid; a new one is issued after two thirds.
-    pub leaf_validity: Duration,
+    pub(crate) leaf_validity: Duration,
     /// How often the CA, the leaf and the `caBundle` are checked.
-    pub check_every: Duration,
+    pub(crate) check_every: Duration,
 }
 
 /// Why one check failed; the next one tries again.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum SelfSignedError {
+pub(crate) enum SelfSignedError {
     /// The apiserver refused or could not be reached.
     #[error("{what}: {source}")]
     Api {
@@ -109,7 +109,7 @@ struct Issued {
 }
 
 /// Keeps a leaf issued and the `caBundle` injected until `shutdown`.
-pub async fn run(
+pub(crate) async fn run(
     client: Client,
     config: SelfSignedConfig,
     certs: Arc<CertStore>,

@@ -20,7 +20,7 @@ use super::{
     guard::AdmitConfig,
     review::{AdmissionRequest, AdmissionResponse, AdmissionReview, ReviewVersion},
 };
-pub use crate::report::{Notice, NoticeKind, Report};
+pub(crate) use crate::report::{Notice, Report};
 use crate::{
     cache::{self, Cache, ReviewKey},
     engine::{self, Decision, Ledger, Outcome, Request},

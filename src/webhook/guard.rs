@@ -22,9 +22,9 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct AdmitConfig {
     /// Who may loosen a policy; open to anyone when empty.
-    pub policy_admins: PolicyAdmins,
+    pub(crate) policy_admins: PolicyAdmins,
     /// The furthest ahead `suspend-until` may be set.
-    pub max_suspend: Duration,
+    pub(crate) max_suspend: Duration,
     /// The recommender's sources: a `recommend` annotation must name one the
     /// workload's namespace may use.
     pub sources: Arc<Sources>,
@@ -45,7 +45,7 @@ impl Default for AdmitConfig {
 
 /// Users and groups allowed to loosen a policy (`--policy-admins`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PolicyAdmins {
+pub(crate) struct PolicyAdmins {
     users: Vec<String>,
     groups: Vec<String>,
 }
@@ -53,7 +53,7 @@ pub struct PolicyAdmins {
 /// Why `--policy-admins` does not parse.
 #[derive(Debug, thiserror::Error)]
 #[error("\"{0}\" is not an admin, expected user=NAME or group=NAME (comma-separated)")]
-pub struct AdminsError(String);
+pub(crate) struct AdminsError(String);
 
 impl FromStr for PolicyAdmins {
     type Err = AdminsError;
@@ -90,12 +90,12 @@ impl fmt::Display for PolicyAdmins {
 
 impl PolicyAdmins {
     /// Whether no list is configured (anyone may loosen, and is reported).
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.users.is_empty() && self.groups.is_empty()
     }
 
     /// Whether `user` may loosen a policy.
-    pub fn admits(&self, user: &UserInfo) -> bool {
+    pub(crate) fn admits(&self, user: &UserInfo) -> bool {
         self.is_open()
             || user
                 .username
@@ -110,7 +110,7 @@ impl PolicyAdmins {
 
 /// Why a policy's `recommend` is refused at admission.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RecommendRefused {
+pub(crate) enum RecommendRefused {
     /// The source it names does not exist, admit the namespace, or fit.
     #[error("scale-governor: invalid policy: scale-governor.io/recommend: {0}")]
     Source(#[from] ConfigError),
@@ -124,7 +124,7 @@ pub enum RecommendRefused {
 /// Checks a written policy's `recommend` against what the governor runs:
 /// the source exists and the namespace may use it, a warm pool is on a
 /// Deployment. `Err` is the refusal; `Ok` carries warnings.
-pub fn check_recommend(
+pub(crate) fn check_recommend(
     config: &AdmitConfig,
     policy: &Policy,
     kind: WorkloadKind,
@@ -154,7 +154,7 @@ pub fn check_recommend(
 
 /// What the checks of one policy edit found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum EditCheck {
+pub(crate) enum EditCheck {
     /// Nothing to say.
     Fine,
     /// The edit loosens the policy and is allowed: report it.
@@ -165,7 +165,7 @@ pub enum EditCheck {
 
 /// Checks an edit from `stored` to `new` (`None`: the governed label is
 /// removed) by `user`.
-pub fn check_edit(
+pub(crate) fn check_edit(
     config: &AdmitConfig,
     stored: Option<&Policy>,
     new: Option<&Policy>,

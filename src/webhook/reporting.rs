@@ -164,7 +164,7 @@ pub(super) fn report(webhook: &Webhook, endpoint: &'static str, reviewed: &Revie
 
 /// Logs the repeats [`LogGate::sweep`] finds waiting for a line: a storm
 /// that stopped, or a rule that kept repeating for a whole interval.
-pub fn log_summaries(gate: &LogGate) {
+pub(crate) fn log_summaries(gate: &LogGate) {
     for s in gate.sweep(Instant::now()) {
         tracing::info!(
             workload = %s.workload,

@@ -10,17 +10,16 @@ use serde_json::value::RawValue;
 /// An incoming `AdmissionReview`; only the request matters.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AdmissionReview<'a> {
+pub(crate) struct AdmissionReview<'a> {
     /// `admission.k8s.io/v1` from a current apiserver; `v1beta1` from an
     /// old webhook configuration.
     #[serde(default)]
-    pub api_version: Option<String>,
-    /// `AdmissionReview`.
+    pub(crate) api_version: Option<String>,
     #[serde(default)]
-    pub kind: Option<String>,
+    pub(crate) kind: Option<String>,
     /// The request; absent only in malformed reviews.
     #[serde(borrow)]
-    pub request: Option<AdmissionRequest<'a>>,
+    pub(crate) request: Option<AdmissionRequest<'a>>,
 }
 
 /// `AdmissionRequest`, the fields the governor reads. Strings are borrowed
@@ -28,99 +27,77 @@ pub struct AdmissionReview<'a> {
 /// copied), and the object and old object are kept raw until read.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AdmissionRequest<'a> {
+pub(crate) struct AdmissionRequest<'a> {
     /// Echoed in the response.
     #[serde(borrow)]
-    pub uid: Cow<'a, str>,
-    /// Kind of the object sent (a `Scale` for `/scale`).
-    #[serde(borrow)]
-    pub kind: GroupVersionKind<'a>,
+    pub(crate) uid: Cow<'a, str>,
     /// Resource addressed (`deployments` even for `/scale`).
     #[serde(borrow)]
-    pub resource: GroupVersionResource<'a>,
+    pub(crate) resource: GroupVersionResource<'a>,
     /// `scale` for the scale subresource.
     #[serde(default, borrow, deserialize_with = "optional_str")]
-    pub sub_resource: Option<Cow<'a, str>>,
+    pub(crate) sub_resource: Option<Cow<'a, str>>,
     /// Object name; absent on some CREATEs with generateName.
     #[serde(default, borrow, deserialize_with = "optional_str")]
-    pub name: Option<Cow<'a, str>>,
-    /// Object namespace.
+    pub(crate) name: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "optional_str")]
-    pub namespace: Option<Cow<'a, str>>,
+    pub(crate) namespace: Option<Cow<'a, str>>,
     /// CREATE, UPDATE, DELETE or CONNECT.
     #[serde(borrow)]
-    pub operation: Cow<'a, str>,
-    /// Who asks.
+    pub(crate) operation: Cow<'a, str>,
     #[serde(default, borrow)]
-    pub user_info: UserInfo<'a>,
+    pub(crate) user_info: UserInfo<'a>,
     /// The object after the change.
     #[serde(default, borrow)]
-    pub object: Option<&'a RawValue>,
+    pub(crate) object: Option<&'a RawValue>,
     /// The object before the change (UPDATE).
     #[serde(default, borrow)]
-    pub old_object: Option<&'a RawValue>,
+    pub(crate) old_object: Option<&'a RawValue>,
     /// `--dry-run=server`: must leave no trace.
     #[serde(default)]
-    pub dry_run: Option<bool>,
+    pub(crate) dry_run: Option<bool>,
     /// The write's options (`CreateOptions`, `UpdateOptions`, `PatchOptions`).
     #[serde(default, borrow)]
-    pub options: Option<WriteOptions<'a>>,
+    pub(crate) options: Option<WriteOptions<'a>>,
 }
 
 /// The one field of a write's options the governor reads, borrowed from
 /// the body (every write sends one).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WriteOptions<'a> {
+pub(crate) struct WriteOptions<'a> {
     /// The writer's field manager, e.g. `kubectl-client-side-apply`.
     #[serde(default, borrow, deserialize_with = "optional_str")]
-    pub field_manager: Option<Cow<'a, str>>,
+    pub(crate) field_manager: Option<Cow<'a, str>>,
 }
 
 impl AdmissionRequest<'_> {
     /// The writer's field manager, if it sent one.
-    pub fn field_manager(&self) -> Option<&str> {
+    pub(crate) fn field_manager(&self) -> Option<&str> {
         self.options.as_ref()?.field_manager.as_deref()
     }
 }
 
-/// Group, version and kind.
-#[derive(Debug, Default, Deserialize)]
-pub struct GroupVersionKind<'a> {
-    /// API group; empty for core.
-    #[serde(default, borrow)]
-    pub group: Cow<'a, str>,
-    /// API version.
-    #[serde(default, borrow)]
-    pub version: Cow<'a, str>,
-    /// Kind.
-    #[serde(default, borrow)]
-    pub kind: Cow<'a, str>,
-}
-
 /// Group, version and resource.
 #[derive(Debug, Default, Deserialize)]
-pub struct GroupVersionResource<'a> {
+pub(crate) struct GroupVersionResource<'a> {
     /// API group; empty for core.
     #[serde(default, borrow)]
-    pub group: Cow<'a, str>,
-    /// API version.
-    #[serde(default, borrow)]
-    pub version: Cow<'a, str>,
+    pub(crate) group: Cow<'a, str>,
     /// Plural resource name.
     #[serde(default, borrow)]
-    pub resource: Cow<'a, str>,
+    pub(crate) resource: Cow<'a, str>,
 }
 
 /// The requesting user.
 #[derive(Debug, Default, Deserialize)]
-pub struct UserInfo<'a> {
+pub(crate) struct UserInfo<'a> {
     /// Username, e.g. `system:serviceaccount:kube-system:horizontal-pod-autoscaler`.
     #[serde(default, borrow, deserialize_with = "optional_str")]
-    pub username: Option<Cow<'a, str>>,
+    pub(crate) username: Option<Cow<'a, str>>,
     /// Groups, e.g. `system:masters`.
     #[serde(default, borrow, deserialize_with = "strings")]
-    pub groups: Vec<Cow<'a, str>>,
+    pub(crate) groups: Vec<Cow<'a, str>>,
 }
 
 /// Deserializes a string borrowed from the body when it has no escapes,
@@ -240,7 +217,7 @@ pub struct AdmissionResponse {
     pub warnings: Vec<String>,
     /// Recorded in the audit log under `<webhook name>/<key>`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub audit_annotations: BTreeMap<String, String>,
+    pub(crate) audit_annotations: BTreeMap<String, String>,
 }
 
 impl AdmissionResponse {

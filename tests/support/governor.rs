@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use scale_governor::cli::certs;
+use scale_governor::testing::cli::certs;
 use tokio::process::{Child, Command};
 
 use super::{

@@ -8,7 +8,7 @@ use std::{
 };
 
 use base64::Engine;
-use scale_governor::tls::{
+use scale_governor::testing::tls::{
     ca::{CertificateAuthority, ServingSpec},
     certified_key_from_pem, server_config,
 };

@@ -21,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use tokio::sync::broadcast;
 
-use scale_governor::tls::{certified_key_from_pem, server_config};
+use scale_governor::testing::tls::{certified_key_from_pem, server_config};
 
 use super::{HttpsServer, TestTls, governor};
 

@@ -15,7 +15,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::{apps::v1::Deployment, autoscaling::v2::HorizontalPodAutoscaler};
 use kube::Api;
-use scale_governor::chart::{self, Figure, Panel, Series, Style};
+use scale_governor::testing::chart::{self, Figure, Panel, Series, Style};
 use serde_json::Value;
 
 use super::{external_metrics::Metric, spread::Spread};

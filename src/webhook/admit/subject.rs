@@ -37,7 +37,7 @@ pub(super) struct Meta<'a> {
     pub annotations: Option<BTreeMap<String, String>>,
     /// Kept raw: read only when a `recommendation` needs vetting.
     #[serde(default, borrow)]
-    pub managed_fields: Option<&'a RawValue>,
+    pub(crate) managed_fields: Option<&'a RawValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,19 +50,19 @@ impl Object<'_> {
     /// scale to 0 arrives as `"spec": {}`: absent means 0. A Deployment's or
     /// StatefulSet's absent count was defaulted to 1 before admission, so
     /// absent there only happens in a hand-made review; 1 is what would land.
-    pub fn replicas(&self, scale: bool) -> Option<u32> {
+    pub(super) fn replicas(&self, scale: bool) -> Option<u32> {
         let absent = if scale { 0 } else { 1 };
         let replicas = self.spec.as_ref().and_then(|s| s.replicas);
         u32::try_from(replicas.unwrap_or(absent)).ok()
     }
 
-    pub fn is_governed(&self) -> bool {
+    pub(super) fn is_governed(&self) -> bool {
         is_governed(self.metadata.labels.as_ref())
     }
 
     /// The object's own policy, its `recommendation` vetted against who
     /// wrote it. `None` when the object is not governed.
-    pub fn policy(&self, now: DateTime<Utc>) -> Option<Result<Policy, PolicyError>> {
+    pub(super) fn policy(&self, now: DateTime<Utc>) -> Option<Result<Policy, PolicyError>> {
         if !self.is_governed() {
             return None;
         }
@@ -86,7 +86,7 @@ impl Object<'_> {
 
     /// The `scale-governor.io/*` annotations the user writes, for comparing
     /// two versions of an object (the governor's own are left out).
-    pub fn policy_annotations(&self) -> Vec<(&str, &str)> {
+    pub(super) fn policy_annotations(&self) -> Vec<(&str, &str)> {
         self.metadata
             .annotations
             .iter()
@@ -160,7 +160,7 @@ pub(super) struct Invalid {
     /// The update keeps the same broken policy on a workload that was
     /// already governed: allowed (with a warning), so it cannot block
     /// unrelated changes.
-    pub ratchet: bool,
+    pub(crate) ratchet: bool,
 }
 
 /// The policies governing the request, or an invalid one found on it.

@@ -1,11 +1,11 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::webhook::review::ReviewVersion;
 use crate::{
     cache::Update,
     policy::{GOVERNED_LABEL, keys},
 };
+use crate::{report::NoticeKind, webhook::review::ReviewVersion};
 
 /// [`super::review`] with the default admission settings.
 fn review(

@@ -136,11 +136,6 @@ impl<'p> Bounds<'p> {
         )
     }
 
-    /// Whether a time window set the floor.
-    pub fn floor_is_a_window(&self) -> bool {
-        matches!(self.lower_by, Source::Window(_))
-    }
-
     /// Clamps `target` into the bounds, adding a reason when it moves.
     pub(crate) fn apply(&self, target: u32, requested: u32, reasons: &mut Vec<Reason>) -> u32 {
         let (allowed, by) = if target < self.lower {

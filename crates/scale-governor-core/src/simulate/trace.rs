@@ -183,7 +183,9 @@ impl Trace {
         })
     }
 
-    /// A trace from points already in strictly increasing time order.
+    /// A trace from points already in strictly increasing time order (tests
+    /// and benches; a user's trace comes from a file).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn from_points(points: Vec<(DateTime<Utc>, f64)>) -> Result<Trace, TraceError> {
         if points.is_empty() {
             return Err(TraceError::Empty);
