@@ -98,6 +98,7 @@ impl EventSink {
         }
         if added.dropped > 0 {
             self.metrics
+                .admission
                 .events
                 .get_or_create(&ResultLabels { result: "dropped" })
                 .inc_by(added.dropped as u64);
@@ -135,11 +136,12 @@ pub(crate) fn start(
                 () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             }
             let due = pending.due(Instant::now());
-            metrics.event_series.set(pending.len() as i64);
+            metrics.admission.event_series.set(pending.len() as i64);
             for due in due {
                 let folded = u64::from(due.count.saturating_sub(1));
                 if folded > 0 {
                     metrics
+                        .admission
                         .events
                         .get_or_create(&ResultLabels { result: "folded" })
                         .inc_by(folded);
@@ -201,7 +203,11 @@ impl Publisher {
                     "error"
                 }
             };
-            metrics.events.get_or_create(&ResultLabels { result }).inc();
+            metrics
+                .admission
+                .events
+                .get_or_create(&ResultLabels { result })
+                .inc();
         }
     }
 

@@ -237,6 +237,7 @@ pub(crate) async fn persist(
                 entry.mark_dirty();
             }
             metrics
+                .cache
                 .ledger_writes
                 .get_or_create(&ResultLabels { result })
                 .inc();

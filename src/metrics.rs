@@ -96,18 +96,184 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
-/// Every metric the process exports.
+/// Every metric the process exports, one struct per subsystem, each
+/// registered under its own prefix.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// `scale_governor_admission_*`: what the webhook answered.
+    pub admission: Admission,
+    /// `scale_governor_cache_*`: the watch-fed cache and its ledgers.
+    pub(crate) cache: CacheMetrics,
+    /// `scale_governor_recommender_*`: the leader's loop.
+    pub(crate) recommender: Recommender,
+    /// `scale_governor_tls_*`: the serving certificate.
+    pub(crate) tls: Tls,
+}
+
+/// `scale_governor_admission_*`.
+#[derive(Debug)]
+pub struct Admission {
     /// Reviews answered, by endpoint, kind, operation, outcome and rule.
     pub reviews: Family<ReviewLabels, Counter>,
     /// Request bodies that were not an AdmissionReview (HTTP 400).
     pub(crate) bad_reviews: Family<EndpointLabels, Counter>,
     /// Time from body received to response ready.
     pub duration: Family<EndpointLabels, Histogram>,
+    /// Events published, by result (`dropped` when the queue was full).
+    pub events: Family<ResultLabels, Counter>,
+    /// Event series held for writing.
+    pub(crate) event_series: Gauge,
+    /// Policy edits found loosening, refused, or invalid.
+    pub(crate) policy_edits: Family<EditLabels, Counter>,
+}
+
+impl Admission {
+    fn register(registry: &mut Registry) -> Admission {
+        let m = Admission {
+            reviews: Family::default(),
+            bad_reviews: Family::default(),
+            duration: Family::new_with_constructor(|| {
+                // 25 µs .. ~0.8 s: the interesting range is well under a millisecond.
+                Histogram::new(exponential_buckets(0.000_025, 2.0, 16))
+            }),
+            events: Family::default(),
+            event_series: Gauge::default(),
+            policy_edits: Family::default(),
+        };
+        let r = registry.sub_registry_with_prefix("admission");
+        r.register("reviews", "Admission reviews answered", m.reviews.clone());
+        r.register(
+            "bad_reviews",
+            "Bodies that were not an AdmissionReview",
+            m.bad_reviews.clone(),
+        );
+        r.register(
+            "duration_seconds",
+            "Time to answer a review",
+            m.duration.clone(),
+        );
+        r.register(
+            "events",
+            "Kubernetes Events for decisions",
+            m.events.clone(),
+        );
+        r.register(
+            "event_series",
+            "Event series held for writing, at most five minutes of --event-rate",
+            m.event_series.clone(),
+        );
+        r.register(
+            "policy_edits",
+            "Policy edits that loosened a policy, were refused, or did not parse",
+            m.policy_edits.clone(),
+        );
+        m
+    }
+}
+
+/// `scale_governor_cache_*`.
+#[derive(Debug, Default)]
+pub(crate) struct CacheMetrics {
     /// Governed workloads in the cache.
-    pub(crate) cache_workloads: Family<KindLabels, Gauge>,
+    pub(crate) workloads: Family<KindLabels, Gauge>,
+    /// Ledger object writes by result (`ok`, `conflict`, `error`).
+    pub(crate) ledger_writes: Family<ResultLabels, Counter>,
+}
+
+impl CacheMetrics {
+    fn register(registry: &mut Registry) -> CacheMetrics {
+        let m = CacheMetrics::default();
+        let r = registry.sub_registry_with_prefix("cache");
+        r.register(
+            "workloads",
+            "Governed workloads in the cache",
+            m.workloads.clone(),
+        );
+        r.register(
+            "ledger_writes",
+            "Writes of ledger objects, by result: ok, conflict (another replica wrote first) or error",
+            m.ledger_writes.clone(),
+        );
+        m
+    }
+}
+
+/// `scale_governor_recommender_*`.
+#[derive(Debug)]
+pub(crate) struct Recommender {
+    /// 1 while this replica leads (and runs the recommender loop).
+    pub(crate) leading: Gauge,
+    /// Time one pass over every workload took.
+    pub(crate) cycle_duration: Histogram,
+    /// Workloads evaluated in the last pass.
+    pub(crate) cycle_workloads: Gauge,
+    /// Samples taken, by source and result.
+    pub(crate) samples: Family<SampleLabels, Counter>,
+    /// Time a sample took, by source.
+    pub(crate) sample_duration: Family<SourceLabels, Histogram>,
+    /// The loop's writes, by kind and result.
+    pub(crate) writes: Family<WriteLabels, Counter>,
+    /// Recommendations that expired without a new one.
+    pub(crate) expirations: Counter,
+}
+
+impl Recommender {
+    fn register(registry: &mut Registry) -> Recommender {
+        let m = Recommender {
+            leading: Gauge::default(),
+            cycle_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            cycle_workloads: Gauge::default(),
+            samples: Family::default(),
+            sample_duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.0, 14))
+            }),
+            writes: Family::default(),
+            expirations: Counter::default(),
+        };
+        let r = registry.sub_registry_with_prefix("recommender");
+        r.register(
+            "leading",
+            "1 while this replica leads the recommender loop",
+            m.leading.clone(),
+        );
+        r.register(
+            "cycle_duration_seconds",
+            "Time one pass over every governed workload took",
+            m.cycle_duration.clone(),
+        );
+        r.register(
+            "cycle_workloads",
+            "Workloads evaluated in the last pass",
+            m.cycle_workloads.clone(),
+        );
+        r.register(
+            "samples",
+            "Metric samples taken, by source and result",
+            m.samples.clone(),
+        );
+        r.register(
+            "sample_duration_seconds",
+            "Time a metric sample took, by source",
+            m.sample_duration.clone(),
+        );
+        r.register(
+            "writes",
+            "The loop's writes, by kind and result",
+            m.writes.clone(),
+        );
+        r.register(
+            "expirations",
+            "Recommendations that expired without a new one",
+            m.expirations.clone(),
+        );
+        m
+    }
+}
+
+/// `scale_governor_tls_*`.
+#[derive(Debug, Default)]
+pub(crate) struct Tls {
     /// Seconds until the serving certificate expires.
     pub(crate) cert_expiry: Gauge<f64, AtomicU64>,
     /// 1 when the served certificate does not verify against the caBundle
@@ -115,28 +281,29 @@ pub struct Metrics {
     pub(crate) ca_bundle_mismatch: Gauge,
     /// Certificate reloads by result.
     pub(crate) cert_reloads: Family<ResultLabels, Counter>,
-    /// Events published, by result (`dropped` when the queue was full).
-    pub events: Family<ResultLabels, Counter>,
-    /// Event series held for writing.
-    pub(crate) event_series: Gauge,
-    /// Ledger object writes by result (`ok`, `conflict`, `error`).
-    pub(crate) ledger_writes: Family<ResultLabels, Counter>,
-    /// Policy edits found loosening, refused, or invalid.
-    pub(crate) policy_edits: Family<EditLabels, Counter>,
-    /// 1 while this replica leads (and runs the recommender loop).
-    pub(crate) recommender_leading: Gauge,
-    /// Time one pass over every workload took.
-    pub(crate) recommender_cycle_duration: Histogram,
-    /// Workloads evaluated in the last pass.
-    pub(crate) recommender_cycle_workloads: Gauge,
-    /// Samples taken, by source and result.
-    pub(crate) recommender_samples: Family<SampleLabels, Counter>,
-    /// Time a sample took, by source.
-    pub(crate) recommender_sample_duration: Family<SourceLabels, Histogram>,
-    /// The loop's writes, by kind and result.
-    pub(crate) recommender_writes: Family<WriteLabels, Counter>,
-    /// Recommendations that expired without a new one.
-    pub(crate) recommender_expirations: Counter,
+}
+
+impl Tls {
+    fn register(registry: &mut Registry) -> Tls {
+        let m = Tls::default();
+        let r = registry.sub_registry_with_prefix("tls");
+        r.register(
+            "cert_expiry_seconds",
+            "Seconds until the serving certificate expires",
+            m.cert_expiry.clone(),
+        );
+        r.register(
+            "ca_bundle_mismatch",
+            "1 when the serving certificate does not verify against the webhook configurations' caBundle",
+            m.ca_bundle_mismatch.clone(),
+        );
+        r.register(
+            "cert_reloads",
+            "Serving certificate reloads",
+            m.cert_reloads.clone(),
+        );
+        m
+    }
 }
 
 impl Default for Metrics {
@@ -146,7 +313,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Registers everything under the `scale_governor` prefix, and the
+    /// Registers every subsystem under the `scale_governor` prefix, and the
     /// process metrics under their standard names.
     pub fn new() -> Metrics {
         let mut root = Registry::default();
@@ -164,137 +331,16 @@ impl Metrics {
             "Always 1; the labels say which build is running",
             build_info,
         );
-        let reviews = Family::<ReviewLabels, Counter>::default();
-        let bad_reviews = Family::<EndpointLabels, Counter>::default();
-        let duration = Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
-            // 25 µs .. ~0.8 s: the interesting range is well under a millisecond.
-            Histogram::new(exponential_buckets(0.000_025, 2.0, 16))
-        });
-        let cache_workloads = Family::<KindLabels, Gauge>::default();
-        let cert_expiry = Gauge::<f64, AtomicU64>::default();
-        let cert_reloads = Family::<ResultLabels, Counter>::default();
-        let ca_bundle_mismatch = Gauge::default();
-        let events = Family::<ResultLabels, Counter>::default();
-        let event_series = Gauge::default();
-        let ledger_writes = Family::<ResultLabels, Counter>::default();
-        let policy_edits = Family::<EditLabels, Counter>::default();
-        let recommender_leading = Gauge::default();
-        let recommender_cycle_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
-        let recommender_cycle_workloads = Gauge::default();
-        let recommender_samples = Family::<SampleLabels, Counter>::default();
-        let recommender_sample_duration =
-            Family::<SourceLabels, Histogram>::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.001, 2.0, 14))
-            });
-        let recommender_writes = Family::<WriteLabels, Counter>::default();
-        let recommender_expirations = Counter::default();
-
-        let admission = registry.sub_registry_with_prefix("admission");
-        admission.register("reviews", "Admission reviews answered", reviews.clone());
-        admission.register(
-            "bad_reviews",
-            "Bodies that were not an AdmissionReview",
-            bad_reviews.clone(),
-        );
-        admission.register(
-            "duration_seconds",
-            "Time to answer a review",
-            duration.clone(),
-        );
-        admission.register("events", "Kubernetes Events for decisions", events.clone());
-        admission.register(
-            "event_series",
-            "Event series held for writing, at most five minutes of --event-rate",
-            event_series.clone(),
-        );
-        admission.register(
-            "policy_edits",
-            "Policy edits that loosened a policy, were refused, or did not parse",
-            policy_edits.clone(),
-        );
-        let cache = registry.sub_registry_with_prefix("cache");
-        cache.register(
-            "workloads",
-            "Governed workloads in the cache",
-            cache_workloads.clone(),
-        );
-        cache.register(
-            "ledger_writes",
-            "Writes of ledger objects, by result: ok, conflict (another replica wrote first) or error",
-            ledger_writes.clone(),
-        );
-        let rec = registry.sub_registry_with_prefix("recommender");
-        rec.register(
-            "leading",
-            "1 while this replica leads the recommender loop",
-            recommender_leading.clone(),
-        );
-        rec.register(
-            "cycle_duration_seconds",
-            "Time one pass over every governed workload took",
-            recommender_cycle_duration.clone(),
-        );
-        rec.register(
-            "cycle_workloads",
-            "Workloads evaluated in the last pass",
-            recommender_cycle_workloads.clone(),
-        );
-        rec.register(
-            "samples",
-            "Metric samples taken, by source and result",
-            recommender_samples.clone(),
-        );
-        rec.register(
-            "sample_duration_seconds",
-            "Time a metric sample took, by source",
-            recommender_sample_duration.clone(),
-        );
-        rec.register(
-            "writes",
-            "The loop's writes, by kind and result",
-            recommender_writes.clone(),
-        );
-        rec.register(
-            "expirations",
-            "Recommendations that expired without a new one",
-            recommender_expirations.clone(),
-        );
-        let tls = registry.sub_registry_with_prefix("tls");
-        tls.register(
-            "cert_expiry_seconds",
-            "Seconds until the serving certificate expires",
-            cert_expiry.clone(),
-        );
-        tls.register(
-            "ca_bundle_mismatch",
-            "1 when the serving certificate does not verify against the webhook configurations' caBundle",
-            ca_bundle_mismatch.clone(),
-        );
-        tls.register(
-            "cert_reloads",
-            "Serving certificate reloads",
-            cert_reloads.clone(),
-        );
+        let admission = Admission::register(registry);
+        let cache = CacheMetrics::register(registry);
+        let recommender = Recommender::register(registry);
+        let tls = Tls::register(registry);
         Metrics {
             registry: root,
-            reviews,
-            bad_reviews,
-            duration,
-            cache_workloads,
-            cert_expiry,
-            ca_bundle_mismatch,
-            cert_reloads,
-            events,
-            event_series,
-            ledger_writes,
-            policy_edits,
-            recommender_leading,
-            recommender_cycle_duration,
-            recommender_cycle_workloads,
-            recommender_samples,
-            recommender_sample_duration,
-            recommender_writes,
-            recommender_expirations,
+            admission,
+            cache,
+            recommender,
+            tls,
         }
     }
 
@@ -320,7 +366,8 @@ mod tests {
     #[test]
     fn names_follow_the_house_convention() {
         let m = Metrics::new();
-        m.reviews
+        m.admission
+            .reviews
             .get_or_create(&ReviewLabels {
                 endpoint: "mutate",
                 kind: "deployments",
@@ -329,7 +376,8 @@ mod tests {
                 rule: "max-replicas",
             })
             .inc();
-        m.duration
+        m.admission
+            .duration
             .get_or_create(&EndpointLabels { endpoint: "mutate" })
             .observe(0.0002);
         let text = m.encode();
@@ -360,7 +408,8 @@ mod tests {
         let result = ResultLabels { result: "ok" };
         let endpoint = EndpointLabels { endpoint: "mutate" };
         let source = "s".to_owned();
-        m.reviews
+        m.admission
+            .reviews
             .get_or_create(&ReviewLabels {
                 endpoint: "mutate",
                 kind: "deployments",
@@ -369,29 +418,34 @@ mod tests {
                 rule: "max-replicas",
             })
             .inc();
-        m.bad_reviews.get_or_create(&endpoint).inc();
-        m.duration.get_or_create(&endpoint).observe(0.001);
-        m.cache_workloads
+        m.admission.bad_reviews.get_or_create(&endpoint).inc();
+        m.admission.duration.get_or_create(&endpoint).observe(0.001);
+        m.cache
+            .workloads
             .get_or_create(&KindLabels {
                 kind: "deployments",
             })
             .set(1);
-        m.cert_reloads.get_or_create(&result).inc();
-        m.events.get_or_create(&result).inc();
-        m.ledger_writes.get_or_create(&result).inc();
-        m.policy_edits
+        m.tls.cert_reloads.get_or_create(&result).inc();
+        m.admission.events.get_or_create(&result).inc();
+        m.cache.ledger_writes.get_or_create(&result).inc();
+        m.admission
+            .policy_edits
             .get_or_create(&EditLabels { kind: "refused" })
             .inc();
-        m.recommender_samples
+        m.recommender
+            .samples
             .get_or_create(&SampleLabels {
                 source: source.clone(),
                 result: "ok",
             })
             .inc();
-        m.recommender_sample_duration
+        m.recommender
+            .sample_duration
             .get_or_create(&SourceLabels { source })
             .observe(0.01);
-        m.recommender_writes
+        m.recommender
+            .writes
             .get_or_create(&WriteLabels {
                 kind: "scale",
                 result: "ok",

@@ -154,7 +154,8 @@ pub(crate) async fn run(
         state
             .deps
             .metrics
-            .recommender_leading
+            .recommender
+            .leading
             .set(i64::from(leading));
         if leading {
             cycle(&state, &shutdown).await;
@@ -200,9 +201,10 @@ async fn cycle(state: &Arc<Loop>, shutdown: &CancellationToken) {
         () = async { while tasks.join_next().await.is_some() {} } => {}
     }
     let m = &state.deps.metrics;
-    m.recommender_cycle_duration
+    m.recommender
+        .cycle_duration
         .observe(started.elapsed().as_secs_f64());
-    m.recommender_cycle_workloads.set(evaluated as i64);
+    m.recommender.cycle_workloads.set(evaluated as i64);
 }
 
 /// The workloads this pass evaluates, and how many governed workloads there

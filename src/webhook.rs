@@ -93,7 +93,11 @@ impl Webhook {
                 encode(&ReviewResponse::new(reviewed.version, reviewed.response))
             }
             Err(bad) => {
-                self.metrics.bad_reviews.get_or_create(&labels).inc();
+                self.metrics
+                    .admission
+                    .bad_reviews
+                    .get_or_create(&labels)
+                    .inc();
                 tracing::warn!(endpoint = name, error = %bad, "unreadable AdmissionReview");
                 (
                     StatusCode::BAD_REQUEST,
@@ -104,6 +108,7 @@ impl Webhook {
             }
         };
         self.metrics
+            .admission
             .duration
             .get_or_create(&labels)
             .observe(started.elapsed().as_secs_f64());
@@ -180,14 +185,15 @@ async fn metrics(State(admin): State<Arc<Admin>>, headers: header::HeaderMap) ->
     for kind in WorkloadKind::ALL {
         admin
             .metrics
-            .cache_workloads
+            .cache
+            .workloads
             .get_or_create(&KindLabels {
                 kind: kind.resource(),
             })
             .set(admin.cache.len(kind) as i64);
     }
     if let Some(left) = admin.certs.expiry_seconds(std::time::SystemTime::now()) {
-        admin.metrics.cert_expiry.set(left as f64);
+        admin.metrics.tls.cert_expiry.set(left as f64);
     }
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     if exposition::wants_openmetrics(accept) {

@@ -568,10 +568,12 @@ async fn reload_metrics(certs: Arc<CertStore>, metrics: Arc<Metrics>, shutdown: 
         }
         let (now_ok, now_failed) = (certs.reloads(), certs.failures());
         metrics
+            .tls
             .cert_reloads
             .get_or_create(&ResultLabels { result: "ok" })
             .inc_by(now_ok.saturating_sub(ok));
         metrics
+            .tls
             .cert_reloads
             .get_or_create(&ResultLabels { result: "error" })
             .inc_by(now_failed.saturating_sub(failed));

@@ -115,7 +115,7 @@ async fn evaluate(
     for notice in plan.notices {
         let reason = NoticeKind::from(notice.kind);
         if reason == NoticeKind::RecommendationExpired {
-            deps.metrics.recommender_expirations.inc();
+            deps.metrics.recommender.expirations.inc();
         }
         tracing::info!(workload = %key, notice = reason.event_reason(), message = %notice.message, "recommender");
         if let Some(events) = &deps.events {
@@ -180,12 +180,14 @@ async fn sample(
         .sample(&state.deps.http, config, Target { namespace, name })
         .await;
     let m = &state.deps.metrics;
-    m.recommender_sample_duration
+    m.recommender
+        .sample_duration
         .get_or_create(&SourceLabels {
             source: source.clone(),
         })
         .observe(started.elapsed().as_secs_f64());
-    m.recommender_samples
+    m.recommender
+        .samples
         .get_or_create(&SampleLabels {
             source: source.clone(),
             result: result.as_ref().map_or_else(SourceError::kind, |_| "ok"),

@@ -31,7 +31,8 @@ use crate::{
 /// Counts one of the loop's writes by kind and result.
 pub(super) fn count(metrics: &Metrics, kind: &'static str, ok: bool) {
     metrics
-        .recommender_writes
+        .recommender
+        .writes
         .get_or_create(&WriteLabels {
             kind,
             result: if ok { "ok" } else { "error" },

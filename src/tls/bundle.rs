@@ -197,7 +197,10 @@ pub(crate) async fn run(
             b.check(&name, &certs.current_chain())
         };
         let before = status.problem.load_full();
-        metrics.ca_bundle_mismatch.set(i64::from(problem.is_some()));
+        metrics
+            .tls
+            .ca_bundle_mismatch
+            .set(i64::from(problem.is_some()));
         if problem.as_deref() != before.as_deref().map(String::as_str) {
             match &problem {
                 Some(p) => {

@@ -50,6 +50,7 @@ pub(super) fn report(webhook: &Webhook, endpoint: &'static str, reviewed: &Revie
     let (outcome, rule) = labels(reviewed.report.as_ref());
     webhook
         .metrics
+        .admission
         .reviews
         .get_or_create(&ReviewLabels {
             endpoint,
@@ -68,6 +69,7 @@ pub(super) fn report(webhook: &Webhook, endpoint: &'static str, reviewed: &Revie
         if !report.dry_run && !report.repeat {
             webhook
                 .metrics
+                .admission
                 .policy_edits
                 .get_or_create(&EditLabels {
                     kind: notice.kind.as_str(),
