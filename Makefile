@@ -35,9 +35,11 @@ check: ## Fast tier (under 2 minutes warm): fmt, clippy, unit and property tests
 	PROPTEST_RNG_SEED=$(PROPTEST_SEED) cargo test --locked -p scale-governor-core --test '*'
 	cargo test --locked --test docs --test webhook_router
 
-lint: ## Structure and hygiene: core purity, module cycles, docs, licenses, shell scripts
+lint: ## Structure and hygiene: core purity, module cycles, function length, docs, licenses, shell scripts
 	.ci/check-core-deps.sh
 	.ci/check-module-cycles.py
+	.ci/check-function-length.py
+	python3 -m unittest discover -s .ci -p 'test_*.py'
 	RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps
 	PATH="$(TOOLS):$$PATH" cargo deny --locked check --hide-inclusion-graph bans licenses sources
 	PATH="$(TOOLS):$$PATH" shellcheck $$(git ls-files '*.sh') .ci/run

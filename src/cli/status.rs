@@ -21,8 +21,8 @@ use crate::{
     cache::{hpa::HpaIndex, pods::PodIndex},
     engine::{Bounds, Ledger},
     ledgers::{LEDGER_LABEL, from_object},
-    policy::{GOVERNED_LABEL, MAX_REPLICA_COUNT, POOL_LABEL, keys},
-    recommend::state::LoopState,
+    policy::{GOVERNED_LABEL, MAX_REPLICA_COUNT, POOL_LABEL, Recommendation, keys},
+    recommend::state::{LoopState, SourceState},
     workload::{WorkloadKind, policy_of},
 };
 
@@ -155,28 +155,13 @@ pub(crate) fn row(seen: &Seen<'_>, pods: &PodIndex, hpas: &HpaIndex, now: DateTi
     row.bounds = format!("{}..{upper}", bounds.lower());
     row.windows = policy.windows.active(now).map(|w| w.text.clone()).collect();
     row.warnings.extend(warnings);
-    if let Some(rec) = &policy.recommendation {
-        row.recommendation = Some(RecommendationStatus {
-            replicas: rec.replicas,
-            kind: format!("{:?}", rec.kind).to_lowercase(),
-            strategy: rec.strategy.clone(),
-            reason: rec.reason.clone(),
-            age_seconds: (now - rec.computed_at).num_seconds(),
-            fresh: rec.is_fresh(now),
-        });
-    }
+    row.recommendation = policy
+        .recommendation
+        .as_ref()
+        .map(|rec| recommendation_status(rec, now));
     if let Some(state) = annotations.and_then(|a| a.get(keys::STATE)) {
         match LoopState::parse(state) {
-            Ok(state) => {
-                row.source = state.source.map(|s| match (s.ok, s.error) {
-                    (true, _) => format!("ok since {}", s.since.format("%H:%M:%S")),
-                    (false, e) => format!(
-                        "failing since {}: {}",
-                        s.since.format("%H:%M:%S"),
-                        e.unwrap_or_default()
-                    ),
-                })
-            }
+            Ok(state) => row.source = state.source.map(source_health),
             Err(e) => row.warnings.push(format!("state annotation ignored: {e}")),
         }
     }
@@ -194,28 +179,58 @@ pub(crate) fn row(seen: &Seen<'_>, pods: &PodIndex, hpas: &HpaIndex, now: DateTi
         ));
     }
     if let Some(ledger) = seen.ledger {
-        row.last_changes = ledger
-            .changes()
-            .iter()
-            .rev()
-            .take(3)
-            .map(|c| {
-                let asked = if c.requested != c.to {
-                    format!(" (asked {})", c.requested)
-                } else {
-                    String::new()
-                };
-                format!(
-                    "{} {} {}->{}{asked}",
-                    c.at.format("%H:%M:%S"),
-                    c.actor,
-                    c.from,
-                    c.to
-                )
-            })
-            .collect();
+        row.last_changes = last_changes(ledger);
     }
     row
+}
+
+/// The recommendation as `status` shows it: its age and whether it is
+/// still in force.
+fn recommendation_status(rec: &Recommendation, now: DateTime<Utc>) -> RecommendationStatus {
+    RecommendationStatus {
+        replicas: rec.replicas,
+        kind: format!("{:?}", rec.kind).to_lowercase(),
+        strategy: rec.strategy.clone(),
+        reason: rec.reason.clone(),
+        age_seconds: (now - rec.computed_at).num_seconds(),
+        fresh: rec.is_fresh(now),
+    }
+}
+
+/// The source's health from the loop's state.
+fn source_health(s: SourceState) -> String {
+    match (s.ok, s.error) {
+        (true, _) => format!("ok since {}", s.since.format("%H:%M:%S")),
+        (false, e) => format!(
+            "failing since {}: {}",
+            s.since.format("%H:%M:%S"),
+            e.unwrap_or_default()
+        ),
+    }
+}
+
+/// The last three changes in the ledger, newest first.
+fn last_changes(ledger: &Ledger) -> Vec<String> {
+    ledger
+        .changes()
+        .iter()
+        .rev()
+        .take(3)
+        .map(|c| {
+            let asked = if c.requested != c.to {
+                format!(" (asked {})", c.requested)
+            } else {
+                String::new()
+            };
+            format!(
+                "{} {} {}->{}{asked}",
+                c.at.format("%H:%M:%S"),
+                c.actor,
+                c.from,
+                c.to
+            )
+        })
+        .collect()
 }
 
 /// Renders rows as a table or JSON.

@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use super::{Webhook, admit::Reviewed};
 use crate::{
+    engine::Decision,
     metrics::{EditLabels, ReviewLabels},
     report::{
-        NoticeKind, Report,
+        Notice, NoticeKind, Report,
         fold::{key, signature},
         logs::{LogGate, Verdict},
     },
@@ -66,101 +67,127 @@ pub(super) fn report(webhook: &Webhook, endpoint: &'static str, reviewed: &Revie
     let uid = &reviewed.response.uid;
     let now = Instant::now();
     if let Some(notice) = &report.notice {
-        if !report.dry_run && !report.repeat {
-            webhook
-                .metrics
-                .admission
-                .policy_edits
-                .get_or_create(&EditLabels {
-                    kind: notice.kind.as_str(),
-                })
-                .inc();
-        }
-        let sig = key(&[notice.message.as_bytes(), &[u8::from(report.dry_run)]]);
-        let reason = notice.kind.event_reason();
-        match webhook
-            .logs
-            .check(report, reason, sig, now, || notice.message.clone())
-        {
+        log_notice(webhook, endpoint, uid, report, notice, now);
+    }
+    if let Some(decision) = &report.decision {
+        log_decision(webhook, (endpoint, outcome), uid, report, decision, now);
+    }
+    if let Some(events) = &webhook.events {
+        events.emit(report);
+    }
+}
+
+/// A policy notice: counted (not for dry runs or repeats), and logged at
+/// INFO unless the log gate folds it into a later line.
+fn log_notice(
+    webhook: &Webhook,
+    endpoint: &'static str,
+    uid: &str,
+    report: &Report,
+    notice: &Notice,
+    now: Instant,
+) {
+    if !report.dry_run && !report.repeat {
+        webhook
+            .metrics
+            .admission
+            .policy_edits
+            .get_or_create(&EditLabels {
+                kind: notice.kind.as_str(),
+            })
+            .inc();
+    }
+    let sig = key(&[notice.message.as_bytes(), &[u8::from(report.dry_run)]]);
+    let reason = notice.kind.event_reason();
+    match webhook
+        .logs
+        .check(report, reason, sig, now, || notice.message.clone())
+    {
+        Verdict::Say { folded } => tracing::info!(
+            endpoint,
+            %uid,
+            ns = %report.namespace,
+            workload = %report.name,
+            notice = reason,
+            actor = %report.actor,
+            dry_run = report.dry_run,
+            repeats = folded,
+            "{}",
+            notice.message
+        ),
+        Verdict::Fold => tracing::debug!(
+            %uid,
+            ns = %report.namespace,
+            workload = %report.name,
+            notice = reason,
+            "repeat: {}",
+            notice.message
+        ),
+    }
+}
+
+/// A decision: a DEBUG line when nothing changed, otherwise INFO with the
+/// rule and the numbers unless the log gate folds it into a later line.
+fn log_decision(
+    webhook: &Webhook,
+    (endpoint, outcome): (&'static str, &'static str),
+    uid: &str,
+    report: &Report,
+    d: &Decision,
+    now: Instant,
+) {
+    if d.reasons.is_empty() && d.warnings.is_empty() {
+        tracing::debug!(
+            %uid,
+            ns = %report.namespace,
+            workload = %report.name,
+            actor = %report.actor,
+            current = d.current,
+            requested = d.requested,
+            "unchanged"
+        );
+    } else {
+        let rule = d.reasons.last().map_or("none", |r| r.rule.as_str());
+        let sig = signature(&[
+            d.outcome as u64,
+            u64::from(d.current),
+            u64::from(d.requested),
+            u64::from(d.replicas),
+            u64::from(report.dry_run),
+            d.warnings.len() as u64,
+        ]);
+        match webhook.logs.check(report, rule, sig, now, || d.summary()) {
             Verdict::Say { folded } => tracing::info!(
                 endpoint,
                 %uid,
                 ns = %report.namespace,
                 workload = %report.name,
-                notice = reason,
+                decision = outcome,
+                rule,
                 actor = %report.actor,
+                kind = report.kind.as_str(),
+                current = d.current,
+                requested = d.requested,
+                replicas = d.replicas,
                 dry_run = report.dry_run,
                 repeats = folded,
-                "{}",
-                notice.message
+                reasons = %d.summary(),
+                warnings = ?d.warnings,
+                "{outcome}"
             ),
             Verdict::Fold => tracing::debug!(
                 %uid,
                 ns = %report.namespace,
                 workload = %report.name,
-                notice = reason,
-                "repeat: {}",
-                notice.message
-            ),
-        }
-    }
-    if let Some(d) = &report.decision {
-        if d.reasons.is_empty() && d.warnings.is_empty() {
-            tracing::debug!(
-                %uid,
-                ns = %report.namespace,
-                workload = %report.name,
+                decision = outcome,
+                rule,
                 actor = %report.actor,
                 current = d.current,
                 requested = d.requested,
-                "unchanged"
-            );
-        } else {
-            let rule = d.reasons.last().map_or("none", |r| r.rule.as_str());
-            let sig = signature(&[
-                d.outcome as u64,
-                u64::from(d.current),
-                u64::from(d.requested),
-                u64::from(d.replicas),
-                u64::from(report.dry_run),
-                d.warnings.len() as u64,
-            ]);
-            match webhook.logs.check(report, rule, sig, now, || d.summary()) {
-                Verdict::Say { folded } => tracing::info!(
-                    endpoint,
-                    %uid,
-                    ns = %report.namespace,
-                    workload = %report.name,
-                    decision = outcome,
-                    rule,
-                    actor = %report.actor,
-                    kind = report.kind.as_str(),
-                    current = d.current,
-                    requested = d.requested,
-                    replicas = d.replicas,
-                    dry_run = report.dry_run,
-                    repeats = folded,
-                    reasons = %d.summary(),
-                    warnings = ?d.warnings,
-                    "{outcome}"
-                ),
-                Verdict::Fold => tracing::debug!(
-                    %uid,
-                    ns = %report.namespace,
-                    workload = %report.name,
-                    decision = outcome,
-                    rule,
-                    actor = %report.actor,
-                    current = d.current,
-                    requested = d.requested,
-                    replicas = d.replicas,
-                    "repeat"
-                ),
-            }
+                replicas = d.replicas,
+                "repeat"
+            ),
         }
-    }
-    if let Some(events) = &webhook.events {
-        events.emit(report);
     }
 }
 

@@ -150,6 +150,11 @@ fn is_plain(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
+/// A refusal of one field of the `recommend` annotation.
+fn bad(field: &str, message: String) -> Result<(), PolicyError> {
+    Err(PolicyError::whole(keys::RECOMMEND, field, message))
+}
+
 impl RecommendConfig {
     /// Parses the annotation's JSON, e.g.
     /// `{"source":"prometheus","query":"orders","targetPerPod":5}`.
@@ -162,8 +167,16 @@ impl RecommendConfig {
                 format!("{e}, expected JSON like {{\"source\":\"prometheus\",\"query\":\"orders\",\"targetPerPod\":5,\"leadSeconds\":90}}"),
             )
         })?;
-        let bad = |field: &str, message: String| Err(PolicyError::whole(key, field, message));
-        if let Some(source) = &config.source {
+        config.check_source()?;
+        config.check_demand()?;
+        config.check_settings()?;
+        Ok(config)
+    }
+
+    /// Where demand comes from: a source name (never a URL), one shape of
+    /// source, and only plain words for what is substituted into it.
+    fn check_source(&self) -> Result<(), PolicyError> {
+        if let Some(source) = &self.source {
             if source.contains("://") || source.contains('/') {
                 return bad(
                     "source",
@@ -180,9 +193,9 @@ impl RecommendConfig {
             }
         }
         let shapes = [
-            config.query.is_some(),
-            config.pointer.is_some(),
-            config.warm_pool.is_some(),
+            self.query.is_some(),
+            self.pointer.is_some(),
+            self.warm_pool.is_some(),
         ];
         if shapes.iter().filter(|s| **s).count() > 1 {
             return bad(
@@ -190,7 +203,7 @@ impl RecommendConfig {
                 "give one of query (Prometheus), pointer (HTTP JSON) or warmPool (pods), not several".to_owned(),
             );
         }
-        if let Some(pointer) = &config.pointer
+        if let Some(pointer) = &self.pointer
             && !(pointer.is_empty() || pointer.starts_with('/'))
         {
             return bad(
@@ -200,7 +213,7 @@ impl RecommendConfig {
                 ),
             );
         }
-        if let Some(query) = &config.query
+        if let Some(query) = &self.query
             && !is_plain(query)
         {
             return bad(
@@ -210,7 +223,7 @@ impl RecommendConfig {
                 ),
             );
         }
-        for (name, value) in &config.params {
+        for (name, value) in &self.params {
             if !is_plain(name) || !is_plain(value) {
                 return bad(
                     "params",
@@ -220,7 +233,13 @@ impl RecommendConfig {
                 );
             }
         }
-        match (&config.warm_pool, config.source.as_deref()) {
+        Ok(())
+    }
+
+    /// What demand is counted in: a warm pool reads pods, anything else
+    /// needs `targetPerPod`.
+    fn check_demand(&self) -> Result<(), PolicyError> {
+        match (&self.warm_pool, self.source.as_deref()) {
             (Some(_), Some(POD_SOURCE)) => {}
             (Some(_), _) => {
                 return bad(
@@ -236,7 +255,7 @@ impl RecommendConfig {
                     "source pods needs a warmPool, like {\"reserved\":\"sessions.example.com/reserved\",\"targetReady\":3}".to_owned(),
                 );
             }
-            (None, _) => match config.target_per_pod {
+            (None, _) => match self.target_per_pod {
                 Some(t) if t.is_finite() && t > 0.0 => {}
                 _ => {
                     return bad(
@@ -246,7 +265,7 @@ impl RecommendConfig {
                 }
             },
         }
-        if let Some(pool) = &config.warm_pool
+        if let Some(pool) = &self.warm_pool
             && pool.reserved.trim().is_empty()
         {
             return bad(
@@ -254,27 +273,32 @@ impl RecommendConfig {
                 "warmPool.reserved names the label or annotation of a reserved pod".to_owned(),
             );
         }
+        Ok(())
+    }
+
+    /// The numbers and names that tune the strategies.
+    fn check_settings(&self) -> Result<(), PolicyError> {
         for (field, value) in [
-            ("velocityThreshold", config.velocity_threshold),
-            ("accelerationThreshold", config.acceleration_threshold),
+            ("velocityThreshold", self.velocity_threshold),
+            ("accelerationThreshold", self.acceleration_threshold),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 return bad(field, format!("{field} must be a number of at least 0"));
             }
         }
-        if !(0.0..1.0).contains(&config.tolerance) {
+        if !(0.0..1.0).contains(&self.tolerance) {
             return bad(
                 "tolerance",
                 "tolerance must be at least 0 and below 1".to_owned(),
             );
         }
-        if !(config.error_quantile > 0.0 && config.error_quantile < 1.0) {
+        if !(self.error_quantile > 0.0 && self.error_quantile < 1.0) {
             return bad(
                 "errorQuantile",
                 "errorQuantile must be above 0 and below 1, like 0.95".to_owned(),
             );
         }
-        if let Some(zone) = &config.time_zone
+        if let Some(zone) = &self.time_zone
             && zone.parse::<chrono_tz::Tz>().is_err()
         {
             return bad(
@@ -282,10 +306,10 @@ impl RecommendConfig {
                 format!("unknown time zone \"{zone}\", expected an IANA name like Europe/Berlin"),
             );
         }
-        if config.ttl_seconds == 0 {
+        if self.ttl_seconds == 0 {
             return bad("ttlSeconds", "ttlSeconds must be positive".to_owned());
         }
-        Ok(config)
+        Ok(())
     }
 
     /// `targetPerPod`, or 1 for a warm pool (where it is unused).
