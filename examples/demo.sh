@@ -113,8 +113,21 @@ run kubectl get events -n "$ns" --field-selector reason!=ScalingReplicaSet \
 step "Metrics"
 curl -s "http://127.0.0.1:$admin_port/metrics" | grep '^scale_governor_admission_reviews_total' | grep -v 'outcome="ungoverned"'
 
-step "The ledger, persisted for restarts"
-run kubectl get -n "$ns" deployment/web -o jsonpath='{.metadata.annotations.scale-governor\.io/history}{"\n"}'
+step "The ledger, persisted for restarts: one ConfigMap per workload, in the governor's namespace"
+echo "\$ kubectl get configmaps -n default -l scale-governor.io/ledger -o json  # this demo's workloads"
+kubectl get configmaps -n default -l scale-governor.io/ledger -o json >"$work/ledgers.json"
+python3 - "$ns" "$work/ledgers.json" <<'PY'
+import datetime, json, sys
+namespace, path = sys.argv[1], sys.argv[2]
+for cm in json.load(open(path))["items"]:
+    d = cm["data"]
+    if d.get("namespace") != namespace:
+        continue
+    print(f"{cm['metadata']['name']}  {d['kind']} {d['namespace']}/{d['name']}")
+    for at, frm, to, asked, actor, *rest in json.loads(d.get("ledger", "[]")):
+        when = datetime.datetime.fromtimestamp(at, datetime.timezone.utc).strftime("%H:%M:%S")
+        print(f"  {when}  {frm} -> {to} (asked {asked})  by {actor}")
+PY
 
 step "The recommender loop: a window opens in 8 s and nobody scales"
 opens=$(date -u -d '+8 seconds' +%Y-%m-%dT%H:%M:%S) closes=$(date -u -d '+20 seconds' +%Y-%m-%dT%H:%M:%S)
@@ -144,4 +157,4 @@ done
 run kubectl get -n "$ns" deployment/checkout -o jsonpath='{.spec.replicas}{"\n"}'
 
 step "scale-governor status"
-run "$governor" status -n "$ns"
+run "$governor" status -n "$ns" --governor-namespace default

@@ -373,15 +373,28 @@ async fn read(args: &Args) -> anyhow::Result<Vec<Row>> {
     }
     let now = Utc::now();
     let mut ledgers = std::collections::HashMap::new();
-    if let Ok(list) = Api::<ConfigMap>::namespaced(client.clone(), &args.governor_namespace)
+    let listed = Api::<ConfigMap>::namespaced(client.clone(), &args.governor_namespace)
         .list(&ListParams::default().labels(LEDGER_LABEL))
-        .await
-    {
-        for cm in &list {
-            if let Some((kind, key, persisted)) = from_object(cm, now) {
-                ledgers.insert((kind, key), persisted.ledger);
+        .await;
+    let governor_ns = &args.governor_namespace;
+    match &listed {
+        Ok(list) => {
+            for cm in list {
+                if let Some((kind, key, persisted)) = from_object(cm, now) {
+                    ledgers.insert((kind, key), persisted.ledger);
+                }
+            }
+            if ledgers.is_empty()
+                && !(deployments.items.is_empty() && statefulsets.items.is_empty())
+            {
+                eprintln!(
+                    "status: no ledger objects in namespace {governor_ns} (--governor-namespace, the governor's serve --lease-namespace): LAST CHANGE is empty"
+                );
             }
         }
+        Err(e) => eprintln!(
+            "status: cannot list the ledger objects in namespace {governor_ns} (--governor-namespace): {e}; LAST CHANGE is empty"
+        ),
     }
     let ledger_of = |kind: WorkloadKind, meta: &kube::core::ObjectMeta| {
         let key = crate::cache::key(
