@@ -11,11 +11,14 @@
 //!   an oracle.
 //! - [`workload`] and [`units`]: a manifest as the core sees it, and the
 //!   duration and time grammar every input shares.
+//! - [`quoting`]: annotation input quoted into a message, bounded and
+//!   escaped; every message that echoes input goes through it.
 
 #![forbid(unsafe_code)]
 
 pub mod engine;
 pub mod policy;
+pub mod quoting;
 pub mod recommend;
 pub mod simulate;
 pub mod units;
