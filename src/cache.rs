@@ -20,7 +20,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::{
     engine::{Change, Ledger},
-    policy::{Policy, PolicyError},
+    policy::{Policy, PolicyErrors},
     workload::WorkloadKind,
 };
 
@@ -44,7 +44,7 @@ pub struct Update<'a> {
     /// `metadata.uid`.
     pub uid: Option<String>,
     /// Parsed policy.
-    pub policy: Result<Policy, PolicyError>,
+    pub policy: Result<Policy, PolicyErrors>,
     /// `spec.replicas`.
     pub replicas: u32,
     /// The `history` annotation an earlier version persisted, if any: read

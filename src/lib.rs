@@ -28,7 +28,7 @@
 // `pub(crate)`.
 #![cfg_attr(feature = "test-support", warn(unreachable_pub))]
 
-pub use scale_governor_core::{engine, policy, recommend, simulate, units, workload};
+pub use scale_governor_core::{engine, policy, quoting, recommend, simulate, units, workload};
 
 pub(crate) mod cache;
 pub(crate) mod chart;

@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::SAME_CHANGE_SECONDS;
 use crate::{
     engine::{self, Change, Decision, Ledger, Reads, Request},
-    policy::{Policy, PolicyError, ScalingRules},
+    policy::{Policy, PolicyErrors, ScalingRules},
 };
 
 /// What the watch last saw of a workload.
@@ -22,7 +22,7 @@ pub struct Observed {
     pub uid: Option<String>,
     /// The parsed policy, or why it does not parse; shared, so a review
     /// borrows it instead of copying it.
-    pub policy: Result<Arc<Policy>, PolicyError>,
+    pub policy: Result<Arc<Policy>, PolicyErrors>,
     /// `spec.replicas`.
     pub replicas: u32,
     /// The field manager that last wrote `spec.replicas`, from

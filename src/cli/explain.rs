@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::Output;
 use crate::{
     engine::{self, Bounds, Decision, Ledger, Outcome, Request},
-    policy::{GOVERNED_LABEL, MAX_REPLICA_COUNT, PolicyError},
+    policy::{GOVERNED_LABEL, MAX_REPLICA_COUNT, PolicyErrors},
     workload::Workload,
 };
 
@@ -58,7 +58,7 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, crate::units::InstantError> {
 pub enum ExplainError {
     /// The policy annotations do not parse (exit code 3).
     #[error(transparent)]
-    Policy(#[from] PolicyError),
+    Policy(#[from] PolicyErrors),
     /// The manifest or history could not be read.
     #[error(transparent)]
     Input(#[from] anyhow::Error),

@@ -9,10 +9,10 @@ mod windows;
 
 use chrono::{DateTime, Utc};
 
-use crate::units;
+use crate::{quoting::quote, units};
 
 pub use behavior::{Direction, PolicyKind, RatePolicy, ScalingRules, SelectPolicy};
-pub use error::PolicyError;
+pub use error::{MAX_REPORTED_ERRORS, PolicyError, PolicyErrors};
 pub use recommend::{DEFAULT_TTL_SECONDS, POD_SOURCE, RecommendConfig, Trend, WarmPool};
 pub use recommendation::{RECOMMENDATION_VERSION, Recommendation, RecommendationKind};
 pub use windows::{DaySet, Span, TimeOfDay, Window, WindowBounds, Windows};
@@ -105,7 +105,10 @@ impl Mode {
                 keys::MODE,
                 value,
                 other,
-                format!("unknown mode \"{other}\", expected enforce, deny, audit or off"),
+                format!(
+                    "unknown mode {}, expected enforce, deny, audit or off",
+                    quote(other)
+                ),
             )),
         }
     }
@@ -144,36 +147,47 @@ pub struct Policy {
 
 impl Policy {
     /// Parses every `scale-governor.io/*` annotation; other keys are ignored.
-    /// The `history` annotation belongs to the ledger and is skipped here.
-    pub fn from_annotations<'a, I>(annotations: I) -> Result<Policy, PolicyError>
+    /// The `history` and `state` annotations belong to the ledger and the
+    /// recommender loop and are skipped here. Every annotation is parsed,
+    /// and every error found is returned, not only the first.
+    pub fn from_annotations<'a, I>(annotations: I) -> Result<Policy, PolicyErrors>
     where
         I: IntoIterator<Item = (&'a str, &'a str)>,
     {
         let mut policy = Policy::default();
+        let mut errors = PolicyErrors::new();
         for (key, value) in annotations {
             if !key.starts_with(PREFIX) {
                 continue;
             }
-            match key {
-                keys::MODE => policy.mode = Mode::parse(value)?,
-                keys::MIN_REPLICAS => policy.min_replicas = Some(parse_count(key, value)?),
-                keys::MAX_REPLICAS => policy.max_replicas = Some(parse_count(key, value)?),
-                keys::WINDOWS => policy.windows = Windows::parse(value)?,
-                keys::SCALE_UP => {
-                    policy.scale_up = Some(ScalingRules::parse(key, value, Direction::Up)?)
-                }
-                keys::SCALE_DOWN => {
-                    policy.scale_down = Some(ScalingRules::parse(key, value, Direction::Down)?)
-                }
-                keys::SUSPEND_UNTIL => policy.suspend_until = Some(parse_time(key, value)?),
-                keys::RECOMMEND => policy.recommend = Some(RecommendConfig::parse(value)?),
-                keys::RECOMMENDATION => policy.recommendation = Some(Recommendation::parse(value)?),
-                keys::HISTORY | keys::STATE => {}
-                unknown => policy.warnings.push(unknown_key_warning(unknown)),
+            if let Err(e) = policy.set(key, value) {
+                errors.append(e);
             }
         }
-        policy.check_contradictions()?;
-        Ok(policy)
+        if let Err(e) = policy.check_contradictions() {
+            errors.append(e);
+        }
+        errors.or_ok(policy)
+    }
+
+    /// Parses one annotation into its field.
+    fn set(&mut self, key: &str, value: &str) -> Result<(), PolicyErrors> {
+        match key {
+            keys::MODE => self.mode = Mode::parse(value)?,
+            keys::MIN_REPLICAS => self.min_replicas = Some(parse_count(key, value)?),
+            keys::MAX_REPLICAS => self.max_replicas = Some(parse_count(key, value)?),
+            keys::WINDOWS => self.windows = Windows::parse(value)?,
+            keys::SCALE_UP => self.scale_up = Some(ScalingRules::parse(key, value, Direction::Up)?),
+            keys::SCALE_DOWN => {
+                self.scale_down = Some(ScalingRules::parse(key, value, Direction::Down)?)
+            }
+            keys::SUSPEND_UNTIL => self.suspend_until = Some(parse_time(key, value)?),
+            keys::RECOMMEND => self.recommend = Some(RecommendConfig::parse(value)?),
+            keys::RECOMMENDATION => self.recommendation = Some(Recommendation::parse(value)?),
+            keys::HISTORY | keys::STATE => {}
+            unknown => self.warnings.push(unknown_key_warning(unknown)),
+        }
+        Ok(())
     }
 
     /// Keeps the `recommendation` only if the governor wrote it, and never
@@ -233,18 +247,21 @@ impl Policy {
             .unwrap_or(0)
     }
 
-    fn check_contradictions(&self) -> Result<(), PolicyError> {
+    /// Contradictions between the fields that parsed.
+    fn check_contradictions(&self) -> Result<(), PolicyErrors> {
+        let mut errors = PolicyErrors::new();
         if let (Some(min), Some(max)) = (self.min_replicas, self.max_replicas)
             && min > max
         {
-            return Err(PolicyError::whole(
+            errors.push(PolicyError::whole(
                 keys::MIN_REPLICAS,
                 &min.to_string(),
                 format!("min-replicas {min} is greater than max-replicas {max}"),
             ));
         }
         self.windows
-            .check_against_static(self.min_replicas, self.max_replicas)
+            .check_against_static(self.min_replicas, self.max_replicas, &mut errors);
+        errors.or_ok(())
     }
 }
 
@@ -257,7 +274,8 @@ fn parse_count(key: &str, value: &str) -> Result<u32, PolicyError> {
             value,
             token,
             format!(
-                "\"{token}\" is not a replica count, expected an integer from 0 to {MAX_REPLICA_COUNT}"
+                "{} is not a replica count, expected an integer from 0 to {MAX_REPLICA_COUNT}",
+                quote(token)
             ),
         )),
     }
@@ -268,15 +286,24 @@ fn parse_time(key: &str, value: &str) -> Result<DateTime<Utc>, PolicyError> {
         .map_err(|e| PolicyError::at(key, value, value.trim(), e.to_string()))
 }
 
+/// A key of the governor's prefix it does not know, with the closest one
+/// it does. The key is quoted: before the apiserver validates it (the
+/// mutating webhook comes first), it can hold anything.
 fn unknown_key_warning(key: &str) -> String {
+    // Three edits from a known key, at most: longer keys need no distance.
+    let near = key.chars().count() <= keys::RECOMMENDATION.len() + 3;
     let closest = keys::ALL
         .iter()
+        .filter(|_| near)
         .map(|known| (strsim::levenshtein(key, known), *known))
         .min()
         .filter(|(distance, _)| *distance <= 3);
     match closest {
-        Some((_, known)) => format!("unknown annotation {key} is ignored; did you mean {known}?"),
-        None => format!("unknown annotation {key} is ignored"),
+        Some((_, known)) => format!(
+            "unknown annotation {} is ignored; did you mean {known}?",
+            quote(key)
+        ),
+        None => format!("unknown annotation {} is ignored", quote(key)),
     }
 }
 
@@ -284,7 +311,7 @@ fn unknown_key_warning(key: &str) -> String {
 mod tests {
     use super::*;
 
-    fn parse(pairs: &[(&str, &str)]) -> Result<Policy, PolicyError> {
+    fn parse(pairs: &[(&str, &str)]) -> Result<Policy, PolicyErrors> {
         Policy::from_annotations(pairs.iter().copied())
     }
 
@@ -323,6 +350,7 @@ mod tests {
     #[test]
     fn bad_count_names_annotation_and_token() {
         let err = parse(&[(keys::MAX_REPLICAS, "twenty")]).unwrap_err();
+        let err = err.first();
         assert_eq!(err.annotation, keys::MAX_REPLICAS);
         assert_eq!(err.token, "twenty");
         assert!(err.to_string().contains("expected an integer"), "{err}");
@@ -395,7 +423,29 @@ mod tests {
         assert_eq!(
             policy.warnings,
             vec![
-                "unknown annotation scale-governor.io/max-replica is ignored; did you mean scale-governor.io/max-replicas?"
+                "unknown annotation \"scale-governor.io/max-replica\" is ignored; did you mean scale-governor.io/max-replicas?"
+            ]
+        );
+    }
+
+    /// The mutating webhook sees keys before the apiserver validates them:
+    /// a key can hold anything, and is quoted like any input.
+    #[test]
+    fn an_unknown_key_is_quoted_bounded_and_escaped() {
+        let hostile = format!("scale-governor.io/mode\u{202e}{}", "x".repeat(100_000));
+        let policy = parse(&[(hostile.as_str(), "off")]).unwrap();
+        assert_eq!(
+            policy.warnings,
+            vec![format!(
+                "unknown annotation \"scale-governor.io/mode\\u{{202e}}{}…\" is ignored",
+                "x".repeat(80 - 22 - 8)
+            )]
+        );
+        let near = parse(&[("scale-governor.io/mod\u{200b}e", "off")]).unwrap();
+        assert_eq!(
+            near.warnings,
+            vec![
+                "unknown annotation \"scale-governor.io/mod\\u{200b}e\" is ignored; did you mean scale-governor.io/mode?"
             ]
         );
     }

@@ -8,17 +8,20 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::quoting::quote;
+
 /// Why a duration does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DurationError {
     /// Empty, or not digits followed by a unit.
     #[error(
-        "\"{0}\" is not a duration, expected seconds or a number with s, m or h, like 60, 90s, 5m or 1h30m"
+        "{} is not a duration, expected seconds or a number with s, m or h, like 60, 90s, 5m or 1h30m",
+        quote(.0)
     )]
     Syntax(String),
     /// Too large to count in seconds.
-    #[error("\"{0}\" is too long a duration")]
+    #[error("{} is too long a duration", quote(.0))]
     Overflow(String),
 }
 
@@ -79,7 +82,10 @@ pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, InstantError> {
 
 /// Why an instant does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("\"{text}\" is not a time ({reason}), expected RFC 3339 like 2026-11-21T18:00:00Z")]
+#[error(
+    "{} is not a time ({reason}), expected RFC 3339 like 2026-11-21T18:00:00Z",
+    quote(.text)
+)]
 pub struct InstantError {
     text: String,
     reason: String,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::policy::{GOVERNED_LABEL, Policy, PolicyError};
+use crate::policy::{GOVERNED_LABEL, Policy, PolicyErrors};
 
 /// Kinds the governor understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -127,7 +127,7 @@ impl Workload {
     }
 
     /// Its policy, parsed from its annotations.
-    pub fn policy(&self) -> Result<Policy, PolicyError> {
+    pub fn policy(&self) -> Result<Policy, PolicyErrors> {
         policy_of(self.metadata.annotations.as_ref())
     }
 
@@ -149,7 +149,7 @@ pub fn is_governed(labels: Option<&BTreeMap<String, String>>) -> bool {
 }
 
 /// Parses the policy from an annotation map.
-pub fn policy_of(annotations: Option<&BTreeMap<String, String>>) -> Result<Policy, PolicyError> {
+pub fn policy_of(annotations: Option<&BTreeMap<String, String>>) -> Result<Policy, PolicyErrors> {
     Policy::from_annotations(
         annotations
             .into_iter()

@@ -5,7 +5,8 @@
 use proptest::prelude::*;
 use scale_governor_core::{
     engine::{Bounds, Ledger, Request, decide},
-    policy::{Policy, keys},
+    policy::{MAX_REPORTED_ERRORS, Policy, keys},
+    quoting::needs_escape,
 };
 
 fn check(key: &str, value: &str) -> Result<(), TestCaseError> {
@@ -37,11 +38,19 @@ fn check(key: &str, value: &str) -> Result<(), TestCaseError> {
                 }
             }
         }
-        Err(err) => {
-            prop_assert_eq!(&err.annotation, key);
-            prop_assert!(err.column >= 1 && err.column <= value.chars().count() + 1);
-            let text = err.to_string();
-            prop_assert!(text.starts_with(key), "{}", text);
+        Err(errors) => {
+            for err in errors.iter() {
+                prop_assert_eq!(&err.annotation, key);
+                let line = value.split('\n').nth(err.line - 1);
+                prop_assert!(line.is_some(), "line {} of {:?}", err.line, value);
+                let width = line.unwrap_or_default().chars().count();
+                prop_assert!(err.column >= 1 && err.column <= width + 1);
+            }
+            let text = errors.to_string();
+            prop_assert!(text.starts_with(key) || errors.total() > 1, "{}", text);
+            // Bounded and escaped, whatever the value holds.
+            prop_assert!(!text.chars().any(needs_escape), "{:?}", text);
+            prop_assert!(text.chars().count() <= MAX_REPORTED_ERRORS * 1000 + 100);
         }
     }
     Ok(())

@@ -12,7 +12,7 @@ use super::{Answer, Step, warn};
 use crate::{
     cache::Cache,
     managed::recommendation_by_governor,
-    policy::{PREFIX, Policy, PolicyError, keys},
+    policy::{PREFIX, Policy, PolicyErrors, keys},
     webhook::review::{AdmissionRequest, optional_str},
     workload::{WorkloadKind, is_governed, policy_of},
 };
@@ -62,7 +62,7 @@ impl Object<'_> {
 
     /// The object's own policy, its `recommendation` vetted against who
     /// wrote it. `None` when the object is not governed.
-    pub(super) fn policy(&self, now: DateTime<Utc>) -> Option<Result<Policy, PolicyError>> {
+    pub(super) fn policy(&self, now: DateTime<Utc>) -> Option<Result<Policy, PolicyErrors>> {
         if !self.is_governed() {
             return None;
         }
@@ -156,7 +156,7 @@ pub(super) struct Governing {
 
 /// A policy that does not parse, found on the object being written.
 pub(super) struct Invalid {
-    pub error: PolicyError,
+    pub error: PolicyErrors,
     /// The update keeps the same broken policy on a workload that was
     /// already governed: allowed (with a warning), so it cannot block
     /// unrelated changes.

@@ -6,8 +6,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use super::PolicyError;
-use crate::units;
+use super::{PolicyError, PolicyErrors};
+use crate::{quoting::quote, units};
 
 /// HPA validation: `periodSeconds` must be in 1..=1800.
 const MAX_PERIOD_SECONDS: u32 = 1800;
@@ -131,13 +131,15 @@ impl ScalingRules {
     }
 
     /// Parses the compact form, or HPA JSON when the value starts with `{`.
+    /// Every item of the compact form is parsed, and the error of each that
+    /// does not parse is returned.
     pub fn parse(
         key: &str,
         value: &str,
         direction: Direction,
-    ) -> Result<ScalingRules, PolicyError> {
+    ) -> Result<ScalingRules, PolicyErrors> {
         if value.trim_start().starts_with('{') {
-            return parse_json(key, value, direction);
+            return Ok(parse_json(key, value, direction)?);
         }
         let mut rules = ScalingRules {
             direction,
@@ -146,37 +148,56 @@ impl ScalingRules {
             stabilization_seconds: 0,
         };
         let (mut saw_select, mut saw_stabilization) = (false, false);
+        let mut errors = PolicyErrors::new();
         for item in value.split(',').map(str::trim) {
-            if item.is_empty() {
-                return Err(PolicyError::at(
-                    key,
-                    value,
-                    item,
-                    "empty item, expected a policy like \"4 pods/60s\" or \"50%/60s\", select=Max|Min|Disabled or stabilization=300s".into(),
-                ));
-            }
-            if let Some(token) = strip_key(item, &["select", "selectPolicy"]) {
-                let select = SelectPolicy::parse(token.trim()).ok_or_else(|| {
-                    PolicyError::at(
-                        key,
-                        value,
-                        token,
-                        format!("unknown selectPolicy \"{token}\", expected Max, Min or Disabled"),
-                    )
-                })?;
-                once(&mut saw_select, key, value, item)?;
-                rules.select = select;
-            } else if let Some(token) =
-                strip_key(item, &["stabilization", "stabilizationWindowSeconds"])
-            {
-                once(&mut saw_stabilization, key, value, item)?;
-                rules.stabilization_seconds =
-                    parse_duration(key, value, token.trim(), 0, MAX_STABILIZATION_SECONDS)?;
-            } else {
-                rules.policies.push(parse_policy(key, value, item)?);
+            let parsed =
+                rules.parse_item((key, value, item), &mut saw_select, &mut saw_stabilization);
+            if let Err(e) = parsed {
+                errors.push(e);
             }
         }
-        Ok(rules)
+        errors.or_ok(rules)
+    }
+
+    /// One item of the compact form, into `self`.
+    fn parse_item(
+        &mut self,
+        (key, value, item): (&str, &str, &str),
+        saw_select: &mut bool,
+        saw_stabilization: &mut bool,
+    ) -> Result<(), PolicyError> {
+        if item.is_empty() {
+            return Err(PolicyError::at(
+                key,
+                value,
+                item,
+                "empty item, expected a policy like \"4 pods/60s\" or \"50%/60s\", select=Max|Min|Disabled or stabilization=300s".into(),
+            ));
+        }
+        if let Some(token) = strip_key(item, &["select", "selectPolicy"]) {
+            let select = SelectPolicy::parse(token.trim()).ok_or_else(|| {
+                PolicyError::at(
+                    key,
+                    value,
+                    token,
+                    format!(
+                        "unknown selectPolicy {}, expected Max, Min or Disabled",
+                        quote(token)
+                    ),
+                )
+            })?;
+            once(saw_select, key, value, item)?;
+            self.select = select;
+        } else if let Some(token) =
+            strip_key(item, &["stabilization", "stabilizationWindowSeconds"])
+        {
+            once(saw_stabilization, key, value, item)?;
+            self.stabilization_seconds =
+                parse_duration(key, value, token.trim(), 0, MAX_STABILIZATION_SECONDS)?;
+        } else {
+            self.policies.push(parse_policy(key, value, item)?);
+        }
+        Ok(())
     }
 
     /// The longest time this rule set looks back over.
@@ -215,7 +236,7 @@ fn strip_key<'a>(item: &'a str, names: &[&str]) -> Option<&'a str> {
 
 fn once(seen: &mut bool, key: &str, value: &str, item: &str) -> Result<(), PolicyError> {
     if std::mem::replace(seen, true) {
-        let name = item.split('=').next().unwrap_or(item);
+        let name = item.split('=').next().unwrap_or(item).trim();
         return Err(PolicyError::at(
             key,
             value,
@@ -234,7 +255,8 @@ fn parse_policy(key: &str, value: &str, item: &str) -> Result<RatePolicy, Policy
             value,
             item,
             format!(
-                "unknown item \"{item}\", {expected}, select=Max|Min|Disabled or stabilization=300s"
+                "unknown item {}, {expected}, select=Max|Min|Disabled or stabilization=300s",
+                quote(item)
             ),
         ));
     };
@@ -252,7 +274,7 @@ fn parse_policy(key: &str, value: &str, item: &str) -> Result<RatePolicy, Policy
                 key,
                 value,
                 amount,
-                format!("\"{amount}\" has no unit, {expected}"),
+                format!("{} has no unit, {expected}", quote(amount)),
             ));
         }
         other => {
@@ -261,7 +283,8 @@ fn parse_policy(key: &str, value: &str, item: &str) -> Result<RatePolicy, Policy
                 value,
                 unit.trim(),
                 format!(
-                    "unknown unit \"{other}\", expected pods or % (Pods or Percent), as in \"4 pods/60s\" or \"50%/60s\""
+                    "unknown unit {}, expected pods or % (Pods or Percent), as in \"4 pods/60s\" or \"50%/60s\"",
+                    quote(other)
                 ),
             ));
         }
@@ -273,7 +296,7 @@ fn parse_policy(key: &str, value: &str, item: &str) -> Result<RatePolicy, Policy
                 key,
                 value,
                 number,
-                format!("\"{number}\" is not a positive integer, {expected}"),
+                format!("{} is not a positive integer, {expected}", quote(number)),
             ));
         }
     };
@@ -304,7 +327,10 @@ fn parse_duration(
             key,
             value,
             token,
-            format!("\"{token}\" is out of range, expected {min}s to {max}s"),
+            format!(
+                "{} is out of range, expected {min}s to {max}s",
+                quote(token)
+            ),
         )),
         Err(e) => Err(PolicyError::at(key, value, token, e.to_string())),
     }
@@ -336,14 +362,16 @@ struct HpaScalingPolicy {
 
 fn parse_json(key: &str, value: &str, direction: Direction) -> Result<ScalingRules, PolicyError> {
     let raw: HpaScalingRules = serde_json::from_str(value).map_err(|e| {
-        PolicyError::whole(
+        PolicyError::json(
             key,
-            value.trim(),
-            format!("not valid HPAScalingRules JSON ({e}), expected {{\"policies\":[{{\"type\":\"Pods\",\"value\":4,\"periodSeconds\":60}}],\"selectPolicy\":\"Max\",\"stabilizationWindowSeconds\":0}}"),
+            value,
+            &e,
+            r#"expected HPAScalingRules JSON like {"policies":[{"type":"Pods","value":4,"periodSeconds":60}],"selectPolicy":"Max","stabilizationWindowSeconds":0}"#,
         )
     })?;
     let defaults = ScalingRules::hpa_default(direction);
-    let bad = |token: String, message: String| PolicyError::whole(key, &token, message);
+    let bad =
+        |token: String, message: String| PolicyError::whole(key, &token, message).found_in(value);
     if raw.tolerance.is_some() {
         return Err(bad(
             "tolerance".to_owned(),
@@ -355,7 +383,10 @@ fn parse_json(key: &str, value: &str, direction: Direction) -> Result<ScalingRul
         Some(s) => SelectPolicy::parse(s).ok_or_else(|| {
             bad(
                 s.to_owned(),
-                format!("unknown selectPolicy \"{s}\", expected Max, Min or Disabled"),
+                format!(
+                    "unknown selectPolicy {}, expected Max, Min or Disabled",
+                    quote(s)
+                ),
             )
         })?,
     };
@@ -382,7 +413,10 @@ fn parse_json(key: &str, value: &str, direction: Direction) -> Result<ScalingRul
                     other => {
                         return Err(bad(
                             other.to_owned(),
-                            format!("unknown policy type \"{other}\", expected Pods or Percent"),
+                            format!(
+                                "unknown policy type {}, expected Pods or Percent",
+                                quote(other)
+                            ),
                         ));
                     }
                 };
@@ -418,108 +452,4 @@ fn parse_json(key: &str, value: &str, direction: Direction) -> Result<ScalingRul
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const KEY: &str = "scale-governor.io/scale-up";
-
-    fn up(value: &str) -> Result<ScalingRules, PolicyError> {
-        ScalingRules::parse(KEY, value, Direction::Up)
-    }
-
-    #[test]
-    fn compact_form_round_trips_through_display() {
-        let rules = up("4 pods/60s, 100%/1m, select=Min, stabilization=5m").unwrap();
-        assert_eq!(rules.policies.len(), 2);
-        assert_eq!(rules.policies[1].kind, PolicyKind::Percent);
-        assert_eq!(rules.policies[1].period_seconds, 60);
-        assert_eq!(rules.select, SelectPolicy::Min);
-        assert_eq!(rules.stabilization_seconds, 300);
-        assert_eq!(
-            rules.to_string(),
-            "4 pods/60s, 100%/60s, select=Min, stabilization=300s"
-        );
-        assert_eq!(up(&rules.to_string()).unwrap(), rules);
-    }
-
-    #[test]
-    fn stabilization_only_is_allowed() {
-        let rules = ScalingRules::parse(KEY, "stabilization=300s", Direction::Down).unwrap();
-        assert!(rules.policies.is_empty());
-        assert_eq!(rules.lookback_seconds(), 300);
-    }
-
-    #[test]
-    fn json_form_uses_hpa_defaults_for_missing_fields() {
-        let rules =
-            ScalingRules::parse(KEY, r#"{"selectPolicy":"Disabled"}"#, Direction::Down).unwrap();
-        assert_eq!(rules.select, SelectPolicy::Disabled);
-        assert_eq!(rules.stabilization_seconds, 300);
-        assert_eq!(
-            rules.policies,
-            ScalingRules::hpa_default(Direction::Down).policies
-        );
-        let rules = up(r#"{"policies":[{"type":"Pods","value":4,"periodSeconds":60}],"stabilizationWindowSeconds":0}"#).unwrap();
-        assert_eq!(
-            rules.to_string(),
-            "4 pods/60s, select=Max, stabilization=0s"
-        );
-    }
-
-    #[test]
-    fn errors_name_the_token_and_expectation() {
-        let cases = [
-            ("4 pods/60x", "\"60x\" is not a duration"),
-            ("4 widgets/60s", "unknown unit \"widgets\""),
-            (
-                r#"{"policies":[{"type":"Pods","value":4,"periodSeconds":60}],"tolerance":"0.05"}"#,
-                "tolerance is an HPA metric setting",
-            ),
-            (
-                r#"{"policies":[{"type":"Pods","value":4,"periodSeconds":60}],"stabilisationWindowSeconds":5}"#,
-                "unknown field `stabilisationWindowSeconds`",
-            ),
-            ("4 pods/0s", "0s is out of range, expected 1s to 1800s"),
-            ("4 pods/1h", "3600s is out of range"),
-            ("0 pods/60s", "\"0\" is not a positive integer"),
-            ("4/60s", "\"4\" has no unit"),
-            ("4 pods", "unknown item \"4 pods\""),
-            ("select=Maximum", "unknown selectPolicy \"Maximum\""),
-            ("stabilization=2h", "7200s is out of range"),
-            ("select=Max, select=Min", "select is given twice"),
-            ("4 pods/60s,,", "empty item"),
-            ("{\"policies\": 3}", "not valid HPAScalingRules JSON"),
-            (
-                r#"{"policies":[{"type":"Pod","value":4,"periodSeconds":60}]}"#,
-                "unknown policy type \"Pod\"",
-            ),
-            (
-                r#"{"policies":[{"type":"Pods","value":4,"periodSeconds":0}]}"#,
-                "periodSeconds 0 is out of range",
-            ),
-        ];
-        for (value, expected) in cases {
-            let err = up(value).unwrap_err();
-            assert!(err.to_string().contains(expected), "{value}: {err}");
-            assert_eq!(err.annotation, KEY);
-        }
-    }
-
-    #[test]
-    fn the_hpa_spellings_and_bare_seconds_mean_the_same_rules() {
-        let compact = up("4 pods/60s, 50%/60s, select=Min, stabilization=300s").unwrap();
-        for spelling in [
-            "4 Pods/60s, 50 Percent/60s, selectPolicy=Min, stabilizationWindowSeconds=300",
-            "4 PODS/60, 50 percent/1m, SELECT=min, stabilization=5m",
-            "4pods/60s, 50%/60s, select=MIN, Stabilization=300",
-        ] {
-            assert_eq!(up(spelling).unwrap(), compact, "{spelling}");
-        }
-    }
-
-    #[test]
-    fn column_points_at_the_bad_period() {
-        let err = up("4 pods/60s, 10%/7x").unwrap_err();
-        assert_eq!((err.token.as_str(), err.column), ("7x", 17));
-    }
-}
+mod tests;

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{PolicyError, RecommendationKind, keys};
+use crate::quoting::quote;
 
 /// The source name of the built-in warm-pool source: the workload's own
 /// pods. It needs no configuration, since it reads only those pods.
@@ -161,15 +162,18 @@ impl RecommendConfig {
     pub fn parse(value: &str) -> Result<RecommendConfig, PolicyError> {
         let key = keys::RECOMMEND;
         let config: RecommendConfig = serde_json::from_str(value).map_err(|e| {
-            PolicyError::whole(
+            PolicyError::json(
                 key,
-                value.trim(),
-                format!("{e}, expected JSON like {{\"source\":\"prometheus\",\"query\":\"orders\",\"targetPerPod\":5,\"leadSeconds\":90}}"),
+                value,
+                &e,
+                r#"expected JSON like {"source":"prometheus","query":"orders","targetPerPod":5,"leadSeconds":90}"#,
             )
         })?;
-        config.check_source()?;
-        config.check_demand()?;
-        config.check_settings()?;
+        let checked = config
+            .check_source()
+            .and_then(|()| config.check_demand())
+            .and_then(|()| config.check_settings());
+        checked.map_err(|e| e.found_in(value))?;
         Ok(config)
     }
 
@@ -181,14 +185,15 @@ impl RecommendConfig {
                 return bad(
                     "source",
                     format!(
-                        "source \"{source}\" looks like a URL; name a source the governor defines (serve --sources), e.g. \"prometheus\""
+                        "source {} looks like a URL; name a source the governor defines (serve --sources), e.g. \"prometheus\"",
+                        quote(source)
                     ),
                 );
             }
             if !is_plain(source) {
                 return bad(
                     "source",
-                    format!("source \"{source}\" is not a source name"),
+                    format!("source {} is not a source name", quote(source)),
                 );
             }
         }
@@ -209,7 +214,8 @@ impl RecommendConfig {
             return bad(
                 "pointer",
                 format!(
-                    "pointer \"{pointer}\" is not a JSON Pointer; it starts with /, like /orders"
+                    "pointer {} is not a JSON Pointer; it starts with /, like /orders",
+                    quote(pointer)
                 ),
             );
         }
@@ -219,7 +225,8 @@ impl RecommendConfig {
             return bad(
                 "query",
                 format!(
-                    "query \"{query}\" is not a query name; name one the source defines (PromQL itself belongs in the source)"
+                    "query {} is not a query name; name one the source defines (PromQL itself belongs in the source)",
+                    quote(query)
                 ),
             );
         }
@@ -228,7 +235,9 @@ impl RecommendConfig {
                 return bad(
                     "params",
                     format!(
-                        "params {name}={value:?}: names and values may hold only letters, digits and - _ . :"
+                        "params {}={}: names and values may hold only letters, digits and - _ . :",
+                        quote(name),
+                        quote(value)
                     ),
                 );
             }
@@ -303,7 +312,10 @@ impl RecommendConfig {
         {
             return bad(
                 "timeZone",
-                format!("unknown time zone \"{zone}\", expected an IANA name like Europe/Berlin"),
+                format!(
+                    "unknown time zone {}, expected an IANA name like Europe/Berlin",
+                    quote(zone)
+                ),
             );
         }
         if self.ttl_seconds == 0 {

@@ -60,13 +60,8 @@ impl Recommendation {
     /// Parses the annotation's JSON.
     pub fn parse(value: &str) -> Result<Recommendation, PolicyError> {
         let expected = r#"expected JSON like {"replicas":12,"reason":"...","computedAt":"2026-11-21T12:00:00Z","expiresAt":"2026-11-21T12:05:00Z","kind":"floor"}"#;
-        let rec: Recommendation = serde_json::from_str(value).map_err(|e| {
-            PolicyError::whole(
-                keys::RECOMMENDATION,
-                value.trim(),
-                format!("{e}, {expected}"),
-            )
-        })?;
+        let rec: Recommendation = serde_json::from_str(value)
+            .map_err(|e| PolicyError::json(keys::RECOMMENDATION, value, &e, expected))?;
         if rec.version > RECOMMENDATION_VERSION {
             return Err(PolicyError::whole(
                 keys::RECOMMENDATION,

@@ -13,7 +13,8 @@ use chrono::{
 };
 use chrono_tz::Tz;
 
-use super::{PolicyError, keys};
+use super::{PolicyError, PolicyErrors, keys};
+use crate::quoting::quote;
 
 const KEY: &str = keys::WINDOWS;
 const DAY_NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
@@ -216,14 +217,17 @@ impl Windows {
         chosen.into_iter().map(|i| &self.entries[i])
     }
 
-    /// Parses entries separated by `;` or newlines; blank entries are skipped.
-    pub fn parse(value: &str) -> Result<Windows, PolicyError> {
-        let entries = value
+    /// Parses entries separated by `;` or newlines; blank entries are
+    /// skipped. Every entry is parsed, and the first error of each that does
+    /// not parse is returned.
+    pub fn parse(value: &str) -> Result<Windows, PolicyErrors> {
+        let mut errors = PolicyErrors::new();
+        let entries: Vec<Window> = value
             .split([';', '\n'])
             .filter(|entry| !entry.trim().is_empty())
-            .map(|entry| parse_entry(value, entry))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Windows {
+            .filter_map(|entry| parse_entry(value, entry).map_err(|e| errors.push(e)).ok())
+            .collect();
+        errors.or_ok(Windows {
             index: index::Index::build(&entries),
             entries,
         })
@@ -234,12 +238,13 @@ impl Windows {
         &self,
         min: Option<u32>,
         max: Option<u32>,
-    ) -> Result<(), PolicyError> {
+        errors: &mut PolicyErrors,
+    ) {
         for w in &self.entries {
             if let (Some(wmin), Some(max)) = (w.bounds.min, max)
                 && wmin > max
             {
-                return Err(PolicyError::whole(
+                errors.push(PolicyError::whole(
                     KEY,
                     &w.text,
                     format!("window min={wmin} is greater than max-replicas {max}"),
@@ -248,14 +253,13 @@ impl Windows {
             if let (Some(wmax), Some(min)) = (w.bounds.max, min)
                 && wmax < min
             {
-                return Err(PolicyError::whole(
+                errors.push(PolicyError::whole(
                     KEY,
                     &w.text,
                     format!("window max={wmax} is less than min-replicas {min}"),
                 ));
             }
         }
-        Ok(())
     }
 }
 
@@ -286,7 +290,7 @@ fn parse_entry(value: &str, entry: &str) -> Result<Window, PolicyError> {
                 _ => {
                     return Err(err(
                         token,
-                        format!("unknown setting \"{name}\", expected min=N or max=N"),
+                        format!("unknown setting {}, expected min=N or max=N", quote(name)),
                     ));
                 }
             };
@@ -300,21 +304,25 @@ fn parse_entry(value: &str, entry: &str) -> Result<Window, PolicyError> {
                 .ok_or_else(|| {
                     err(
                         number,
-                        format!("\"{number}\" is not a replica count, expected {name}=N"),
+                        format!(
+                            "{} is not a replica count, expected {name}=N",
+                            quote(number)
+                        ),
                     )
                 })?;
             *slot = Some(n);
         } else if tz.is_some() {
             return Err(err(
                 token,
-                format!("unexpected \"{token}\", expected min=N or max=N"),
+                format!("unexpected {}, expected min=N or max=N", quote(token)),
             ));
         } else {
             tz = Some(token.parse::<Tz>().map_err(|_| {
                 err(
                     token,
                     format!(
-                        "unknown time zone \"{token}\", expected an IANA name like Europe/Berlin"
+                        "unknown time zone {}, expected an IANA name like Europe/Berlin",
+                        quote(token)
                     ),
                 )
             })?);
@@ -370,7 +378,7 @@ fn day_index(value: &str, name: &str) -> Result<u32, PolicyError> {
                 KEY,
                 value,
                 name,
-                format!("unknown weekday \"{name}\", expected Mon..Sun"),
+                format!("unknown weekday {}, expected Mon..Sun", quote(name)),
             )
         })
 }
@@ -379,13 +387,15 @@ fn parse_time_range(token: &str) -> Result<(TimeOfDay, TimeOfDay), String> {
     let expected = "expected HH:MM-HH:MM like 08:00-20:00 (22:00-06:00 crosses midnight)";
     let (start, end) = token
         .split_once('-')
-        .ok_or_else(|| format!("\"{token}\" is not a time range, {expected}"))?;
+        .ok_or_else(|| format!("{} is not a time range, {expected}", quote(token)))?;
     let start = parse_time(start, false)
-        .ok_or_else(|| format!("bad start time \"{start}\", {expected}"))?;
-    let end = parse_time(end, true).ok_or_else(|| format!("bad end time \"{end}\", {expected}"))?;
+        .ok_or_else(|| format!("bad start time {}, {expected}", quote(start)))?;
+    let end =
+        parse_time(end, true).ok_or_else(|| format!("bad end time {}, {expected}", quote(end)))?;
     if start == end {
         return Err(format!(
-            "\"{token}\" is empty, use 00:00-24:00 for a whole day"
+            "{} is empty, use 00:00-24:00 for a whole day",
+            quote(token)
         ));
     }
     Ok((start, end))
@@ -415,12 +425,13 @@ fn parse_absolute(token: &str) -> Result<Span, String> {
         None if !start.contains('T') => parse_instant(start, true)?,
         None => {
             return Err(format!(
-                "\"{token}\" has no end, expected START/END like 2026-12-24T18:00/2026-12-27T06:00"
+                "{} has no end, expected START/END like 2026-12-24T18:00/2026-12-27T06:00",
+                quote(token)
             ));
         }
     };
     if end_at <= start_at {
-        return Err(format!("\"{token}\" ends before it starts"));
+        return Err(format!("{} ends before it starts", quote(token)));
     }
     Ok(Span::Absolute {
         start: start_at,
@@ -441,7 +452,12 @@ fn parse_instant(text: &str, is_end: bool) -> Result<NaiveDateTime, String> {
     }
     NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M")
         .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S"))
-        .map_err(|_| format!("bad date \"{text}\", expected YYYY-MM-DD or YYYY-MM-DDTHH:MM"))
+        .map_err(|_| {
+            format!(
+                "bad date {}, expected YYYY-MM-DD or YYYY-MM-DDTHH:MM",
+                quote(text)
+            )
+        })
 }
 
 mod index;

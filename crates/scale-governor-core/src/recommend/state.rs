@@ -80,8 +80,9 @@ impl LoopState {
         if !text.trim_start().starts_with('{') {
             return Err(StateError::NotAnObject);
         }
-        let state: LoopState =
-            serde_json::from_str(text).map_err(|e| StateError::Json(e.to_string()))?;
+        // serde_json's message may quote the annotation: bounded, escaped.
+        let state: LoopState = serde_json::from_str(text)
+            .map_err(|e| StateError::Json(crate::quoting::foreign(&e.to_string())))?;
         if state.version != STATE_VERSION {
             return Err(StateError::Version {
                 found: state.version,
