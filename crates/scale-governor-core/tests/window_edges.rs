@@ -142,3 +142,44 @@ fn a_weekly_window_is_looked_at_again_at_its_next_edge_not_every_minute() {
     assert!(next <= "2026-03-29T01:00:00Z".parse::<DateTime<Utc>>().unwrap());
     assert!(next >= "2026-03-29T00:59:59Z".parse::<DateTime<Utc>>().unwrap());
 }
+
+/// The instant a DST note names (`… opens at 03:00 (2026-03-29T01:00:00Z)`).
+fn named_instant(note: &str) -> Option<DateTime<Utc>> {
+    let (head, _) = note.rsplit_once("Z)")?;
+    let (_, at) = head.rsplit_once(['(', ' '])?;
+    format!("{at}Z").parse().ok()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// What a note about a DST day says a window does is what it does: it
+    /// is open from the instant it "opens at", and open until the instant
+    /// it "closes at".
+    #[test]
+    fn dst_notes_say_what_the_windows_do((now, windows) in case()) {
+        let text = windows.join("\n");
+        let Ok(policy) = Policy::from_annotations([(keys::WINDOWS, text.as_str())]) else {
+            return Ok(());
+        };
+        let from = now - Duration::days(1);
+        for note in policy.windows.dst_notes(from) {
+            let Some(at) = named_instant(&note) else {
+                prop_assert!(note.ends_with("the window does not open that day"), "{}", note);
+                continue;
+            };
+            let entry = policy
+                .windows
+                .entries()
+                .iter()
+                .find(|w| note.starts_with(&format!("window \"{}\"", w.text)));
+            prop_assert!(entry.is_some(), "{}", note);
+            let w = entry.unwrap();
+            if note.contains("the window opens") {
+                prop_assert!(w.contains(at), "{} ({})", note, text);
+            } else {
+                prop_assert!(w.contains(at - Duration::seconds(1)), "{} ({})", note, text);
+            }
+        }
+    }
+}

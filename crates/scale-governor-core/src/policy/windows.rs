@@ -1,9 +1,8 @@
 //! `windows`: weekly windows (`Mon-Fri 08:00-20:00 Europe/Berlin min=10`)
 //! and absolute ranges for holidays (`2026-12-24/2026-12-26 Europe/Berlin
 //! max=2`), each with its own bounds. Windows are matched on the local wall
-//! clock of their zone, so DST needs no special case: an instant maps to one
-//! local time, and a wall-clock range simply covers fewer or more real
-//! minutes on the days the clock jumps.
+//! clock of their zone: a wall-clock range covers fewer or more real minutes
+//! on the days the clock jumps, and each boundary happens once ([`dst`]).
 
 use std::fmt;
 
@@ -91,7 +90,7 @@ pub struct Window {
 impl Window {
     /// Whether the window covers the instant `now`.
     pub fn contains(&self, now: DateTime<Utc>) -> bool {
-        self.contains_local(now.with_timezone(&self.tz).naive_local())
+        self.contains_local(dst::wall_clock(self.tz, now))
     }
 
     fn contains_local(&self, local: NaiveDateTime) -> bool {
@@ -231,6 +230,14 @@ impl Windows {
             index: index::Index::build(&entries),
             entries,
         })
+    }
+
+    /// What the windows do on the days in the coming year their zone's
+    /// clock skips or repeats one of their boundaries, one sentence each:
+    /// `window "Sun 02:30-05:00 Europe/Berlin max=4": on 2026-03-29 02:30
+    /// does not exist in Europe/Berlin (…); the window opens at 03:00 …`.
+    pub fn dst_notes(&self, now: DateTime<Utc>) -> Vec<String> {
+        dst::notes(&self.entries, now)
     }
 
     /// A window whose bounds cannot meet the static ones is a contradiction.
@@ -460,6 +467,7 @@ fn parse_instant(text: &str, is_end: bool) -> Result<NaiveDateTime, String> {
         })
 }
 
+mod dst;
 mod index;
 #[cfg(test)]
 mod tests;

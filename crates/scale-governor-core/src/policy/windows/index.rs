@@ -116,7 +116,7 @@ impl Index {
         }
         absolute.extend_from_slice(&self.long);
         for (tz, spans) in &self.weekly {
-            let local = now.with_timezone(tz);
+            let local = super::dst::wall_clock(*tz, now);
             let minute =
                 local.weekday().num_days_from_monday() * 1440 + local.hour() * 60 + local.minute();
             let end = spans.partition_point(|(from, _, _)| *from <= minute);
