@@ -148,8 +148,9 @@ pub struct Policy {
 impl Policy {
     /// Parses every `scale-governor.io/*` annotation; other keys are ignored.
     /// The `history` and `state` annotations belong to the ledger and the
-    /// recommender loop and are skipped here. Every annotation is parsed,
-    /// and every error found is returned, not only the first.
+    /// recommender loop and are skipped here ([`crate::workload::policy_of`]
+    /// checks `state`). Every annotation is parsed, and every error found is
+    /// returned, not only the first.
     pub fn from_annotations<'a, I>(annotations: I) -> Result<Policy, PolicyErrors>
     where
         I: IntoIterator<Item = (&'a str, &'a str)>,

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::policy::{GOVERNED_LABEL, Policy, PolicyErrors};
+use crate::{
+    policy::{GOVERNED_LABEL, Policy, PolicyErrors, keys},
+    recommend::state::LoopState,
+};
 
 /// Kinds the governor understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -148,14 +151,24 @@ pub fn is_governed(labels: Option<&BTreeMap<String, String>>) -> bool {
         .is_some_and(|v| v == "true")
 }
 
-/// Parses the policy from an annotation map.
+/// Parses the policy from an annotation map. A `state` annotation the
+/// recommender loop could not read is a warning, as for the other
+/// annotations the governor writes: the loop would start afresh.
 pub fn policy_of(annotations: Option<&BTreeMap<String, String>>) -> Result<Policy, PolicyErrors> {
-    Policy::from_annotations(
+    let mut policy = Policy::from_annotations(
         annotations
             .into_iter()
             .flatten()
             .map(|(k, v)| (k.as_str(), v.as_str())),
-    )
+    )?;
+    if let Some(state) = annotations.and_then(|a| a.get(keys::STATE))
+        && let Err(e) = LoopState::parse(state)
+    {
+        policy.warnings.push(format!(
+            "{e}; it is ignored, and the recommender loop starts without the demand trend, window raise and source health it keeps there"
+        ));
+    }
+    Ok(policy)
 }
 
 #[cfg(test)]
@@ -196,5 +209,46 @@ mod tests {
             Workload::from_manifest(": : :"),
             Err(WorkloadError::Syntax(_))
         ));
+    }
+
+    /// A `state` annotation the loop cannot read is a warning naming it,
+    /// bounded and escaped whatever it holds; a good one says nothing.
+    #[test]
+    fn an_unreadable_state_is_a_warning() {
+        let policy = |state: &str| {
+            let annotations = BTreeMap::from([(keys::STATE.to_owned(), state.to_owned())]);
+            policy_of(Some(&annotations)).unwrap()
+        };
+        let tail = "; it is ignored, and the recommender loop starts without the demand trend, window raise and source health it keeps there";
+        assert_eq!(
+            policy("{not json").warnings,
+            [format!(
+                "the state annotation does not parse: key must be a string at line 1 column 2{tail}"
+            )]
+        );
+        assert_eq!(
+            policy("[1]").warnings,
+            [format!("the state annotation is not a JSON object{tail}")]
+        );
+        assert_eq!(
+            policy(r#"{"v":99}"#).warnings,
+            [format!("state format v99 is not v1{tail}")]
+        );
+        // JSON escapes, so serde_json's message holds the raw characters.
+        let hostile = format!(r#"{{"v":"\u202e\u0007{}"}}"#, "é".repeat(100_000));
+        let warnings = policy(&hostile).warnings;
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].len() < 600, "{} bytes", warnings[0].len());
+        assert!(
+            warnings[0].contains(r#"invalid type: string "\u{202e}\u{7}éé"#),
+            "{}",
+            warnings[0]
+        );
+        assert!(!warnings[0].contains('\u{202e}'), "{}", warnings[0]);
+        assert!(
+            policy(&crate::recommend::state::LoopState::default().to_annotation())
+                .warnings
+                .is_empty()
+        );
     }
 }
