@@ -10,7 +10,6 @@ pub(crate) mod series;
 
 use std::{sync::Arc, time::Instant};
 
-use chrono::Utc;
 use k8s_openapi::{
     api::{core::v1::ObjectReference, events::v1::Event as K8sEvent, events::v1::EventSeries},
     apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
@@ -225,7 +224,7 @@ impl Publisher {
             reason: note.reason.clone(),
             action: note.action.clone(),
         };
-        let now = Utc::now();
+        let now = crate::clock::now();
         let write = self.series.next(&key, &note.note, now, occurrences);
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
         let result = match &write {
@@ -276,7 +275,7 @@ impl Publisher {
 }
 
 fn now_ts() -> k8s_openapi::jiff::Timestamp {
-    k8s_openapi::jiff::Timestamp::now()
+    crate::clock::timestamp()
 }
 
 /// The action of notices (policy edits, the recommender's findings): not a
