@@ -25,7 +25,7 @@ use kube::{
     Api, Client,
     api::{Patch, PatchParams, PostParams},
 };
-use tokio::sync::watch;
+use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use self::election::{Observation, Record, Step};
@@ -74,14 +74,15 @@ impl Leadership {
     }
 }
 
-/// Starts the election; it runs until `shutdown`, then releases the Lease.
+/// Starts the election; it runs until `shutdown`, then releases the Lease
+/// (await the handle, so the release is written before the process ends).
 pub(crate) fn spawn(
     client: Client,
     config: LeaderConfig,
     shutdown: CancellationToken,
-) -> Leadership {
+) -> (Leadership, JoinHandle<()>) {
     let (leading_tx, leading_rx) = watch::channel(false);
-    crate::tasks::spawn(
+    let task = crate::tasks::spawn(
         "leader",
         run(
             Api::namespaced(client, &config.namespace),
@@ -90,7 +91,7 @@ pub(crate) fn spawn(
             shutdown,
         ),
     );
-    Leadership { rx: leading_rx }
+    (Leadership { rx: leading_rx }, task)
 }
 
 /// The election loop: read the Lease, take the step [`election::step`]

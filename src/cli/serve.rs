@@ -301,7 +301,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         metrics: Arc::new(Metrics::new()),
         cache: Arc::new(Cache::new()),
     };
-    let leadership = leader::spawn(
+    let (leadership, election) = leader::spawn(
         shared.client.clone(),
         LeaderConfig {
             namespace: args.lease_namespace.clone(),
@@ -354,6 +354,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         ),
     ));
     background.push(certs.keeper);
+    background.push(election);
     let (https, http) = tokio::join!(
         server::serve_https(
             https,
