@@ -400,6 +400,21 @@ mod tests {
     }
 
     #[test]
+    fn a_deny_mode_step_toward_the_bounds_is_a_normal_event_with_the_numbers() {
+        let annotations = [(keys::MODE, "deny"), (keys::MIN_REPLICAS, "2")];
+        let note = note_for(&crate::report::sample(&annotations, 0, 1, false)).unwrap();
+        assert_eq!(
+            note,
+            Note {
+                type_: EventType::Normal,
+                reason: "ScaleStepped".into(),
+                action: "min-replicas".into(),
+                note: "alice asked 1 replicas (current 0): min-replicas 2: asked 1 (current 0), still below the floor 2; allowed as a step toward it".into(),
+            }
+        );
+    }
+
+    #[test]
     fn a_notice_is_a_warning_event_naming_the_actor() {
         let mut r = report(&[(keys::MAX_REPLICAS, "20")], 10, false);
         r.notice = Some(crate::report::Notice {
