@@ -6,8 +6,9 @@
 #   PATH="$(.ci/tools.sh cargo-deny shellcheck prometheus):$PATH"
 #
 # Tools: cargo-deny (built from crates.io, pinned); helm (built from its Go
-# module, pinned, about a minute); shellcheck, prometheus (with promtool) and
-# buildah (Debian packages); musl (rustup's x86_64-unknown-linux-musl target
+# module, pinned, about a minute); shellcheck, prometheus (with promtool),
+# buildah and faketime (libfaketime, for the clock-skew tests) (Debian
+# packages); musl (rustup's x86_64-unknown-linux-musl target
 # and Debian's musl-gcc, for the image's static binary). Progress goes to
 # stderr.
 set -euo pipefail
@@ -58,6 +59,9 @@ ensure() {
       ;;
     buildah)
       command -v buildah >/dev/null || apt_install buildah
+      ;;
+    faketime)
+      command -v faketime >/dev/null || apt_install faketime
       ;;
     musl)
       command -v musl-gcc >/dev/null || apt_install musl-tools

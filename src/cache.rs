@@ -81,9 +81,9 @@ pub(crate) async fn run_sweeper(
         }
         if trimmed.elapsed() >= TRIM_PERIOD {
             trimmed = tokio::time::Instant::now();
-            cache.trim(Utc::now());
+            cache.trim(crate::clock::now());
         }
-        let (entries, changes) = cache.sweep(Utc::now(), timeout);
+        let (entries, changes) = cache.sweep(crate::clock::now(), timeout);
         if entries + changes > 0 {
             tracing::info!(
                 entries,

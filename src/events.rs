@@ -10,7 +10,6 @@ pub(crate) mod series;
 
 use std::{sync::Arc, time::Instant};
 
-use chrono::Utc;
 use k8s_openapi::{
     api::{core::v1::ObjectReference, events::v1::Event as K8sEvent, events::v1::EventSeries},
     apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
@@ -225,7 +224,7 @@ impl Publisher {
             reason: note.reason.clone(),
             action: note.action.clone(),
         };
-        let now = Utc::now();
+        let now = crate::clock::now();
         let write = self.series.next(&key, &note.note, now, occurrences);
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
         let result = match &write {
@@ -276,7 +275,7 @@ impl Publisher {
 }
 
 fn now_ts() -> k8s_openapi::jiff::Timestamp {
-    k8s_openapi::jiff::Timestamp::now()
+    crate::clock::timestamp()
 }
 
 /// The action of notices (policy edits, the recommender's findings): not a
@@ -398,6 +397,21 @@ mod tests {
             ("ScaleDenied", EventType::Warning)
         );
         assert!(note_for(&report(&[(keys::MAX_REPLICAS, "20")], 10, false)).is_none());
+    }
+
+    #[test]
+    fn a_deny_mode_step_toward_the_bounds_is_a_normal_event_with_the_numbers() {
+        let annotations = [(keys::MODE, "deny"), (keys::MIN_REPLICAS, "2")];
+        let note = note_for(&crate::report::sample(&annotations, 0, 1, false)).unwrap();
+        assert_eq!(
+            note,
+            Note {
+                type_: EventType::Normal,
+                reason: "ScaleStepped".into(),
+                action: "min-replicas".into(),
+                note: "alice asked 1 replicas (current 0): min-replicas 2: asked 1 (current 0), still below the floor 2; allowed as a step toward it".into(),
+            }
+        );
     }
 
     #[test]

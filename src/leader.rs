@@ -4,34 +4,47 @@
 //!
 //! - The lease task never ends the process: when the apiserver is away it
 //!   retries with back-off, and the webhook keeps serving meanwhile.
-//! - A replica counts as leading only while it can *see* that it holds the
-//!   Lease: the Lease names it, and its last renewal is younger than the
-//!   Lease's duration. A leader cut off from the apiserver stops leading
-//!   when its Lease would have expired, instead of writing on beside the
-//!   replica that took over.
+//! - Expiry is judged by each replica's own observation (how long the
+//!   Lease record has stayed unchanged on its monotonic clock), never by
+//!   comparing another node's `renewTime` with its own wall clock
+//!   ([`election`]): replicas whose clocks differ by minutes still agree.
+//! - A replica counts as leading only while its last successful renewal is
+//!   younger than a renew deadline shorter than the Lease's duration: a
+//!   leader cut off from the apiserver stops leading before anyone could
+//!   take over, instead of writing on beside the replica that did.
 //! - Gaining and losing leadership are logged; on shutdown the Lease is
 //!   released, so the other replica takes over at once.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use k8s_openapi::api::coordination::v1::Lease;
-use kube::{Api, Client};
-use kube_lease_manager::LeaseManagerBuilder;
-use tokio::sync::watch;
+use k8s_openapi::{
+    api::coordination::v1::{Lease, LeaseSpec},
+    apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+};
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
+};
+use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
+
+use self::election::{Observation, Record, Step};
+
+mod election;
 
 /// Lease name shared by every replica.
 pub const LEASE_NAME: &str = "scale-governor-leader";
-/// How long a Lease lasts without renewal.
+/// How long a Lease lasts without renewal, as the other replicas observe it.
 pub(crate) const LEASE_SECONDS: u64 = 15;
-/// Grace the lease manager renews ahead of expiry.
-const GRACE_SECONDS: u64 = 5;
-/// How often the holder check reads the Lease.
-const CHECK_EVERY: Duration = Duration::from_secs(2);
-/// Back-off between attempts to start the lease manager.
-const RETRY_MIN: Duration = Duration::from_millis(500);
-const RETRY_MAX: Duration = Duration::from_secs(30);
+/// The leader renews this often.
+const RENEW_EVERY: Duration = Duration::from_secs(5);
+/// A leader that has not renewed for this long stops acting as leader,
+/// well before another replica could see its Lease expire.
+const RENEW_DEADLINE: Duration = Duration::from_secs(10);
+/// How often a replica that does not lead looks at the Lease.
+const RETRY_EVERY: Duration = Duration::from_secs(2);
+/// Longest one read or write of the Lease may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(crate) use crate::managed::FIELD_MANAGER;
 
@@ -44,8 +57,7 @@ pub(crate) struct LeaderConfig {
     pub(crate) identity: String,
 }
 
-/// Whether this replica leads, as both the lease manager and the holder
-/// check see it.
+/// Whether this replica leads.
 #[derive(Debug, Clone)]
 pub(crate) struct Leadership {
     rx: watch::Receiver<bool>,
@@ -62,150 +74,207 @@ impl Leadership {
     }
 }
 
-/// Starts the lease tasks; they run until `shutdown`, then release the Lease.
+/// Starts the election; it runs until `shutdown`, then releases the Lease
+/// (await the handle, so the release is written before the process ends).
 pub(crate) fn spawn(
     client: Client,
     config: LeaderConfig,
     shutdown: CancellationToken,
-) -> Leadership {
-    let (manager_tx, manager_rx) = watch::channel(false);
-    let (confirmed_tx, confirmed_rx) = watch::channel(false);
+) -> (Leadership, JoinHandle<()>) {
     let (leading_tx, leading_rx) = watch::channel(false);
-    crate::tasks::spawn(
-        "leader.lease",
-        run_manager(client.clone(), config.clone(), manager_tx, shutdown.clone()),
+    let task = crate::tasks::spawn(
+        "leader",
+        run(
+            Api::namespaced(client, &config.namespace),
+            config,
+            leading_tx,
+            shutdown,
+        ),
     );
-    crate::tasks::spawn(
-        "leader.check",
-        run_check(client, config.clone(), confirmed_tx, shutdown.clone()),
-    );
-    crate::tasks::spawn("leader", async move {
-        let (mut manager, mut confirmed) = (manager_rx, confirmed_rx);
-        loop {
-            let leading = *manager.borrow() && *confirmed.borrow();
-            if *leading_tx.borrow() != leading {
-                tracing::info!(identity = %config.identity, leading, "leadership changed");
-                let _ = leading_tx.send(leading);
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => {
-                    let _ = leading_tx.send(false);
-                    return;
-                }
-                r = manager.changed() => if r.is_err() { return },
-                r = confirmed.changed() => if r.is_err() { return },
-            }
-        }
-    });
-    Leadership { rx: leading_rx }
+    (Leadership { rx: leading_rx }, task)
 }
 
-/// The lease manager, restarted with back-off whenever it cannot start or
-/// its task ends; releases the Lease on shutdown.
-async fn run_manager(
-    client: Client,
+/// The election loop: read the Lease, take the step [`election::step`]
+/// gives, and lead while the last renewal is within [`RENEW_DEADLINE`].
+/// Failures are retried at the next round; the process never ends for
+/// them.
+async fn run(
+    api: Api<Lease>,
     config: LeaderConfig,
     leading: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
-    let mut delay = RETRY_MIN;
+    let me = config.identity.as_str();
+    let mut seen: Option<Observation> = None;
+    let mut renewed: Option<Instant> = None;
     loop {
-        let built = LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
-            .with_namespace(&config.namespace)
-            .with_identity(&config.identity)
-            .with_duration(LEASE_SECONDS)
-            .with_grace(GRACE_SECONDS)
-            .with_field_manager(FIELD_MANAGER)
-            .build();
-        let manager = tokio::select! {
-            () = shutdown.cancelled() => return,
-            built = built => built,
-        };
-        let manager = match manager {
-            Ok(manager) => manager,
-            Err(err) => {
-                tracing::warn!(error = %err, retry_in = ?delay, "cannot reach the leader Lease; retrying");
-                if sleep_or_shutdown(jittered(delay), &shutdown).await {
-                    return;
-                }
-                delay = (delay * 2).min(RETRY_MAX);
-                continue;
-            }
-        };
-        delay = RETRY_MIN;
-        let (mut rx, task) = manager.watch().await;
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => {
-                    let _ = leading.send(false);
-                    // Dropping the receiver makes the task release the Lease.
-                    drop(rx);
-                    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-                    return;
-                }
-                changed = rx.changed() => {
-                    if changed.is_err() {
-                        break;
+        let read = bounded(api.get_opt(LEASE_NAME)).await;
+        let now = Instant::now();
+        match read {
+            Ok(lease) => {
+                let spec = lease.as_ref().and_then(|l| l.spec.clone());
+                seen = spec.map(|spec| {
+                    Observation::update(seen.take(), Record::of(&spec, lease_duration()), now)
+                });
+                let step = election::step(seen.as_ref(), me, now);
+                if step != Step::Wait {
+                    match write(&api, lease, step, me).await {
+                        Ok(()) => renewed = Some(Instant::now()),
+                        Err(err) => {
+                            tracing::debug!(error = %err, ?step, "writing the leader Lease failed")
+                        }
                     }
-                    let _ = leading.send(*rx.borrow());
+                }
+                if step == Step::Wait {
+                    renewed = None;
                 }
             }
-        }
-        let _ = leading.send(false);
-        tracing::warn!("the lease task stopped; starting it again");
-        if sleep_or_shutdown(jittered(delay), &shutdown).await {
-            return;
-        }
-    }
-}
-
-/// Reads the Lease every few seconds: leading is confirmed while it names
-/// this replica and its last renewal is younger than its duration, by this
-/// replica's clock. A read that fails confirms nothing new, so the last
-/// confirmation runs out on its own.
-async fn run_check(
-    client: Client,
-    config: LeaderConfig,
-    confirmed: watch::Sender<bool>,
-    shutdown: CancellationToken,
-) {
-    let api: Api<Lease> = Api::namespaced(client, &config.namespace);
-    let mut held_until: Option<DateTime<Utc>> = None;
-    loop {
-        match api.get_opt(LEASE_NAME).await {
-            Ok(Some(lease)) => {
-                let spec = lease.spec.unwrap_or_default();
-                let ours = spec.holder_identity.as_deref() == Some(config.identity.as_str());
-                let duration = spec
-                    .lease_duration_seconds
-                    .map_or(LEASE_SECONDS as i64, i64::from);
-                // The holder writes renewTime with its own clock, which is
-                // this replica's when the Lease names it.
-                held_until = spec
-                    .renew_time
-                    .filter(|_| ours)
-                    .and_then(|t| DateTime::<Utc>::from_timestamp(t.0.as_second(), 0))
-                    .map(|renewed| renewed + chrono::Duration::seconds(duration));
-            }
-            Ok(None) => held_until = None,
             Err(err) => tracing::debug!(error = %err, "reading the leader Lease failed"),
         }
-        let holds = held_until.is_some_and(|until| Utc::now() < until);
-        if *confirmed.borrow() != holds {
-            let _ = confirmed.send(holds);
-        }
-        if sleep_or_shutdown(CHECK_EVERY, &shutdown).await {
-            return;
+        let lead_until = renewed.map(|r| election::leads_until(r, RENEW_DEADLINE));
+        publish(&leading, lead_until.is_some_and(|u| Instant::now() < u), me);
+        let pause = if *leading.borrow() {
+            RENEW_EVERY
+        } else {
+            jittered(RETRY_EVERY)
+        };
+        let wake = lead_until.map_or(tokio::time::Instant::now() + pause, |u| {
+            tokio::time::Instant::from_std(u).min(tokio::time::Instant::now() + pause)
+        });
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                publish(&leading, false, me);
+                if renewed.is_some() {
+                    release(&api, me).await;
+                }
+                return;
+            }
+            () = tokio::time::sleep_until(wake) => {}
         }
     }
 }
 
-/// Sleeps, or returns `true` at once when `shutdown` fires first.
-async fn sleep_or_shutdown(delay: Duration, shutdown: &CancellationToken) -> bool {
-    tokio::select! {
-        () = shutdown.cancelled() => true,
-        () = tokio::time::sleep(delay) => false,
+fn publish(leading: &watch::Sender<bool>, now: bool, me: &str) {
+    if *leading.borrow() != now {
+        tracing::info!(identity = %me, leading = now, "leadership changed");
+        let _ = leading.send(now);
     }
+}
+
+fn lease_duration() -> Duration {
+    Duration::from_secs(LEASE_SECONDS)
+}
+
+async fn bounded<T>(
+    call: impl std::future::Future<Output = Result<T, kube::Error>>,
+) -> Result<T, LeaseError> {
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .map_err(|_| LeaseError::Timeout)?
+        .map_err(LeaseError::Kube)
+}
+
+/// Why a read or write of the Lease failed.
+#[derive(Debug, thiserror::Error)]
+enum LeaseError {
+    #[error(transparent)]
+    Kube(kube::Error),
+    #[error("no answer within {CALL_TIMEOUT:?}")]
+    Timeout,
+}
+
+/// Creates, takes over or renews the Lease as `step` says. Every write
+/// carries the resourceVersion that was read, so of two replicas that saw
+/// the same expired Lease only one takes it.
+async fn write(
+    api: &Api<Lease>,
+    lease: Option<Lease>,
+    step: Step,
+    me: &str,
+) -> Result<(), LeaseError> {
+    let now = MicroTime(crate::clock::timestamp());
+    match (step, lease) {
+        (Step::Create, _) | (_, None) => {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(LEASE_NAME.to_owned()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some(me.to_owned()),
+                    lease_duration_seconds: Some(LEASE_SECONDS as i32),
+                    acquire_time: Some(now.clone()),
+                    renew_time: Some(now),
+                    lease_transitions: Some(0),
+                    ..LeaseSpec::default()
+                }),
+            };
+            let params = PostParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..PostParams::default()
+            };
+            bounded(api.create(&params, &lease)).await?;
+        }
+        (step, Some(lease)) => {
+            let spec = lease.spec.unwrap_or_default();
+            let mut changed = serde_json::json!({
+                "leaseDurationSeconds": LEASE_SECONDS,
+                "renewTime": now,
+            });
+            if step == Step::Acquire {
+                changed["holderIdentity"] = serde_json::json!(me);
+                changed["acquireTime"] = serde_json::json!(now);
+                changed["leaseTransitions"] =
+                    serde_json::json!(spec.lease_transitions.unwrap_or(0) + 1);
+                tracing::info!(identity = %me, "taking over the leader Lease");
+            }
+            bounded(patch(api, &lease.metadata, changed)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Hands the Lease back on shutdown (no holder, a one-second duration), so
+/// another replica takes over at once instead of after the Lease's
+/// duration.
+async fn release(api: &Api<Lease>, me: &str) {
+    let Ok(Some(lease)) = bounded(api.get_opt(LEASE_NAME)).await else {
+        return;
+    };
+    let holder = lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.as_deref());
+    if holder != Some(me) {
+        return;
+    }
+    let changed = serde_json::json!({
+        "holderIdentity": null,
+        "leaseDurationSeconds": 1,
+        "renewTime": MicroTime(crate::clock::timestamp()),
+    });
+    match bounded(patch(api, &lease.metadata, changed)).await {
+        Ok(_) => tracing::info!(identity = %me, "released the leader Lease"),
+        Err(err) => tracing::warn!(error = %err, "releasing the leader Lease failed"),
+    }
+}
+
+/// A merge patch of the Lease's spec, conditional on the resourceVersion
+/// that was read: a replica that lost a race gets a conflict, not the Lease.
+async fn patch(
+    api: &Api<Lease>,
+    read: &ObjectMeta,
+    spec: serde_json::Value,
+) -> Result<Lease, kube::Error> {
+    let body = serde_json::json!({
+        "metadata": {"resourceVersion": read.resource_version},
+        "spec": spec,
+    });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    api.patch(LEASE_NAME, &params, &Patch::Merge(&body)).await
 }
 
 /// `delay` ± 20 %, so replicas restarted together do not retry in step.

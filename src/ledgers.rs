@@ -170,7 +170,7 @@ pub(crate) async fn run(
         tokio::select! {
             () = shutdown.cancelled() => break,
             _ = tick.tick() => {
-                persist(&api, &cache, &metrics, Utc::now()).await;
+                persist(&api, &cache, &metrics, crate::clock::now()).await;
                 if leadership.is_leading()
                     && cache.is_synced()
                     && last_cleanup.elapsed() >= every.cleanup
@@ -183,7 +183,7 @@ pub(crate) async fn run(
     }
     // Bounded, so that a backlog cannot hold the pod past its termination
     // grace period.
-    let last = persist(&api, &cache, &metrics, Utc::now());
+    let last = persist(&api, &cache, &metrics, crate::clock::now());
     if tokio::time::timeout(FINAL_PERSIST, last).await.is_err() {
         tracing::warn!("final ledger write cut short after {FINAL_PERSIST:?}");
     }

@@ -13,6 +13,7 @@
 //! - `cache`: watches → the in-memory index the webhook reads;
 //! - `report`, `events`, `metrics`: how each decision is explained (log
 //!   lines, Event series, Prometheus);
+//! - `clock`: the apiserver's time, which every replica's decisions use;
 //! - `leader`: leadership through a Lease; `ledgers`: the ledger objects
 //!   every replica persists; `managed`: which fields a manager owns, from
 //!   `managedFields`;
@@ -33,6 +34,7 @@ pub use scale_governor_core::{engine, policy, quoting, recommend, simulate, unit
 pub(crate) mod cache;
 pub(crate) mod chart;
 pub mod cli;
+pub(crate) mod clock;
 pub(crate) mod events;
 pub(crate) mod leader;
 pub(crate) mod ledgers;

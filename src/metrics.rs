@@ -109,6 +109,9 @@ pub struct Metrics {
     pub(crate) recommender: Recommender,
     /// `scale_governor_tls_*`: the serving certificate.
     pub(crate) tls: Tls,
+    /// `scale_governor_clock_offset_seconds`: the apiserver's clock minus
+    /// this replica's, as measured from its responses.
+    pub(crate) clock_offset: Gauge<f64, AtomicU64>,
 }
 
 /// `scale_governor_admission_*`.
@@ -335,12 +338,19 @@ impl Metrics {
         let cache = CacheMetrics::register(registry);
         let recommender = Recommender::register(registry);
         let tls = Tls::register(registry);
+        let clock_offset = Gauge::<f64, AtomicU64>::default();
+        registry.sub_registry_with_prefix("clock").register(
+            "offset_seconds",
+            "The apiserver's clock minus this replica's, from the Date header of its responses",
+            clock_offset.clone(),
+        );
         Metrics {
             registry: root,
             admission,
             cache,
             recommender,
             tls,
+            clock_offset,
         }
     }
 

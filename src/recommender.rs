@@ -174,7 +174,7 @@ pub(crate) async fn run(
 /// workload once, so no workload is evaluated twice at once.
 async fn cycle(state: &Arc<Loop>, shutdown: &CancellationToken) {
     let started = Instant::now();
-    let now = chrono::Utc::now();
+    let now = crate::clock::now();
     let (work, evaluated) = plan(state, now);
     let queue = Arc::new(Mutex::new(work));
     let workers = state.deps.config.concurrency.max(1);

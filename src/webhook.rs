@@ -19,7 +19,6 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use chrono::Utc;
 
 use self::{admit::Endpoint, guard::AdmitConfig, review::ReviewResponse};
 use crate::{
@@ -87,7 +86,13 @@ impl Webhook {
         let started = Instant::now();
         let name = endpoint.as_str();
         let labels = EndpointLabels { endpoint: name };
-        let response = match admit::review(endpoint, body, &self.cache, &self.config, Utc::now()) {
+        let response = match admit::review(
+            endpoint,
+            body,
+            &self.cache,
+            &self.config,
+            crate::clock::now(),
+        ) {
             Ok(reviewed) => {
                 reporting::report(self, name, &reviewed);
                 encode(&ReviewResponse::new(reviewed.version, reviewed.response))
@@ -191,6 +196,12 @@ async fn metrics(State(admin): State<Arc<Admin>>, headers: header::HeaderMap) ->
                 kind: kind.resource(),
             })
             .set(admin.cache.len(kind) as i64);
+    }
+    if let Some(offset) = crate::clock::offset() {
+        admin
+            .metrics
+            .clock_offset
+            .set(offset.num_milliseconds() as f64 / 1000.0);
     }
     if let Some(left) = admin.certs.expiry_seconds(std::time::SystemTime::now()) {
         admin.metrics.tls.cert_expiry.set(left as f64);

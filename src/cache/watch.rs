@@ -4,7 +4,6 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::{
@@ -149,7 +148,7 @@ fn apply<K: Watched>(cache: &Cache, obj: &K) {
     let annotations = meta.annotations.as_ref();
     let k = object_key(obj);
     let actor = replicas_writer(obj);
-    let now = Utc::now();
+    let now = crate::clock::now();
     let managed = meta.managed_fields.as_deref().unwrap_or(&[]);
     let mut policy = policy_of(annotations);
     if let Ok(policy) = &mut policy {

@@ -223,6 +223,10 @@ pub fn render(report: &Report, output: Output) -> String {
             "denied, stays at {} (asked {}, rules allow {})",
             d.replicas, d.requested, d.governed
         ),
+        Outcome::Stepped => format!(
+            "allowed {} as a step toward the bounds (current {})",
+            d.replicas, d.current
+        ),
         Outcome::Audited => format!(
             "allowed {} in audit mode (rules allow {})",
             d.replicas, d.governed

@@ -119,6 +119,11 @@ pub struct Args {
     /// 32 KB) beside its ledger; a new leader loses at most this much.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub(crate) summary_interval: Duration,
+    /// Log a warning when this replica's clock is off the apiserver's by
+    /// more than this, e.g. `30s` (the governor corrects for the offset
+    /// either way; docs/operations.md says how much it tolerates).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub(crate) clock_skew_warning: Duration,
     /// Log format: `text` for a terminal, `json` in a cluster.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
@@ -249,7 +254,11 @@ pub(crate) async fn client(kubeconfig: Option<&std::ffi::OsString>) -> anyhow::R
             .await
             .context("no kubeconfig and not in a cluster")?,
     };
-    Ok(Client::try_from(config)?)
+    // Every response's Date header measures this replica's clock against
+    // the apiserver's (crate::clock).
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&crate::clock::DateProbe)
+        .build())
 }
 
 /// What every part of `serve` shares.
@@ -281,6 +290,7 @@ struct Indexes {
 /// listeners, the tasks that keep the cache and the ledger current and the
 /// leader's loop, then the two servers.
 async fn serve(args: Args) -> anyhow::Result<()> {
+    crate::clock::warn_at(args.clock_skew_warning);
     let shared = Shared {
         shutdown: server::shutdown_on_signals()?,
         identity: args
@@ -291,7 +301,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         metrics: Arc::new(Metrics::new()),
         cache: Arc::new(Cache::new()),
     };
-    let leadership = leader::spawn(
+    let (leadership, election) = leader::spawn(
         shared.client.clone(),
         LeaderConfig {
             namespace: args.lease_namespace.clone(),
@@ -344,6 +354,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         ),
     ));
     background.push(certs.keeper);
+    background.push(election);
     let (https, http) = tokio::join!(
         server::serve_https(
             https,

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::{
     apps::v1::{Deployment, StatefulSet},
     autoscaling::v2::HorizontalPodAutoscaler,
+    coordination::v1::Lease,
     core::v1::{ConfigMap, Pod},
 };
 use kube::{Api, Client, Resource, api::ListParams};
@@ -318,13 +319,54 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    let rows = runtime.block_on(read(args))?;
+    let (rows, clock) = runtime.block_on(async {
+        let client = super::serve::client(args.kubeconfig.as_ref()).await?;
+        let rows = read(&client, args).await?;
+        anyhow::Ok((rows, clock_line(&client, &args.governor_namespace).await))
+    })?;
     print!("{}", render(&rows, args.output));
+    if args.output == Output::Text {
+        println!("{clock}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn read(args: &Args) -> anyhow::Result<Vec<Row>> {
-    let client = super::serve::client(args.kubeconfig.as_ref()).await?;
+/// How far this machine's clock is from the apiserver's (measured from the
+/// answers just read), and how long ago the leader renewed its Lease by the
+/// apiserver's clock: the governor writes `renewTime` on the apiserver's
+/// clock, so an age far from a few seconds means a replica whose clock
+/// correction is off, or a leader that stopped renewing.
+async fn clock_line(client: &Client, governor_namespace: &str) -> String {
+    let offset = crate::clock::offset().map_or("not measured".to_owned(), |o| {
+        format!("{:+.1}s", o.num_milliseconds() as f64 / 1000.0)
+    });
+    let lease = Api::<Lease>::namespaced(client.clone(), governor_namespace)
+        .get_opt(crate::leader::LEASE_NAME)
+        .await;
+    let leader = match lease {
+        Ok(Some(lease)) => {
+            let spec = lease.spec.unwrap_or_default();
+            match (
+                spec.holder_identity.filter(|h| !h.is_empty()),
+                spec.renew_time,
+            ) {
+                (Some(holder), Some(renewed)) => {
+                    let renewed = renewed.0.as_millisecond();
+                    let age = crate::clock::now().timestamp_millis() - renewed;
+                    format!("{holder}, Lease renewed {:.1}s ago", age as f64 / 1000.0)
+                }
+                (Some(holder), None) => holder,
+                (None, _) => "none (the Lease is free)".to_owned(),
+            }
+        }
+        Ok(None) => format!("none (no Lease in namespace {governor_namespace})"),
+        Err(e) => format!("unknown ({e})"),
+    };
+    format!("clock: the apiserver minus this machine {offset}; leader: {leader}")
+}
+
+async fn read(client: &Client, args: &Args) -> anyhow::Result<Vec<Row>> {
+    let client = client.clone();
     let namespace = if args.all_namespaces {
         None
     } else {
@@ -371,7 +413,7 @@ async fn read(args: &Args) -> anyhow::Result<Vec<Row>> {
             hpas.apply(&hpa);
         }
     }
-    let now = Utc::now();
+    let now = crate::clock::now();
     let mut ledgers = std::collections::HashMap::new();
     let listed = Api::<ConfigMap>::namespaced(client.clone(), &args.governor_namespace)
         .list(&ListParams::default().labels(LEDGER_LABEL))

@@ -4,7 +4,6 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use chrono::Utc;
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
@@ -43,7 +42,7 @@ fn handle(
     match event {
         watcher::Event::Init => *listed = Some(HashSet::new()),
         watcher::Event::InitApply(cm) | watcher::Event::Apply(cm) => {
-            if let Some((kind, key, persisted)) = from_object(&cm, Utc::now()) {
+            if let Some((kind, key, persisted)) = from_object(&cm, crate::clock::now()) {
                 if let Some(seen) = listed.as_mut() {
                     seen.insert((kind, key.clone()));
                 }
@@ -51,7 +50,7 @@ fn handle(
             }
         }
         watcher::Event::Delete(cm) => {
-            if let Some((kind, key, _)) = from_object(&cm, Utc::now()) {
+            if let Some((kind, key, _)) = from_object(&cm, crate::clock::now()) {
                 cache.remove_persisted(kind, &key);
             }
         }

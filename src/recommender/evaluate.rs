@@ -5,8 +5,6 @@
 
 use std::time::Instant;
 
-use chrono::Utc;
-
 use super::{
     Loop, Memory, SourceBackoff, backoff,
     write::{self, WriteError},
@@ -72,7 +70,7 @@ async fn evaluate(
     let Ok(policy) = &observed.policy else {
         return Ok(());
     };
-    let now = Utc::now();
+    let now = crate::clock::now();
     if policy.is_paused(now) {
         return Ok(());
     }

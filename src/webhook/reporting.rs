@@ -207,3 +207,20 @@ pub(crate) fn log_summaries(gate: &LogGate) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::labels;
+    use crate::{policy::keys, report::sample};
+
+    #[test]
+    fn a_deny_mode_step_is_counted_under_its_own_outcome_and_rule() {
+        let annotations = [(keys::MODE, "deny"), (keys::MIN_REPLICAS, "2")];
+        let step = sample(&annotations, 0, 1, false);
+        assert_eq!(labels(Some(&step)), ("stepped", "min-replicas"));
+        let refused = sample(&annotations, 2, 1, false);
+        assert_eq!(labels(Some(&refused)), ("denied", "min-replicas"));
+        let dry = sample(&annotations, 0, 1, true);
+        assert_eq!(labels(Some(&dry)), ("dry-run", "none"));
+    }
+}

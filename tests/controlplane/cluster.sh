@@ -140,6 +140,16 @@ gen_certs() {
 [req]
 distinguished_name = dn
 [dn]
+[signing]
+database = $ENV::CA_DB/index.txt
+serial = $ENV::CA_DB/serial
+new_certs_dir = $ENV::CA_DB
+policy = any
+unique_subject = no
+copy_extensions = none
+[any]
+commonName = optional
+organizationName = optional
 [ca]
 basicConstraints = critical,CA:TRUE
 keyUsage = critical,keyCertSign,cRLSign,digitalSignature
@@ -156,18 +166,33 @@ extendedKeyUsage = serverAuth
 authorityKeyIdentifier = keyid
 subjectAltName = $ENV::SAN
 EOF
-  export SAN=""
+  export SAN="" CA_DB=$pki/ca-db
   key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$pki/$1.key" 2>/dev/null; }
+  # Every certificate is valid from 10 minutes ago, so a process whose
+  # clock is minutes behind (the clock-skew tests run one 3 minutes slow)
+  # still accepts the apiserver's. openssl 3.0's req and x509 cannot set
+  # notBefore; `openssl ca -startdate` can.
+  local start db=$pki/ca-db
+  start=$(date -u -d '-10 minutes' +%Y%m%d%H%M%SZ)
+  mkdir -p "$db"
+  sign() { # name, subject, extensions, signer (a CA name, or "self")
+    : >"$db/index.txt"
+    openssl rand -hex 8 >"$db/serial"
+    local signer=(-selfsign -keyfile "$pki/$1.key")
+    [[ $4 != self ]] && signer=(-cert "$pki/$4.crt" -keyfile "$pki/$4.key")
+    openssl req -new -key "$pki/$1.key" -subj "$2" -config "$cnf" -out "$pki/$1.csr" 2>/dev/null
+    openssl ca -batch -config "$cnf" -name signing "${signer[@]}" -in "$pki/$1.csr" \
+      -startdate "$start" -days 3650 -md sha256 -notext -preserveDN \
+      -extfile "$cnf" -extensions "$3" -outdir "$db" -out "$pki/$1.crt" 2>/dev/null
+    rm -f "$pki/$1.csr"
+  }
   ca() { # name, CN
     key "$1"
-    openssl req -x509 -new -key "$pki/$1.key" -subj "/CN=$2" -days 3650 -sha256 \
-      -config "$cnf" -extensions ca -out "$pki/$1.crt" 2>/dev/null
+    sign "$1" "/CN=$2" ca self
   }
   leaf() { # name, ca, subject, extensions
     key "$1"
-    openssl req -new -key "$pki/$1.key" -subj "$3" -config "$cnf" 2>/dev/null |
-      openssl x509 -req -CA "$pki/$2.crt" -CAkey "$pki/$2.key" -set_serial "0x$(openssl rand -hex 8)" \
-        -days 3650 -sha256 -extfile "$cnf" -extensions "$4" -out "$pki/$1.crt" 2>/dev/null
+    sign "$1" "$3" "$4" "$2"
   }
   ca ca scale-governor-test-serving-ca
   SAN="IP:127.0.0.1,DNS:localhost,IP:$advertise,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"

@@ -5,6 +5,11 @@
 //! Order, as in the HPA: stabilization, then rate limits over the ledger of
 //! every actor's changes, then hard bounds (static ∩ active windows ∩ a fresh
 //! recommendation). Bounds win.
+//!
+//! `deny` refuses what `enforce` would change, except a step toward the
+//! bounds from outside them: refusing it could leave a workload outside its
+//! bounds for good (scaled to 0 under a floor, by something that only ever
+//! asks for one more), and in `enforce` the bounds win over rate rules too.
 
 mod bounds;
 pub mod ledger;
@@ -83,6 +88,10 @@ pub enum Outcome {
     Clamped,
     /// Deny mode refused the request.
     Denied,
+    /// Deny mode let a step toward the bounds through that stops short of
+    /// them: from outside the bounds, the count moves toward them without
+    /// reaching them (`0 → 1` under `min-replicas: "2"`).
+    Stepped,
     /// Audit mode let a request through that rules would have changed.
     Audited,
     /// Mode `off` or `suspend-until`: no rule was applied.
@@ -96,6 +105,7 @@ impl Outcome {
             Outcome::Unchanged => "unchanged",
             Outcome::Clamped => "clamped",
             Outcome::Denied => "denied",
+            Outcome::Stepped => "stepped",
             Outcome::Audited => "audited",
             Outcome::Paused => "paused",
         }
@@ -106,6 +116,7 @@ impl Outcome {
         match self {
             Outcome::Clamped => Some("ScaleClamped"),
             Outcome::Denied => Some("ScaleDenied"),
+            Outcome::Stepped => Some("ScaleStepped"),
             Outcome::Audited => Some("ScaleAudited"),
             Outcome::Unchanged | Outcome::Paused => None,
         }
@@ -129,7 +140,9 @@ pub struct Decision {
     pub mode: Mode,
     /// What happened.
     pub outcome: Outcome,
-    /// Every rule that changed the request, in the order applied.
+    /// Every rule that changed the request, in the order applied; in
+    /// `audit` mode the rules that would have, and for a deny-mode step the
+    /// bound it moves toward.
     pub reasons: Vec<Reason>,
     /// Things the user should know that did not change the result.
     pub warnings: Vec<String>,
@@ -208,6 +221,19 @@ pub fn decide(
         return decision;
     }
 
+    let bounds = Bounds::at(policy, now, &mut decision.warnings);
+    if policy.mode == Mode::Deny
+        && let Some((bound, reason)) = bounds.step(current, requested)
+    {
+        // Bounds win over rate rules, as in enforce mode, where this request
+        // would become `bound` whatever the rate rules say; deny mode lets
+        // the part of that move that was asked for through.
+        decision.governed = bound;
+        decision.outcome = Outcome::Stepped;
+        decision.reasons.push(reason);
+        return decision;
+    }
+
     let mut target = requested;
     let rules = match requested.cmp(&current) {
         std::cmp::Ordering::Greater => policy.scale_up.as_ref(),
@@ -224,7 +250,6 @@ pub fn decide(
             &mut decision.reasons,
         );
     }
-    let bounds = Bounds::at(policy, now, &mut decision.warnings);
     target = bounds.apply(target, requested, &mut decision.reasons);
 
     decision.governed = target;
@@ -249,8 +274,9 @@ pub fn decide(
 /// satisfies each: a request that edits a workload's policy is decided by
 /// the stored policy and then by the new one, and a looser edit governs
 /// only from the next request on. Each policy sees the count the one before
-/// it allowed. Equal policies are applied once; an empty list allows the
-/// request unchanged.
+/// it allowed, so a deny-mode step must be a step (or allowed outright) by
+/// each. Equal policies are applied once, and a reason two of them give is
+/// kept once; an empty list allows the request unchanged.
 pub fn decide_all(
     policies: &[&Policy],
     ledger: &Ledger,
@@ -276,7 +302,15 @@ pub fn decide_all(
             ..request
         };
         let d = decide(policy, ledger, next, now);
-        combined.reasons.extend(d.reasons);
+        if d.outcome == Outcome::Denied && combined.outcome == Outcome::Stepped {
+            // The step one policy allowed does not explain the refusal.
+            combined.reasons.clear();
+        }
+        for reason in d.reasons {
+            if !combined.reasons.contains(&reason) {
+                combined.reasons.push(reason);
+            }
+        }
         combined.warnings.extend(d.warnings);
         if d.outcome != Outcome::Paused {
             combined.mode = d.mode;
@@ -287,6 +321,7 @@ pub fn decide_all(
         combined.outcome = match (combined.outcome, d.outcome) {
             (_, Outcome::Denied) => Outcome::Denied,
             _ if d.replicas != request.requested => Outcome::Clamped,
+            (Outcome::Stepped, _) | (_, Outcome::Stepped) => Outcome::Stepped,
             (Outcome::Audited, _) | (_, Outcome::Audited) => Outcome::Audited,
             (Outcome::Paused, Outcome::Paused) => Outcome::Paused,
             _ => Outcome::Unchanged,

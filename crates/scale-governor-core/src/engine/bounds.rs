@@ -145,33 +145,37 @@ impl<'p> Bounds<'p> {
         } else {
             return target;
         };
-        let rule = match by {
-            Source::MinReplicas | Source::Unbounded => Rule::MinReplicas,
-            Source::MaxReplicas => Rule::MaxReplicas,
-            Source::Window(_) => Rule::Window,
-            Source::Recommendation(_) => Rule::Recommendation,
-        };
-        let named = match by {
-            Source::Recommendation(rec) => {
-                let kind = match rec.kind {
-                    RecommendationKind::Floor => "floor",
-                    RecommendationKind::Target => "target",
-                };
-                match rec.reason.as_str() {
-                    "" => format!("recommendation {kind} {}", rec.replicas),
-                    why => format!("recommendation {kind} {} ({why})", rec.replicas),
-                }
-            }
-            Source::Window(_) => by.to_string(),
-            Source::MinReplicas | Source::MaxReplicas | Source::Unbounded => {
-                format!("{by} {allowed}")
-            }
-        };
         reasons.push(Reason {
-            rule,
-            message: format!("{named}: asked {requested}, allowed {allowed}"),
+            rule: by.rule(),
+            message: format!(
+                "{}: asked {requested}, allowed {allowed}",
+                by.named(allowed)
+            ),
         });
         allowed
+    }
+
+    /// A step toward the bounds from outside them that stops short of them:
+    /// `requested` is above `current` but still below the floor, or below
+    /// `current` but still above the ceiling. Returns the bound it moves
+    /// toward and the reason that names it; `None` for any other request
+    /// (one that stays, moves away, or reaches or passes a bound).
+    pub(crate) fn step(&self, current: u32, requested: u32) -> Option<(u32, Reason)> {
+        let (bound, by, side) = if current < requested && requested < self.lower {
+            (self.lower, self.lower_by, "below the floor")
+        } else if self.upper < requested && requested < current {
+            (self.upper, self.upper_by, "above the ceiling")
+        } else {
+            return None;
+        };
+        let reason = Reason {
+            rule: by.rule(),
+            message: format!(
+                "{}: asked {requested} (current {current}), still {side} {bound}; allowed as a step toward it",
+                by.named(bound)
+            ),
+        };
+        Some((bound, reason))
     }
 
     fn raise(&mut self, min: u32, by: Source<'p>) {
@@ -185,6 +189,39 @@ impl<'p> Bounds<'p> {
         if max < self.upper {
             self.upper = max;
             self.upper_by = by;
+        }
+    }
+}
+
+impl Source<'_> {
+    /// The rule a bound from this source is reported under.
+    fn rule(self) -> Rule {
+        match self {
+            Source::MinReplicas | Source::Unbounded => Rule::MinReplicas,
+            Source::MaxReplicas => Rule::MaxReplicas,
+            Source::Window(_) => Rule::Window,
+            Source::Recommendation(_) => Rule::Recommendation,
+        }
+    }
+
+    /// How a reason names this source of the bound `bound`: `min-replicas
+    /// 3`, `window "…"` or `recommendation floor 12 (why)`.
+    fn named(self, bound: u32) -> String {
+        match self {
+            Source::Recommendation(rec) => {
+                let kind = match rec.kind {
+                    RecommendationKind::Floor => "floor",
+                    RecommendationKind::Target => "target",
+                };
+                match rec.reason.as_str() {
+                    "" => format!("recommendation {kind} {}", rec.replicas),
+                    why => format!("recommendation {kind} {} ({why})", rec.replicas),
+                }
+            }
+            Source::Window(_) => self.to_string(),
+            Source::MinReplicas | Source::MaxReplicas | Source::Unbounded => {
+                format!("{self} {bound}")
+            }
         }
     }
 }

@@ -533,3 +533,5 @@ proptest! {
         }
     }
 }
+
+mod deny;

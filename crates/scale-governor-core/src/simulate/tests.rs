@@ -143,6 +143,25 @@ fn a_guard_books_every_actor_in_one_ledger() {
     assert_eq!(d.replicas, 9);
 }
 
+/// The guard decides as the webhook does in deny mode: a step toward the
+/// floor from below it goes through, a step away does not.
+#[test]
+fn a_guard_in_deny_mode_lets_steps_toward_the_floor_through() {
+    let policy = Policy::from_annotations([
+        (keys::MODE, "deny"),
+        (keys::MIN_REPLICAS, "2"),
+        (keys::SCALE_UP, "select=Disabled"),
+    ])
+    .unwrap();
+    let mut guard = Guard::new(&policy);
+    let mut fleet = Fleet::new(0, t(0), Duration::seconds(60));
+    assert!(guard.scale(&policy, &mut fleet, 1, "keda", t(0)));
+    assert_eq!(fleet.replicas(), 1);
+    assert!(guard.scale(&policy, &mut fleet, 2, "keda", t(1)));
+    assert!(!guard.scale(&policy, &mut fleet, 1, "keda", t(2)));
+    assert_eq!(fleet.replicas(), 2);
+}
+
 #[test]
 fn governor_floor_is_applied_between_hpa_syncs() {
     let rec = r#"{"targetPerPod":10,"leadSeconds":60,"trend":"none","holdSeconds":0}"#;
