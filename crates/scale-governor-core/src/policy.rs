@@ -157,13 +157,28 @@ impl Policy {
     {
         let mut policy = Policy::default();
         let mut errors = PolicyErrors::new();
+        let mut unknown = 0;
         for (key, value) in annotations {
             if !key.starts_with(PREFIX) {
+                continue;
+            }
+            if !keys::ALL.contains(&key) {
+                // Named up to the bound, like errors; the rest counted.
+                unknown += 1;
+                if unknown <= MAX_REPORTED_ERRORS {
+                    policy.warnings.push(unknown_key_warning(key));
+                }
                 continue;
             }
             if let Err(e) = policy.set(key, value) {
                 errors.append(e);
             }
+        }
+        if unknown > MAX_REPORTED_ERRORS {
+            policy.warnings.push(format!(
+                "and {} more unknown annotations are ignored",
+                unknown - MAX_REPORTED_ERRORS
+            ));
         }
         if let Err(e) = policy.check_contradictions() {
             errors.append(e);
@@ -186,7 +201,8 @@ impl Policy {
             keys::RECOMMEND => self.recommend = Some(RecommendConfig::parse(value)?),
             keys::RECOMMENDATION => self.recommendation = Some(Recommendation::parse(value)?),
             keys::HISTORY | keys::STATE => {}
-            unknown => self.warnings.push(unknown_key_warning(unknown)),
+            // Unknown keys are warned about by the caller.
+            _ => {}
         }
         Ok(())
     }
@@ -426,6 +442,23 @@ mod tests {
             vec![
                 "unknown annotation \"scale-governor.io/max-replica\" is ignored; did you mean scale-governor.io/max-replicas?"
             ]
+        );
+    }
+
+    /// Unknown keys are named up to the bound, like errors; the rest are
+    /// counted in one more warning.
+    #[test]
+    fn many_unknown_keys_are_named_up_to_the_bound_and_counted() {
+        let keys: Vec<String> = (0..25).map(|i| format!("{PREFIX}nope-{i:02}")).collect();
+        let policy = parse(&keys.iter().map(|k| (k.as_str(), "x")).collect::<Vec<_>>()).unwrap();
+        assert_eq!(policy.warnings.len(), MAX_REPORTED_ERRORS + 1);
+        assert_eq!(
+            policy.warnings[0],
+            "unknown annotation \"scale-governor.io/nope-00\" is ignored"
+        );
+        assert_eq!(
+            policy.warnings[MAX_REPORTED_ERRORS],
+            "and 15 more unknown annotations are ignored"
         );
     }
 

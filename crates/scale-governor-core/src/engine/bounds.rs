@@ -7,7 +7,14 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 
 use super::{Reason, Rule};
-use crate::policy::{MAX_REPLICA_COUNT, Policy, Recommendation, RecommendationKind, Window};
+use crate::{
+    policy::{MAX_REPLICA_COUNT, Policy, Recommendation, RecommendationKind, Window},
+    quoting,
+};
+
+/// How much of a recommendation's reason a reason quotes: the governor's
+/// own (a seasonal forecast's) run to a few hundred characters.
+const MAX_QUOTED_REASON: usize = 400;
 
 /// Which rule set a bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,7 +222,13 @@ impl Source<'_> {
                 };
                 match rec.reason.as_str() {
                     "" => format!("recommendation {kind} {}", rec.replicas),
-                    why => format!("recommendation {kind} {} ({why})", rec.replicas),
+                    // Only the governor's own is kept (`vet_recommendation`),
+                    // but a reason is text in an annotation: escaped, bounded.
+                    why => format!(
+                        "recommendation {kind} {} ({})",
+                        rec.replicas,
+                        quoting::escape(why, MAX_QUOTED_REASON)
+                    ),
                 }
             }
             Source::Window(_) => self.to_string(),
@@ -238,7 +251,7 @@ impl fmt::Display for Source<'_> {
             Source::Unbounded => f.write_str("no rule"),
             Source::MinReplicas => f.write_str("min-replicas"),
             Source::MaxReplicas => f.write_str("max-replicas"),
-            Source::Window(w) => write!(f, "window \"{}\"", w.text),
+            Source::Window(w) => write!(f, "window {}", w.quoted()),
             Source::Recommendation(r) => write!(f, "recommendation {}", r.replicas),
         }
     }

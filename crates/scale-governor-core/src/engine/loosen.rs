@@ -11,7 +11,10 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::{Bounds, Ledger, Request, decide};
-use crate::policy::{Direction, MAX_REPLICA_COUNT, Mode, Policy, ScalingRules};
+use crate::{
+    policy::{Direction, MAX_REPLICA_COUNT, Mode, Policy, ScalingRules},
+    quoting,
+};
 
 /// Replica counts the rate limits are compared from.
 const PROBE_COUNTS: [u32; 8] = [0, 1, 2, 5, 10, 50, 100, 1000];
@@ -89,11 +92,17 @@ fn range(lower: u32, upper: u32) -> String {
     }
 }
 
+/// Rules as a phrase names them: bounded, since a valid annotation can
+/// still list thousands of rate policies.
+fn rules(rules: &ScalingRules) -> String {
+    quoting::escape(&rules.to_string(), 2 * quoting::MAX_QUOTED)
+}
+
 /// Whether `new` rules allow more change in one period, or stabilize over a
 /// shorter window, than `old`, from any of [`PROBE_COUNTS`].
 fn looser_rules(name: &str, old: &ScalingRules, new: Option<&ScalingRules>) -> Option<String> {
     let Some(new) = new else {
-        return Some(format!("{name} rules removed ({old})"));
+        return Some(format!("{name} rules removed ({})", rules(old)));
     };
     if new.stabilization_seconds < old.stabilization_seconds {
         return Some(format!(
@@ -123,7 +132,9 @@ fn looser_rules(name: &str, old: &ScalingRules, new: Option<&ScalingRules>) -> O
         let (before, after) = (allowed(old, current), allowed(new, current));
         if before.abs_diff(current) < after.abs_diff(current) {
             return Some(format!(
-                "{name} from {current} replicas: {before} -> {after} in one step ({old} -> {new})"
+                "{name} from {current} replicas: {before} -> {after} in one step ({} -> {})",
+                rules(old),
+                rules(new)
             ));
         }
     }

@@ -535,3 +535,4 @@ proptest! {
 }
 
 mod deny;
+mod quoted;

@@ -13,9 +13,13 @@ use chrono::{
 use chrono_tz::Tz;
 
 use super::{PolicyError, PolicyErrors, keys};
-use crate::quoting::quote;
+use crate::quoting::{self, Quoted, quote, quote_at_most};
 
 const KEY: &str = keys::WINDOWS;
+/// How many characters of a window's text a message quotes: more than of a
+/// token (a window is a whole entry), but bounded, since a valid entry can
+/// still be long (a list of days written out many times).
+const MAX_QUOTED_WINDOW: usize = 2 * quoting::MAX_QUOTED;
 const DAY_NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
 /// A set of weekdays, bit 0 = Monday.
@@ -88,6 +92,12 @@ pub struct Window {
 }
 
 impl Window {
+    /// Its text as reasons and notes quote it (`window {}`): in quotes,
+    /// escaped and bounded.
+    pub fn quoted(&self) -> Quoted<'_> {
+        quote_at_most(&self.text, MAX_QUOTED_WINDOW)
+    }
+
     /// Whether the window covers the instant `now`.
     pub fn contains(&self, now: DateTime<Utc>) -> bool {
         self.contains_local(dst::wall_clock(self.tz, now))

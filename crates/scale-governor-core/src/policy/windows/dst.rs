@@ -19,7 +19,6 @@ use chrono::{
 use chrono_tz::Tz;
 
 use super::{Span, Window};
-use crate::quoting::quote;
 
 /// The longest a clock has ever gone back, with room to spare.
 const LONGEST_FALL_BACK: Duration = Duration::hours(3);
@@ -171,7 +170,7 @@ fn note_opening(
 ) {
     let (from, to) = change.local_range();
     let affected = |t: NaiveDateTime| from <= t && t < to;
-    let name = format!("window {}", quote(&w.text));
+    let name = format!("window {}", w.quoted());
     let tz = w.tz.name();
     let clock = |t: NaiveDateTime| {
         if t.second() == 0 {
