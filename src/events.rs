@@ -29,11 +29,9 @@ use crate::{
     cache::hpa::HpaIndex,
     engine::Outcome,
     metrics::{Metrics, ResultLabels},
-    report::Report,
+    report::{MAX_NOTE, Report},
 };
 
-/// The Events API limits a note to 1 kB.
-const MAX_NOTE: usize = 1000;
 /// The Events API limits an action to 128 bytes.
 const MAX_ACTION: usize = 128;
 
@@ -165,19 +163,12 @@ impl Publisher {
     async fn publish_due(&mut self, due: &pending::Due, hpas: &HpaIndex, metrics: &Metrics) {
         let report = &due.report;
         let count = i32::try_from(due.count).unwrap_or(i32::MAX);
-        let wanted = |n: &Note| (n.action == EDIT_ACTION) == (due.part == Part::Notice);
-        let Some(note) = notes_for(report).into_iter().find(wanted) else {
+        let Some(note) = note_of(due) else {
             return;
         };
         let mut targets = vec![(reference(report), note.clone())];
         if due.part == Part::Decision {
-            let on_hpa = Note {
-                note: truncate(
-                    format!("{} {}: {}", report.kind.as_str(), report.name, note.note),
-                    MAX_NOTE,
-                ),
-                ..note
-            };
+            let on_hpa = on_hpa(report, note);
             targets.extend(
                 hpas.targeting(report.kind, &report.namespace, &report.name)
                     .into_iter()
@@ -286,7 +277,7 @@ const EDIT_ACTION: &str = "Notice";
 /// refused something, one for a notice about the policy.
 pub(crate) fn notes_for(report: &Report) -> Vec<Note> {
     let mut notes = Vec::new();
-    if let Some(notice) = &report.notice {
+    for notice in &report.notices {
         notes.push(Note {
             type_: if notice.kind.is_warning() {
                 EventType::Warning
@@ -325,6 +316,27 @@ pub(crate) fn notes_for(report: &Report) -> Vec<Note> {
         note: truncate(note, MAX_NOTE),
     });
     notes
+}
+
+/// The Event a due series writes on the workload: the note of its part.
+pub(crate) fn note_of(due: &pending::Due) -> Option<Note> {
+    let wanted = |n: &Note| match due.part {
+        Part::Notice(kind) => n.action == EDIT_ACTION && n.reason == kind.event_reason(),
+        Part::Decision => n.action != EDIT_ACTION,
+    };
+    notes_for(&due.report).into_iter().find(wanted)
+}
+
+/// A decision's Event as the HPA that targets the workload gets it: the
+/// note names the workload.
+pub(crate) fn on_hpa(report: &Report, note: Note) -> Note {
+    Note {
+        note: truncate(
+            format!("{} {}: {}", report.kind.as_str(), report.name, note.note),
+            MAX_NOTE,
+        ),
+        ..note
+    }
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary, marking the
@@ -417,7 +429,7 @@ mod tests {
     #[test]
     fn a_notice_is_a_warning_event_naming_the_actor() {
         let mut r = report(&[(keys::MAX_REPLICAS, "20")], 10, false);
-        r.notice = Some(crate::report::Notice {
+        r.notices.push(crate::report::Notice {
             kind: crate::report::NoticeKind::Loosened,
             message: "alice loosened the policy: bounds now 0..20 -> 0..1000".into(),
         });

@@ -29,8 +29,47 @@ pub struct Report {
     /// What the engine decided; `None` when the review was answered before
     /// a decision (an invalid policy, a refused edit).
     pub decision: Option<Decision>,
-    /// Something about the policy itself.
-    pub(crate) notice: Option<Notice>,
+    /// Findings about the policy itself (an edit that loosens it, what its
+    /// windows do on the days the clock changes), each its own Event.
+    pub(crate) notices: Vec<Notice>,
+}
+
+/// The Events API limits a note to 1 kB: a notice's message is written to
+/// fit, so a cut never falls in the middle of what it lists.
+pub(crate) const MAX_NOTE: usize = 1000;
+
+/// `parts` joined with `; `, as many whole ones as fit in `max_bytes` and
+/// the rest counted (`; and 3 more`); the first cut on a character boundary
+/// when not even it fits.
+pub(crate) fn within(parts: &[String], max_bytes: usize) -> String {
+    let mut out = String::new();
+    for (shown, part) in parts.iter().enumerate() {
+        let sep = if shown == 0 { "" } else { "; " };
+        let left = parts.len() - shown - 1;
+        let more = if left > 0 {
+            format!("; and {left} more")
+        } else {
+            String::new()
+        };
+        if out.len() + sep.len() + part.len() + more.len() > max_bytes {
+            if shown == 0 {
+                // Not even the first fits whole: its start, marked.
+                let mut end = max_bytes.saturating_sub(more.len() + '…'.len_utf8());
+                while !part.is_char_boundary(end) {
+                    end -= 1;
+                }
+                out.push_str(&part[..end]);
+                out.push('…');
+                out.push_str(&more);
+            } else {
+                out.push_str(&format!("; and {} more", parts.len() - shown));
+            }
+            return out;
+        }
+        out.push_str(sep);
+        out.push_str(part);
+    }
+    out
 }
 
 /// A finding about a workload's policy, reported beside (or instead of) a
@@ -63,6 +102,12 @@ pub(crate) enum NoticeKind {
     SourceFailed,
     /// A failing source answers again.
     SourceRecovered,
+    /// Windows with a boundary at a local time the clock skips or repeats
+    /// on a coming day: what they do then.
+    ClockChange,
+    /// A written policy has warnings it did not have (an unknown key, a
+    /// `state` the loop cannot read).
+    PolicyWarning,
 }
 
 impl From<crate::recommend::plan::NoticeKind> for NoticeKind {
@@ -88,6 +133,8 @@ impl NoticeKind {
             NoticeKind::RecommendationExpired => "RecommendationExpired",
             NoticeKind::SourceFailed => "SourceFailed",
             NoticeKind::SourceRecovered => "SourceRecovered",
+            NoticeKind::ClockChange => "WindowsOnClockChange",
+            NoticeKind::PolicyWarning => "PolicyWarning",
         }
     }
 
@@ -95,7 +142,7 @@ impl NoticeKind {
     pub(crate) fn is_warning(self) -> bool {
         !matches!(
             self,
-            NoticeKind::StrategyChanged | NoticeKind::SourceRecovered
+            NoticeKind::StrategyChanged | NoticeKind::SourceRecovered | NoticeKind::ClockChange
         )
     }
 
@@ -109,6 +156,8 @@ impl NoticeKind {
             NoticeKind::RecommendationExpired => "expired",
             NoticeKind::SourceFailed => "source-failed",
             NoticeKind::SourceRecovered => "source-recovered",
+            NoticeKind::ClockChange => "clock-change",
+            NoticeKind::PolicyWarning => "warning",
         }
     }
 }
@@ -146,6 +195,6 @@ pub(crate) fn sample(
             request,
             "2026-11-23T10:00:00Z".parse().unwrap(),
         )),
-        notice: None,
+        notices: Vec::new(),
     }
 }

@@ -15,7 +15,7 @@ use std::{
 };
 
 use crate::report::{
-    Report,
+    NoticeKind, Report,
     fold::{Folds, key, signature},
 };
 
@@ -26,9 +26,9 @@ const BACKLOG: Duration = Duration::from_secs(300);
 
 /// Which Event of a report a series is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
-    /// The policy notice.
-    Notice,
+pub(crate) enum Part {
+    /// A policy notice, of this kind.
+    Notice(NoticeKind),
     /// The scaling decision.
     Decision,
 }
@@ -84,7 +84,7 @@ pub struct Due {
     /// The latest report of the series.
     pub report: Report,
     /// Which of its Events.
-    pub part: Part,
+    pub(crate) part: Part,
     /// Occurrences since the last write (at least 1).
     pub count: u32,
 }
@@ -229,10 +229,10 @@ impl Pending {
 /// of what its message says).
 fn parts(report: &Report) -> impl Iterator<Item = (Part, [&'static str; 2], u64)> + '_ {
     let actor = key(&[report.actor.as_bytes()]);
-    let notice = report.notice.as_ref().map(|n| {
+    let notices = report.notices.iter().map(move |n| {
         let reason = n.kind.event_reason();
         let numbers = signature(&[actor, key(&[n.message.as_bytes()])]);
-        (Part::Notice, [reason, super::EDIT_ACTION], numbers)
+        (Part::Notice(n.kind), [reason, super::EDIT_ACTION], numbers)
     });
     let decision = report.decision.as_ref().and_then(|d| {
         let reason = d.outcome.event_reason()?;
@@ -246,7 +246,7 @@ fn parts(report: &Report) -> impl Iterator<Item = (Part, [&'static str; 2], u64)
         ]);
         Some((Part::Decision, [reason, rule], numbers))
     });
-    notice.into_iter().chain(decision)
+    notices.chain(decision)
 }
 
 #[cfg(test)]

@@ -126,10 +126,10 @@ async fn evaluate(
                 dry_run: false,
                 repeat: false,
                 decision: None,
-                notice: Some(Notice {
+                notices: vec![Notice {
                     kind: reason,
                     message: notice.message,
-                }),
+                }],
             });
         }
     }

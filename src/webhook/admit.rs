@@ -13,7 +13,10 @@ use chrono::{DateTime, Utc};
 use json_patch::{AddOperation, Patch, PatchOperation, jsonptr::PointerBuf};
 
 use self::{
-    checks::{check_policy_edit, check_recommend_source, invalid_policy},
+    checks::{
+        check_clock_changes, check_policy_edit, check_policy_warnings, check_recommend_source,
+        invalid_policy,
+    },
     subject::{Subject, governing, read_subject},
 };
 use super::{
@@ -280,7 +283,7 @@ impl Context<'_, '_> {
         subject: &Subject<'_>,
         uid: Option<String>,
         decision: Option<Decision>,
-        notice: Option<Notice>,
+        notices: Vec<Notice>,
     ) -> Report {
         Report {
             kind: self.kind,
@@ -291,7 +294,7 @@ impl Context<'_, '_> {
             dry_run: self.req.dry_run.unwrap_or(false),
             repeat: false,
             decision,
-            notice,
+            notices,
         }
     }
 }
@@ -303,8 +306,15 @@ fn decide_governed(cx: &Context<'_, '_>) -> Step<Answer> {
         Ok(governing) => governing,
         Err(invalid) => return Err(invalid_policy(cx, &subject, invalid)),
     };
-    let notice = check_policy_edit(cx, &subject, &governing)?;
-    let recommend_warnings = check_recommend_source(cx, &subject, &governing)?;
+    let mut notices: Vec<Notice> = check_policy_edit(cx, &subject, &governing)?
+        .into_iter()
+        .collect();
+    let mut policy_warnings = check_recommend_source(cx, &subject, &governing)?;
+    if let Some((warnings, notice)) = check_clock_changes(cx, &governing) {
+        policy_warnings.extend(warnings);
+        notices.push(notice);
+    }
+    notices.extend(check_policy_warnings(cx, &governing));
     let handled: Vec<&Policy> = [&governing.stored, &governing.new]
         .into_iter()
         .flatten()
@@ -321,16 +331,16 @@ fn decide_governed(cx: &Context<'_, '_>) -> Step<Answer> {
         // Nothing to decide here (another endpoint's mode, or a negative
         // count the apiserver's validation refuses with a better message),
         // but a policy edit may still be worth reporting, and a `recommend`
-        // checked here worth a warning (an enforce-mode policy reaches this
-        // endpoint with nothing to decide).
-        if notice.is_none() && recommend_warnings.is_empty() {
+        // or windows checked here worth a warning (an enforce-mode policy
+        // reaches this endpoint with nothing to decide).
+        if notices.is_empty() && policy_warnings.is_empty() {
             return Err(Answer::Ungoverned);
         }
         let mut response = AdmissionResponse::allow(cx.uid());
-        response.warnings.extend(recommend_warnings);
+        response.warnings.extend(policy_warnings);
         return Ok(Answer::Reported(Box::new((
             response,
-            cx.report(&subject, governing.uid, None, notice),
+            cx.report(&subject, governing.uid, None, notices),
         ))));
     };
     let request = Request {
@@ -368,6 +378,10 @@ fn decide_governed(cx: &Context<'_, '_>) -> Step<Answer> {
             .get_or_insert(cx.kind, &key, entry_policy, current, cx.now)
             .decide(&handled, request, review, dry_run, cx.now)
     };
+    if !decision.reasons.is_empty() && governing.edits {
+        // Said with the decision, so its log line says it too.
+        decision.warnings.push(EDITS_POLICY.to_owned());
+    }
     let mut response = respond(cx.uid(), &decision, &handled, subject.object.spec.is_some());
     if decision.outcome == Outcome::Denied && requested == current && cx.req.operation == "UPDATE" {
         // The update does not touch replicas; refusing it would block unrelated
@@ -383,19 +397,16 @@ fn decide_governed(cx: &Context<'_, '_>) -> Step<Answer> {
         decision.outcome = Outcome::Unchanged;
         decision.replicas = current;
     }
-    if !decision.reasons.is_empty()
-        && let (Some(stored), Some(new)) = (&governing.stored, &governing.new)
-        && stored != new
-    {
-        response.warnings.push(
-            "scale-governor: this request also edits the policy; the stored policy governs it, the new one governs from the next request on".to_owned(),
-        );
-    }
-    response.warnings.extend(recommend_warnings);
-    let mut report = cx.report(&subject, governing.uid, Some(decision), notice);
+    response.warnings.extend(policy_warnings);
+    let mut report = cx.report(&subject, governing.uid, Some(decision), notices);
     report.repeat = repeat;
     Ok(Answer::Reported(Box::new((response, report))))
 }
+
+/// What a request that edits the policy and is decided by the stored one
+/// is told, whether the edit loosens it (a higher `max-replicas`, the
+/// governed label removed) or not.
+const EDITS_POLICY: &str = "this request also edits the policy; the stored policy governs it, the new one governs from the next request on";
 
 /// The counts a request moves between; `None` for a negative count.
 fn replica_counts(cx: &Context<'_, '_>, subject: &Subject<'_>) -> Option<(u32, u32)> {

@@ -29,7 +29,7 @@ fn labels(report: Option<&Report>) -> (&'static str, &'static str) {
     if report.repeat {
         return ("repeat", "none");
     }
-    match (&report.decision, &report.notice) {
+    match (&report.decision, report.notices.first()) {
         (Some(d), _) => (
             d.outcome.as_str(),
             d.reasons.last().map_or("none", |r| r.rule.as_str()),
@@ -39,6 +39,8 @@ fn labels(report: Option<&Report>) -> (&'static str, &'static str) {
                 NoticeKind::InvalidPolicy => "invalid-policy",
                 NoticeKind::EditRefused => "edit-refused",
                 NoticeKind::Loosened => "policy-loosened",
+                NoticeKind::ClockChange => "clock-change",
+                NoticeKind::PolicyWarning => "policy-warning",
                 _ => "notice",
             },
             "none",
@@ -66,7 +68,7 @@ pub(super) fn report(webhook: &Webhook, endpoint: &'static str, reviewed: &Revie
     };
     let uid = &reviewed.response.uid;
     let now = Instant::now();
-    if let Some(notice) = &report.notice {
+    for notice in &report.notices {
         log_notice(webhook, endpoint, uid, report, notice, now);
     }
     if let Some(decision) = &report.decision {

@@ -123,13 +123,21 @@ fn a_decision_and_a_notice_are_two_series_and_unchanged_is_none() {
     let t0 = Instant::now();
     let pending = Pending::new(limits(), t0);
     let mut both = clamp("web", 100);
-    both.notice = Some(crate::report::Notice {
+    both.notices.push(crate::report::Notice {
         kind: crate::report::NoticeKind::Loosened,
         message: "alice loosened max-replicas".into(),
     });
-    assert_eq!(pending.add(&both).new, 2);
+    both.notices.push(crate::report::Notice {
+        kind: crate::report::NoticeKind::ClockChange,
+        message:
+            "window \"Sun 02:30-05:00 Europe/Berlin max=4\": on 2026-03-29 02:30 does not exist"
+                .into(),
+    });
+    assert_eq!(pending.add(&both).new, 3);
     let unchanged = sample(&[(keys::MAX_REPLICAS, "20")], 5, 6, false);
     assert_eq!(pending.add(&unchanged), Added::default());
     let parts: Vec<Part> = pending.due(t0).into_iter().map(|d| d.part).collect();
-    assert!(parts.contains(&Part::Notice) && parts.contains(&Part::Decision));
+    assert!(parts.contains(&Part::Notice(NoticeKind::Loosened)));
+    assert!(parts.contains(&Part::Notice(NoticeKind::ClockChange)));
+    assert!(parts.contains(&Part::Decision));
 }

@@ -1,6 +1,7 @@
 //! The validating webhook's checks of what a write does to the policy:
 //! an edit that loosens it, a `recommend` source the governor does not run,
-//! and a policy that does not parse.
+//! a policy that does not parse, and what a written policy is worth a word
+//! about (its windows on the days the clock changes, new warnings).
 
 use super::{
     Answer, Context, Endpoint, Step,
@@ -8,7 +9,8 @@ use super::{
     warn,
 };
 use crate::{
-    report::{Notice, NoticeKind},
+    policy::MAX_REPORTED_ERRORS,
+    report::{MAX_NOTE, Notice, NoticeKind, within},
     webhook::{
         guard::{EditCheck, check_edit, check_recommend},
         review::AdmissionResponse,
@@ -51,7 +53,7 @@ pub(super) fn check_policy_edit(
                 kind: NoticeKind::EditRefused,
                 message,
             };
-            let report = cx.report(subject, governing.uid.clone(), None, Some(notice));
+            let report = cx.report(subject, governing.uid.clone(), None, vec![notice]);
             Err(Answer::Reported(Box::new((response, report))))
         }
     }
@@ -85,7 +87,7 @@ pub(super) fn check_recommend_source(
                 kind: NoticeKind::InvalidPolicy,
                 message,
             };
-            let report = cx.report(subject, governing.uid.clone(), None, Some(notice));
+            let report = cx.report(subject, governing.uid.clone(), None, vec![notice]);
             Err(Answer::Reported(Box::new((response, report))))
         }
     }
@@ -104,30 +106,96 @@ pub(super) fn invalid_policy(
 ) -> Answer {
     let uid = subject.object.metadata.uid.as_deref().map(str::to_owned);
     let error = invalid.error.to_string();
+    let errors = &invalid.error;
     // A workload write is the validating webhook's to refuse; a /scale of a
     // workload with a broken policy is warned about once, by the first.
     let reporter = match cx.req.sub_resource {
         None => Endpoint::Validate,
         Some(_) => Endpoint::Mutate,
     };
-    let (response, message) = if cx.endpoint != reporter {
+    // The response names every error kept; the Event (and its log line)
+    // as many whole ones as fit in a note, and counts the rest.
+    let (response, prefix) = if cx.endpoint != reporter {
         return Answer::early(AdmissionResponse::allow(cx.uid()));
     } else if invalid.ratchet {
-        let message = format!("scale-governor: policy is invalid and not enforced: {error}");
-        (warn(cx.uid(), message.clone()), message)
+        let prefix = "scale-governor: policy is invalid and not enforced: ";
+        (warn(cx.uid(), format!("{prefix}{error}")), prefix)
     } else {
-        let message = format!("scale-governor: invalid policy: {error}");
+        let prefix = "scale-governor: invalid policy: ";
+        let message = format!("{prefix}{error}");
         (
-            AdmissionResponse::deny(cx.uid(), 422, "Invalid", message.clone()),
-            message,
+            AdmissionResponse::deny(cx.uid(), 422, "Invalid", message),
+            prefix,
         )
     };
     let notice = Notice {
         kind: NoticeKind::InvalidPolicy,
-        message,
+        message: format!("{prefix}{}", errors.summary(MAX_NOTE - prefix.len())),
     };
     Answer::Reported(Box::new((
         response,
-        cx.report(subject, uid, None, Some(notice)),
+        cx.report(subject, uid, None, vec![notice]),
     )))
+}
+
+/// What a policy's windows do on the coming year's days the clock skips or
+/// repeats one of their boundaries, said when the windows are written (new
+/// or changed, so an unrelated update says nothing): a warning each, up to
+/// the bound, and one notice. The validating webhook says it, as it does
+/// the other findings about a written policy.
+pub(super) fn check_clock_changes(
+    cx: &Context<'_, '_>,
+    governing: &Governing,
+) -> Option<(Vec<String>, Notice)> {
+    let new = governing.new.as_ref()?;
+    let unchanged = governing
+        .stored
+        .as_ref()
+        .is_some_and(|stored| stored.windows == new.windows);
+    if cx.endpoint != Endpoint::Validate || cx.req.sub_resource.is_some() || unchanged {
+        return None;
+    }
+    let notes = new.windows.dst_notes(cx.now);
+    if notes.is_empty() {
+        return None;
+    }
+    let mut warnings: Vec<String> = notes
+        .iter()
+        .take(MAX_REPORTED_ERRORS)
+        .map(|note| format!("scale-governor: {note}"))
+        .collect();
+    if notes.len() > MAX_REPORTED_ERRORS {
+        warnings.push(format!(
+            "scale-governor: and {} more such days; scale-governor explain lists them",
+            notes.len() - MAX_REPORTED_ERRORS
+        ));
+    }
+    let notice = Notice {
+        kind: NoticeKind::ClockChange,
+        message: within(&notes, MAX_NOTE),
+    };
+    Some((warnings, notice))
+}
+
+/// The warnings a written policy has that the stored one did not (an
+/// unknown key, a `state` the recommender loop cannot read), as a notice:
+/// the response already carries them with the decision, and the notice
+/// puts them in an Event and a log line. Said once, by the validating
+/// webhook, and only when they are new, so an unrelated update says nothing.
+pub(super) fn check_policy_warnings(cx: &Context<'_, '_>, governing: &Governing) -> Option<Notice> {
+    let new = governing.new.as_ref()?;
+    if cx.endpoint != Endpoint::Validate || cx.req.sub_resource.is_some() {
+        return None;
+    }
+    let old: &[String] = governing.stored.as_ref().map_or(&[], |p| &p.warnings);
+    let fresh: Vec<String> = new
+        .warnings
+        .iter()
+        .filter(|w| !old.contains(w))
+        .cloned()
+        .collect();
+    (!fresh.is_empty()).then(|| Notice {
+        kind: NoticeKind::PolicyWarning,
+        message: within(&fresh, MAX_NOTE),
+    })
 }

@@ -13,6 +13,7 @@ use crate::{
     cache::Cache,
     managed::recommendation_by_governor,
     policy::{PREFIX, Policy, PolicyErrors, keys},
+    quoting,
     webhook::review::{AdmissionRequest, optional_str},
     workload::{WorkloadKind, is_governed, policy_of},
 };
@@ -111,7 +112,10 @@ pub(super) fn read_subject<'a>(req: &AdmissionRequest<'a>) -> Step<Subject<'a>> 
     let unreadable = |what: &str, e: serde_json::Error| {
         Answer::early(warn(
             &req.uid,
-            format!("scale-governor could not read the {what} ({e}); the change is not governed"),
+            format!(
+                "scale-governor could not read the {what} ({}); the change is not governed",
+                quoting::foreign(&e.to_string())
+            ),
         ))
     };
     let Some(raw) = req.object else {
@@ -152,6 +156,9 @@ pub(super) struct Governing {
     pub new: Option<Arc<Policy>>,
     /// The workload's `metadata.uid`, for Events.
     pub uid: Option<String>,
+    /// The request changes the stored policy: writes another one, or
+    /// removes the governed label (a `/scale` never does).
+    pub edits: bool,
 }
 
 /// A policy that does not parse, found on the object being written.
@@ -185,6 +192,7 @@ pub(super) fn governing(
                 stored: Some(Arc::clone(policy)),
                 new: None,
                 uid: observed.uid.clone(),
+                edits: false,
             }),
             Err(e) => Err(Invalid {
                 error: e.clone(),
@@ -216,6 +224,7 @@ pub(super) fn governing(
         return Err(Answer::Ungoverned);
     }
     Ok(Ok(Governing {
+        edits: stored.is_some() && stored != new,
         stored,
         new,
         uid: subject.object.metadata.uid.as_deref().map(str::to_owned),

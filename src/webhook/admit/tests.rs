@@ -531,113 +531,6 @@ fn a_review_is_answered_in_its_own_version_or_refused() {
     }
 }
 
-/// A policy edit in the same request as a scale: the stored policy governs
-/// the request (the new one from the next request on), and the loosening
-/// is reported by the validating webhook.
-#[test]
-fn a_loosening_edit_does_not_govern_its_own_request() {
-    let cache = Cache::new();
-    let stored = json!({ keys::MAX_REPLICAS: "20" });
-    let loosened = json!({ keys::MAX_REPLICAS: "1000", keys::MODE: "off" });
-    let b = body(
-        "UPDATE",
-        None,
-        deployment(1000, loosened.clone(), true),
-        Some(deployment(10, stored.clone(), true)),
-        false,
-    );
-    let m = review(Endpoint::Mutate, &b, &cache, now()).unwrap();
-    assert_eq!(
-        patched_replicas(&m.response, &deployment(1000, loosened.clone(), true)),
-        Some(20)
-    );
-    assert!(
-        m.response
-            .warnings
-            .iter()
-            .any(|w| w.contains("the stored policy governs it")),
-        "{:?}",
-        m.response.warnings
-    );
-    let v = review(Endpoint::Validate, &b, &cache, now()).unwrap();
-    assert!(v.response.allowed);
-    let notice = v.report.unwrap().notice.unwrap();
-    assert_eq!(notice.kind, NoticeKind::Loosened);
-    assert!(
-        notice.message.starts_with(
-            "alice loosened the policy: mode enforce -> off; bounds now 0..20 -> 0..1000"
-        ),
-        "{}",
-        notice.message
-    );
-    // Removing the label in the same request as a scale is governed too.
-    let b = body(
-        "UPDATE",
-        None,
-        deployment(1000, stored.clone(), false),
-        Some(deployment(10, stored, true)),
-        false,
-    );
-    let m = review(Endpoint::Mutate, &b, &cache, now()).unwrap();
-    assert_eq!(
-        patched_replicas(&m.response, &deployment(1000, json!({}), false)),
-        Some(20)
-    );
-}
-
-/// With policy admins configured, a loosening edit by anyone else is refused
-/// by the validating webhook with the reason, and reported.
-#[test]
-fn only_policy_admins_may_loosen() {
-    let cache = Cache::new();
-    let config = AdmitConfig {
-        policy_admins: "group=system:masters".parse().unwrap(),
-        ..AdmitConfig::default()
-    };
-    let b = body(
-        "UPDATE",
-        None,
-        deployment(
-            10,
-            json!({ keys::SUSPEND_UNTIL: "2026-11-23T12:00:00Z" }),
-            true,
-        ),
-        Some(deployment(10, json!({}), true)),
-        false,
-    );
-    let v = super::review(Endpoint::Validate, &b, &cache, &config, now()).unwrap();
-    assert!(!v.response.allowed);
-    assert_eq!(
-        v.response.status.unwrap().message,
-        "scale-governor: only policy admins (group system:masters) may loosen this policy; alice asked for: suspended until 2026-11-23T12:00:00+00:00"
-    );
-    assert_eq!(
-        v.report.unwrap().notice.unwrap().kind,
-        NoticeKind::EditRefused
-    );
-}
-
-/// A governed label added to a workload whose annotations already hold a
-/// broken policy is refused like writing the broken policy.
-#[test]
-fn labelling_a_workload_with_a_broken_policy_is_refused() {
-    let cache = Cache::new();
-    let bad = json!({ keys::WINDOWS: "Mon-Fry 08:00-20:00 min=1" });
-    let b = body(
-        "UPDATE",
-        None,
-        deployment(3, bad.clone(), true),
-        Some(deployment(3, bad, false)),
-        false,
-    );
-    let v = review(Endpoint::Validate, &b, &cache, now()).unwrap();
-    assert_eq!(v.response.status.expect("refused").code, 422);
-    assert_eq!(
-        v.report.unwrap().notice.unwrap().kind,
-        NoticeKind::InvalidPolicy
-    );
-}
-
 /// The governor's own annotation write keeps the count as it is, even below
 /// a floor (the floor is met through /scale); anyone else's write of the
 /// object is clamped into bounds, whatever field manager it names, and a
@@ -674,3 +567,8 @@ fn the_governors_own_annotation_write_is_not_clamped() {
         assert_eq!(patched_replicas(&r.response, &obj), Some(5), "{other}");
     }
 }
+
+mod clock;
+mod edits;
+mod hostile;
+mod said;
