@@ -92,11 +92,17 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(ExplainError::Policy(err)) => {
-            eprintln!("error: invalid policy: {err}");
+            eprint!("{}", invalid(&err));
             Ok(ExitCode::from(EXIT_INVALID_POLICY))
         }
         Err(ExplainError::Input(err)) => Err(err),
     }
+}
+
+/// What `explain` prints for a policy that does not parse: every error
+/// kept, each with its key and position, and how many more there are.
+pub(crate) fn invalid(errors: &PolicyErrors) -> String {
+    format!("error: invalid policy: {errors}\n")
 }
 
 fn read_input(path: &Path) -> anyhow::Result<String> {
@@ -152,6 +158,9 @@ pub fn explain(
     let bounds = (bounds.lower(), bounds.upper());
     decision.warnings.splice(0..0, policy.warnings);
     decision.warnings.extend(history_warning);
+    // What the windows do on the coming days the clock skips or repeats a
+    // boundary, as the webhook says when they are written.
+    decision.warnings.extend(policy.windows.dst_notes(now));
     if !governed {
         // The webhook's fast path: without the label nothing is enforced.
         decision = Decision {
@@ -252,3 +261,6 @@ pub fn render(report: &Report, output: Output) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
