@@ -214,3 +214,87 @@ async fn wrong_method_and_path_are_http_errors() {
     let response = router(wh.clone()).oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
+
+/// The fixture's CREATE with `annotations` in place of its own.
+fn create_with(annotations: Value) -> Vec<u8> {
+    let mut review = json(&fixture("deployment-create-bad-windows.json"));
+    review["request"]["object"]["metadata"]["annotations"] = annotations;
+    serde_json::to_vec(&review).unwrap()
+}
+
+/// Hostile annotations over HTTP: the refusal the apiserver relays to
+/// `kubectl` names every error with its key, quotes at most 80 characters
+/// of each token, and carries no raw control or bidi character, whatever
+/// the annotations hold (a 200 KB token, U+202E, ESC, a C1 CSI).
+#[tokio::test]
+async fn hostile_annotations_are_refused_with_a_short_escaped_message() {
+    let wh = webhook(&[]);
+    let long = format!("\u{202e}{}", "é".repeat(100_000));
+    let annotations = serde_json::json!({
+        keys::MODE: format!("strict\u{1b}[2J"),
+        keys::MAX_REPLICAS: long,
+        keys::WINDOWS: format!("Mon-Fry 08:00-20:00 min=1\nMon-Fri 08:00-20:00 Europe/Berlin\u{9b}31m min=1"),
+        keys::SCALE_UP: "4 pods/60x, select=\u{2067}Max",
+    });
+    let (status, body) = post(&wh, "/validate", create_with(annotations)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.len() < 2500, "{} bytes", body.len());
+    let text = String::from_utf8(body.clone()).unwrap();
+    for raw in ['\u{202e}', '\u{1b}', '\u{9b}', '\u{2067}'] {
+        assert!(!text.contains(raw), "raw {raw:?} in {text}");
+    }
+    let response = &json(&body)["response"];
+    assert_eq!(response["status"]["code"], 422);
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("scale-governor: invalid policy: 6 errors: "),
+        "{message}"
+    );
+    for part in [
+        format!(
+            "scale-governor.io/max-replicas: at \"\\u{{202e}}{}…\" (column 1)",
+            "é".repeat(72)
+        ),
+        "scale-governor.io/mode: at \"strict\\u{1b}[2J\" (column 1)".to_owned(),
+        "scale-governor.io/scale-up: at \"60x\" (column 8)".to_owned(),
+        "scale-governor.io/scale-up: at \"\\u{2067}Max\" (column 20)".to_owned(),
+        "scale-governor.io/windows: at \"Fry\" (line 1, column 5)".to_owned(),
+        "scale-governor.io/windows: at \"Europe/Berlin\\u{9b}31m\" (line 2, column 21)".to_owned(),
+    ] {
+        assert!(message.contains(&part), "{part}\nin {message}");
+    }
+    assert!(
+        wh.metrics
+            .encode()
+            .contains("scale_governor_admission_policy_edits_total{kind=\"invalid\"} 1")
+    );
+}
+
+/// Removing the governed label in the same request as a scale-up lands at
+/// the stored bound, and the response says the stored policy governs it.
+#[tokio::test]
+async fn removing_the_label_with_a_scale_is_told_the_stored_policy_governs_it() {
+    let wh = webhook(&[]);
+    let mut review = json(&fixture("deployment-create-bad-windows.json"));
+    let request = &mut review["request"];
+    request["operation"] = "UPDATE".into();
+    let mut old = request["object"].clone();
+    old["metadata"]["annotations"] = serde_json::json!({ keys::MAX_REPLICAS: "20" });
+    old["spec"]["replicas"] = 10.into();
+    let mut new = old.clone();
+    new["metadata"]["labels"] = serde_json::json!({ "app": "web" });
+    new["spec"]["replicas"] = 1000.into();
+    request["object"] = new;
+    request["oldObject"] = old;
+    let (status, body) = post(&wh, "/mutate", serde_json::to_vec(&review).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let response = &json(&body)["response"];
+    assert_eq!(response["patchType"], "JSONPatch");
+    assert_eq!(
+        response["warnings"],
+        serde_json::json!([
+            "scale-governor: max-replicas 20: asked 1000, allowed 20",
+            "scale-governor: this request also edits the policy; the stored policy governs it, the new one governs from the next request on"
+        ])
+    );
+}
