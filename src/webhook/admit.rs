@@ -378,7 +378,7 @@ fn decide_governed(cx: &Context<'_, '_>) -> Step<Answer> {
             .get_or_insert(cx.kind, &key, entry_policy, current, cx.now)
             .decide(&handled, request, review, dry_run, cx.now)
     };
-    if !decision.reasons.is_empty() && governing.edits {
+    if !decision.reasons.is_empty() && governing.loosens(cx.now) {
         // Said with the decision, so its log line says it too.
         decision.warnings.push(EDITS_POLICY.to_owned());
     }
@@ -403,9 +403,9 @@ fn decide_governed(cx: &Context<'_, '_>) -> Step<Answer> {
     Ok(Answer::Reported(Box::new((response, report))))
 }
 
-/// What a request that edits the policy and is decided by the stored one
-/// is told, whether the edit loosens it (a higher `max-replicas`, the
-/// governed label removed) or not.
+/// What a request that loosens the policy (a higher `max-replicas`, the
+/// governed label removed) and is held by the stored one is told. A
+/// tighter edit governs its own request, so it is told nothing.
 const EDITS_POLICY: &str = "this request also edits the policy; the stored policy governs it, the new one governs from the next request on";
 
 /// The counts a request moves between; `None` for a negative count.

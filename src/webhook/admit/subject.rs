@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use super::{Answer, Step, warn};
 use crate::{
     cache::Cache,
+    engine::loosenings,
     managed::recommendation_by_governor,
     policy::{PREFIX, Policy, PolicyErrors, keys},
     quoting,
@@ -159,6 +160,18 @@ pub(super) struct Governing {
     /// The request changes the stored policy: writes another one, or
     /// removes the governed label (a `/scale` never does).
     pub edits: bool,
+}
+
+impl Governing {
+    /// Whether the request loosens the stored policy: its new policy (or
+    /// the governed label removed) allows something the stored one did not.
+    /// The new policy then governs only from the next request on.
+    pub(super) fn loosens(&self, now: DateTime<Utc>) -> bool {
+        match &self.stored {
+            Some(stored) if self.edits => !loosenings(stored, self.new.as_deref(), now).is_empty(),
+            _ => false,
+        }
+    }
 }
 
 /// A policy that does not parse, found on the object being written.

@@ -216,18 +216,34 @@ fn every_loosening_edit_with_a_scale_is_told_the_stored_policy_governs_it() {
     }
 }
 
-/// A tighter edit, or none, says nothing of the kind.
+/// A tighter edit, or none, says nothing of the kind: a tighter policy
+/// governs its own request.
 #[test]
 fn a_request_that_does_not_loosen_the_policy_is_not_told_it_does() {
     let stored = json!({ keys::MAX_REPLICAS: "20" });
-    for new in [stored.clone(), json!({ keys::MAX_REPLICAS: "15" })] {
+    for (new, lands) in [
+        (stored.clone(), 20),
+        (json!({ keys::MAX_REPLICAS: "15" }), 15),
+        (
+            json!({ keys::MAX_REPLICAS: "20", keys::SCALE_UP: "4 pods/60s" }),
+            14,
+        ),
+    ] {
+        let object = deployment(1000, new.clone(), true);
         let b = body(
             "UPDATE",
             None,
-            deployment(1000, new.clone(), true),
+            object.clone(),
             Some(deployment(10, stored.clone(), true)),
             false,
         );
+        let m = said(Endpoint::Mutate, &b, Cache::new(), now());
+        assert_eq!(patched_replicas(&m.response, &object), Some(lands), "{new}");
+        assert!(
+            !m.response.warnings.iter().any(|w| w.contains(EDITS_POLICY)),
+            "{new}"
+        );
+        assert!(!m.logs.contains(EDITS_POLICY), "{new}");
         let v = said(Endpoint::Validate, &b, Cache::new(), now());
         assert!(v.report.is_none_or(|r| r.notices.is_empty()), "{new}");
     }
