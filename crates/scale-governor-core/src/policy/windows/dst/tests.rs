@@ -160,6 +160,21 @@ fn new_york_a_start_and_an_end_on_both_days() {
     for (w, note) in windows.entries().iter().zip(&found) {
         check_note(w, note, "2026-11-01T01:00:00Z", "2026-11-01T08:00:00Z");
     }
+    // An end the spring skips: the window closes at the jump.
+    let end = "Sat 22:00-02:30 America/New_York max=2";
+    let found = notes(end, "2026-01-01T00:00:00Z");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].ends_with("on 2026-03-08 02:30 does not exist in America/New_York (the clock jumps from 02:00 to 03:00); the window closes at 03:00 (2026-03-08T07:00:00Z)"),
+        "{}",
+        found[0]
+    );
+    check_note(
+        &window(end),
+        &found[0],
+        "2026-03-08T05:00:00Z",
+        "2026-03-08T12:00:00Z",
+    );
 }
 
 #[test]
