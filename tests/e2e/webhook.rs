@@ -1,15 +1,17 @@
 //! End to end against the real local control plane: the apiserver calls the
 //! real `scale-governor serve` for kubectl's writes, and we check what lands.
 
-mod support;
+use serial_test::parallel;
 
-use support::{
+use crate::support::{
     e2e::{WAIT, apply, create, describe, replicas, scale, setup, workload},
     eventually,
     governor::{self, Governor},
 };
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn enforce_clamps_kubectl_scale_and_explains_it() {
     let Some(s) = setup("enforce").await else {
         return;
@@ -53,6 +55,8 @@ async fn enforce_clamps_kubectl_scale_and_explains_it() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn deny_mode_refuses_with_the_rule() {
     let Some(s) = setup("deny").await else { return };
     create(
@@ -83,6 +87,8 @@ async fn deny_mode_refuses_with_the_rule() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn malformed_policy_is_rejected_and_dry_run_leaves_no_trace() {
     let Some(s) = setup("dryrun").await else {
         return;
@@ -131,6 +137,8 @@ async fn malformed_policy_is_rejected_and_dry_run_leaves_no_trace() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn rate_limit_spans_actors_and_survives_a_restart() {
     let Some(mut s) = setup("rate").await else {
         return;
@@ -200,6 +208,8 @@ async fn rate_limit_spans_actors_and_survives_a_restart() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn statefulset_scale_is_governed_the_same_way() {
     let Some(s) = setup("sts").await else { return };
     create(
@@ -216,6 +226,8 @@ async fn statefulset_scale_is_governed_the_same_way() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn two_replicas_share_one_budget() {
     let Some(s) = setup("replicas").await else {
         return;
