@@ -51,7 +51,7 @@ test: ## What CI runs: check, lint, every test against the local control plane, 
 	$(MAKE) check lint
 	@started=; \
 	if ! $(CLUSTER) status >/dev/null 2>&1; then $(CLUSTER) up && started=1; fi; \
-	PATH="$$(.ci/tools.sh prometheus helm):$$PATH" SCALE_GOVERNOR_REQUIRE_CLUSTER=1 PROPTEST_RNG_SEED=$(PROPTEST_SEED) cargo test --locked --workspace -- --include-ignored; status=$$?; \
+	PATH="$$(.ci/tools.sh prometheus helm faketime):$$PATH" SCALE_GOVERNOR_REQUIRE_CLUSTER=1 PROPTEST_RNG_SEED=$(PROPTEST_SEED) cargo test --locked --workspace -- --include-ignored; status=$$?; \
 	if [[ -n $$started ]]; then $(CLUSTER) down; fi; \
 	exit $$status
 	$(MAKE) image

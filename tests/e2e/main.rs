@@ -35,6 +35,7 @@ mod recommender;
 mod reports;
 mod scoping;
 mod seasonal;
+mod skew;
 mod webhook;
 
 use serial_test::parallel;
