@@ -45,11 +45,13 @@ lint: ## Structure and hygiene: core purity, module cycles, function length, doc
 	PATH="$(TOOLS):$$PATH" shellcheck $$(git ls-files '*.sh') .ci/run
 	cargo check --locked --quiet --manifest-path fuzz/Cargo.toml --features app --bins
 
+# The tests that need the control plane are #[ignore]d (a plain `cargo test`
+# lists and counts them); --include-ignored runs them here.
 test: ## What CI runs: check, lint, every test against the local control plane, and the image
 	$(MAKE) check lint
 	@started=; \
 	if ! $(CLUSTER) status >/dev/null 2>&1; then $(CLUSTER) up && started=1; fi; \
-	PATH="$$(.ci/tools.sh prometheus helm):$$PATH" SCALE_GOVERNOR_REQUIRE_CLUSTER=1 PROPTEST_RNG_SEED=$(PROPTEST_SEED) cargo test --locked --workspace; status=$$?; \
+	PATH="$$(.ci/tools.sh prometheus helm faketime):$$PATH" SCALE_GOVERNOR_REQUIRE_CLUSTER=1 PROPTEST_RNG_SEED=$(PROPTEST_SEED) cargo test --locked --workspace -- --include-ignored; status=$$?; \
 	if [[ -n $$started ]]; then $(CLUSTER) down; fi; \
 	exit $$status
 	$(MAKE) image
@@ -64,7 +66,7 @@ SOAK_SECONDS ?= 600
 soak: ## The fault-injection test for SOAK_SECONDS (default 600) instead of 20; SCALE_GOVERNOR_FAULT_SEED replays a run
 	@started=; \
 	if ! $(CLUSTER) status >/dev/null 2>&1; then $(CLUSTER) up && started=1; fi; \
-	SCALE_GOVERNOR_REQUIRE_CLUSTER=1 SCALE_GOVERNOR_FAULT_SECONDS=$(SOAK_SECONDS) cargo test --locked --test e2e_faults -- --nocapture; status=$$?; \
+	SCALE_GOVERNOR_REQUIRE_CLUSTER=1 SCALE_GOVERNOR_FAULT_SECONDS=$(SOAK_SECONDS) cargo test --locked --test e2e -- --include-ignored --nocapture faults::; status=$$?; \
 	if [[ -n $$started ]]; then $(CLUSTER) down; fi; \
 	exit $$status
 

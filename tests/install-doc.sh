@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the steps of docs/install.md between its install-doc markers, every
 # ```sh block in order, as one bash script from the repository root, so the
-# page and what is tested cannot drift apart. tests/install_doc.rs calls it
+# page and what is tested cannot drift apart. tests/e2e/install_doc.rs calls it
 # with KUBECONFIG set to a fresh control plane and its kubectl on PATH.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

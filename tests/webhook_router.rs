@@ -1,5 +1,6 @@
-//! The admission router driven in-process with JSON fixtures
-//! (`tests/fixtures/reviews/`), including malformed and oversized bodies.
+//! The admission router driven in-process with JSON fixtures, including
+//! malformed and oversized bodies. The fixtures are the review fuzz
+//! target's seeds (`fuzz/seeds/review/`), kept where cargo-fuzz reads them.
 
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use tower::ServiceExt;
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!(
-        "{}/tests/fixtures/reviews/{name}",
+        "{}/fuzz/seeds/review/{name}",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap()

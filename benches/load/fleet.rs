@@ -218,7 +218,7 @@ impl Fleet {
     }
 
     /// The AdmissionReview body for an ask, in the shape the apiserver sends
-    /// for `kubectl scale` or the HPA (`tests/fixtures/reviews/scale-web-100.json`).
+    /// for `kubectl scale` or the HPA (`fuzz/seeds/review/scale-web-100.json`).
     pub fn review(&self, uid: &str, ask: Ask) -> String {
         let name = Fleet::name(ask.index);
         let ns = self.namespace(ask.index);

@@ -26,7 +26,8 @@ use scale_governor::{
 };
 use serde_json::Value;
 
-/// The instant of the fixtures in `tests/fixtures/reviews`.
+/// The instant of the seeds, which are also the router fixtures of
+/// `tests/webhook_router.rs`.
 const NOW: &str = "2026-11-23T10:00:00Z";
 
 /// `(kind, namespace/name, replicas, annotations)` in the cache. `shop/web`

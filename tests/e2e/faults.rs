@@ -12,8 +12,6 @@
 //! `make test`, longer under `make soak`); `SCALE_GOVERNOR_FAULT_SEED`
 //! replays a run.
 
-mod support;
-
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex},
@@ -29,7 +27,10 @@ use kube::{
     runtime::{WatchStreamExt, watcher},
 };
 use serde_json::json;
-use support::{
+use serial_test::serial;
+
+use crate::support::{
+    self,
     e2e::{Setup, WAIT, apply, workload},
     eventually,
     governor::{self, Governor},
@@ -46,6 +47,8 @@ const MAX: u32 = 12;
 type Timeline = BTreeMap<String, Vec<(DateTime<Utc>, u32)>>;
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[serial]
 async fn no_rate_rule_is_exceeded_and_no_stored_change_is_lost_when_replicas_die() {
     let cluster = support::require_cluster!();
     let seconds: u64 = std::env::var("SCALE_GOVERNOR_FAULT_SECONDS")

@@ -74,14 +74,16 @@ pub struct ExternalMetrics {
     // Field order is drop order: unregister before the server goes away.
     _apiservice: DeleteOnDrop,
     _server: HttpsServer,
-    namespace: TestNamespace,
+    _namespace: TestNamespace,
 }
 
 impl ExternalMetrics {
     /// Serves `metric` (initially 0) and waits until the aggregator reports
     /// the APIService Available. Panics with the APIService's condition if it
-    /// does not become Available within a minute.
-    pub async fn register(cluster: &Cluster, metric: &str) -> Self {
+    /// does not become Available within a minute. Private: a cluster has
+    /// one APIService for the group-version, so the binary has one adapter,
+    /// [`ExternalMetrics::shared`].
+    async fn register(cluster: &Cluster, metric: &str) -> Self {
         let state = State::default();
         state
             .lock()
@@ -142,7 +144,7 @@ impl ExternalMetrics {
             state,
             _apiservice: guard,
             _server: server,
-            namespace,
+            _namespace: namespace,
         }
     }
 
@@ -197,11 +199,6 @@ impl ExternalMetrics {
     /// The metric's name.
     pub fn metric(&self) -> &str {
         &self.metric
-    }
-
-    /// The namespace holding the Service the APIService points at.
-    pub fn namespace(&self) -> &str {
-        self.namespace.name()
     }
 }
 

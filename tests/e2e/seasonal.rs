@@ -4,8 +4,6 @@
 //! brings back after the old one is SIGKILLed; a backfill that failed is
 //! tried again.
 
-mod support;
-
 use std::{
     sync::{
         Arc,
@@ -31,7 +29,10 @@ use scale_governor::{
     testing::sources::{HttpClient, Sources, Target},
     workload::WorkloadKind,
 };
-use support::{
+use serial_test::parallel;
+
+use crate::support::{
+    self,
     e2e::{Setup, create, setup_in, workload},
     eventually,
 };
@@ -41,6 +42,8 @@ use support::{
 /// one request may hold is split, and the time before Prometheus had data
 /// is simply empty.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_range_query_reads_back_what_prometheus_scraped() {
     let Some(_) = support::try_cluster() else {
         return;
@@ -158,6 +161,8 @@ fn flags(ns: &str, source: &str) -> Vec<String> {
 /// other becomes leader and stores the history again, with the peak it
 /// never saw itself: it brought back what the first one stored.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn the_seasonal_history_survives_a_leader_change() {
     let Some(cluster) = support::try_cluster() else {
         return;
@@ -276,6 +281,8 @@ async fn flaky_prometheus(peak: DateTime<Utc>) -> FlakyPrometheus {
 /// peak from two hours ago that the loop never sampled, and stops asking
 /// once it has.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_failed_backfill_is_tried_again_once_the_source_answers() {
     let Some(cluster) = support::try_cluster() else {
         return;

@@ -2,9 +2,10 @@
 //! operator and a hostile user would: scale to zero, writes that never land,
 //! policies loosened in the same request, bodies at the size limit.
 
-mod support;
+use serial_test::parallel;
 
-use support::{
+use crate::support::{
+    self,
     e2e::{
         WAIT, create, describe, events, grant_scaler, patch, replicas, scale, setup, setup_with,
         workload,
@@ -16,6 +17,8 @@ use support::{
 /// the webhook as `"spec": {}`. It must be read as 0, not as the 1 a
 /// Deployment defaults to.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn scale_to_zero_respects_min_replicas_in_every_mode() {
     let Some(s) = setup("zero").await else { return };
     create(
@@ -52,6 +55,8 @@ async fn scale_to_zero_respects_min_replicas_in_every_mode() {
 
 /// A Scale *from* 0 starts from 0: the rate budget and the Event say so.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn scale_from_zero_counts_from_zero() {
     let Some(s) = setup("fromzero").await else {
         return;
@@ -80,6 +85,8 @@ async fn scale_from_zero_counts_from_zero() {
 /// refused with AlreadyExists. It must leave no trace on the existing
 /// workload: a clamped create counted as a scale-down would free budget.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_create_that_fails_with_already_exists_spends_and_frees_nothing() {
     let Some(s) = setup("exists").await else {
         return;
@@ -115,6 +122,8 @@ async fn a_create_that_fails_with_already_exists_spends_and_frees_nothing() {
 /// (here: a selector that does not match the template) never existed: no
 /// workload stays in the cache, and nothing tries to write its history.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_create_the_apiserver_refuses_leaves_no_phantom_workload() {
     let Some(s) = setup("phantom").await else {
         return;
@@ -149,6 +158,8 @@ async fn a_create_the_apiserver_refuses_leaves_no_phantom_workload() {
 /// six-fold while etcd stores them raw) makes a 5 MB review; refusing it
 /// with 413 would block every write to it under `failurePolicy: Fail`.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_review_twice_the_apiserver_request_size_is_answered() {
     let Some(s) = setup("large").await else {
         return;
@@ -203,6 +214,8 @@ async fn a_review_twice_the_apiserver_request_size_is_answered() {
 /// request as a scale does not govern that request; it is reported with
 /// who made it, and governs from the next request on.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_policy_loosened_in_the_same_request_still_governs_it() {
     let Some(s) = setup("loosen").await else {
         return;
@@ -268,6 +281,8 @@ async fn a_policy_loosened_in_the_same_request_still_governs_it() {
 /// With `--policy-admins`, a loosening edit by anyone else is refused with
 /// the reason; tightening stays open to anyone, and admins may loosen.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn only_policy_admins_may_loosen_a_policy() {
     let Some(s) = setup_with("admins", &["--policy-admins=group=system:masters"]).await else {
         return;
@@ -304,6 +319,8 @@ async fn only_policy_admins_may_loosen_a_policy() {
 /// broken policy is refused like writing the broken policy: otherwise it
 /// would count as governed while nothing is enforced.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn labelling_a_workload_with_a_broken_policy_is_refused() {
     let Some(s) = setup("labelbroken").await else {
         return;
@@ -344,6 +361,8 @@ async fn labelling_a_workload_with_a_broken_policy_is_refused() {
 /// deploy/policy-admins refuses loosening edits by anyone else with no
 /// governor running at all, and lets unrelated changes through.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn the_admission_policy_refuses_loosening_while_the_governor_is_down() {
     let Some(mut s) = setup("vap").await else {
         return;
@@ -446,6 +465,8 @@ async fn the_admission_policy_refuses_loosening_while_the_governor_is_down() {
 /// instead of spending the budget twice (before, the second was clamped
 /// against the first's pending change: "asked 19, allowed 10").
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_reinvoked_review_replaces_its_change_instead_of_adding_one() {
     use axum::{Json, Router, routing::post};
     use base64::Engine;
@@ -515,6 +536,8 @@ async fn a_reinvoked_review_replaces_its_change_instead_of_adding_one() {
 /// gets its answers in v1beta1; an answer in v1 would make the apiserver
 /// fail the request.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_v1beta1_webhook_configuration_is_answered_in_v1beta1() {
     let Some(s) = setup("v1beta1").await else {
         return;

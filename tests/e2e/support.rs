@@ -1,6 +1,7 @@
-//! Shared helpers for the integration tests; include with `mod support;`.
+//! Shared helpers for the end-to-end tests; every module of the e2e binary
+//! reaches them as `crate::support`.
 //!
-//! The main piece is [`cluster()`]: a real etcd + kube-apiserver +
+//! The main piece is [`try_cluster()`]: a real etcd + kube-apiserver +
 //! kube-controller-manager (built from source by
 //! `tests/controlplane/build.sh`), started once per test binary. Real binaries
 //! because the behaviour under test (admission webhooks on `/scale`,
@@ -8,9 +9,11 @@
 //! no fake reproduces it. See `docs/testing.md`.
 //!
 //! ```ignore
-//! mod support;
+//! use crate::support;
 //!
 //! #[tokio::test]
+//! #[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+//! #[parallel]
 //! async fn scales() {
 //!     let cluster = support::require_cluster!();
 //!     let ns = cluster.namespace("scales").await;
@@ -18,9 +21,6 @@
 //!     // ...
 //! }
 //! ```
-
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
 
 pub mod e2e;
 pub mod external_metrics;
@@ -34,7 +34,6 @@ pub mod timeline;
 
 mod https;
 
-#[allow(unused_imports)] // re-exported for the test binaries that need it
 pub use https::{HttpsServer, TestTls};
 
 use std::{
@@ -72,7 +71,7 @@ pub const REQUIRE_CLUSTER_ENV: &str = "SCALE_GOVERNOR_REQUIRE_CLUSTER";
 /// cluster.sh exits with this when Go is needed to build the binaries but absent.
 const EXIT_NO_GO: i32 = 3;
 
-/// A running local control plane. Obtain it with [`cluster()`] or
+/// A running local control plane. Obtain it with [`try_cluster()`] or
 /// [`require_cluster!`]; it lives for the whole test binary.
 #[derive(Debug)]
 pub struct Cluster {
@@ -93,18 +92,10 @@ enum State {
 
 static STATE: OnceLock<State> = OnceLock::new();
 
-/// The control plane for this test binary, started on first use.
-///
-/// Panics when it cannot be started, including when Go is missing; tests
-/// that should skip in that case use [`require_cluster!`] instead.
-pub fn cluster() -> &'static Cluster {
-    try_cluster()
-        .unwrap_or_else(|| panic!("no control plane: Go is not on PATH (see docs/testing.md)"))
-}
-
-/// Like [`cluster()`], but `None` (after a loud banner on stderr) when the
-/// binaries are not built and Go is absent from PATH. Every other failure
-/// panics, so CI cannot pass by silently skipping.
+/// The control plane for this test binary, started on first use; `None`
+/// (after a loud banner on stderr) when the binaries are not built and Go
+/// is absent from PATH. Every other failure panics, so CI cannot pass by
+/// silently skipping. Tests mostly call it through [`require_cluster!`].
 pub fn try_cluster() -> Option<&'static Cluster> {
     match STATE.get_or_init(init) {
         State::Ready(c) => Some(c),

@@ -10,8 +10,6 @@
 //! Reviews reach the governor through a recording proxy (`support::spread`)
 //! so the test reads exactly what each actor asked and what it was granted.
 
-mod support;
-
 use std::{
     path::PathBuf,
     sync::{
@@ -27,8 +25,10 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{Api, PostParams};
 use scale_governor::policy::{Policy, keys};
 use serde_json::json;
-use support::{
-    DeleteOnDrop,
+use serial_test::parallel;
+
+use crate::support::{
+    self, DeleteOnDrop,
     e2e::{Setup, apply_ok, create, describe, scale, workload},
     eventually,
     external_metrics::{ExternalMetrics, Metric},
@@ -297,6 +297,8 @@ async fn spike(prefix: &str, policy: &[(&'static str, String)]) -> Option<(Scena
 /// there: 2, 4, 6, 8, 10. In `enforce` mode nothing on the HPA says
 /// `FailedRescale`, and `kubectl describe hpa` shows the governor's clamp.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_spike_is_clamped_step_by_step_and_the_hpa_converges() {
     let policy = [
         ("scale-up", "2 pods/5s".to_owned()),
@@ -344,6 +346,8 @@ async fn a_spike_is_clamped_step_by_step_and_the_hpa_converges() {
 /// stay where they were (an HPA whose own behavior asks for more than the
 /// rule allows never gets anywhere in deny mode: use enforce under an HPA).
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn in_deny_mode_the_hpa_reports_failed_rescale_with_the_reason() {
     let policy = [
         ("mode", "deny".to_owned()),
@@ -396,6 +400,8 @@ async fn in_deny_mode_the_hpa_reports_failed_rescale_with_the_reason() {
 /// governor's loop lowers `web` to 3, every HPA write for 8 is clamped to 3
 /// while it lasts, and the HPA gets its 8 back once it ends.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_windows_maximum_caps_the_hpa_and_releases_it_after() {
     // Whole seconds, as the window is written.
     let now = Utc::now().timestamp() + 14;
@@ -486,6 +492,8 @@ impl Source {
 /// source fails the floor stands until it expires, then lets go and the
 /// HPA's next write lands: 2, 6, 1.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_recommendation_floor_holds_the_hpa_up_until_it_expires() {
     let (url, source) = Source::start().await;
     source.demand.store(600, Ordering::Relaxed);
@@ -555,6 +563,8 @@ async fn a_recommendation_floor_holds_the_hpa_up_until_it_expires() {
 /// 20 s, so the HPA's ask for 10 right after is held at 6 until the period
 /// has passed.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_person_scaling_spends_the_budget_the_hpa_then_finds_spent() {
     let policy = [("scale-up", "4 pods/20s".to_owned())];
     let Some(mut sc) = Scenario::start("hpaperson", &[], 2, &policy).await else {
@@ -631,6 +641,8 @@ async fn gitops_apply(sc: &Scenario, replicas: Option<u32>) -> String {
 /// `replicas` left out of the applied manifest, as docs/operations.md
 /// advises, the fight stops.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_gitops_apply_is_clamped_without_churn_and_fights_an_hpa_unless_replicas_is_left_out() {
     let policy = [("max-replicas", "6".to_owned())];
     let Some(sc) = Scenario::start("hpagitops", &[], 6, &policy).await else {
@@ -698,6 +710,8 @@ async fn a_gitops_apply_is_clamped_without_churn_and_fights_an_hpa_unless_replic
 /// was the field's only owner are reset by the apiserver to the default, 1.
 /// A policy's `min-replicas` turns that reset into a clamp.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn replicas_dropped_from_git_fall_to_one_unless_the_policy_holds_them() {
     let policy = [("min-replicas", "3".to_owned())];
     let Some(sc) = Scenario::start("gitopsdrop", &[], 5, &policy).await else {

@@ -2,12 +2,13 @@
 //! what `kubectl describe` (workload and HPA), the metrics and the Events
 //! say after a clamp, a repeat, a dry run and an allowed update in deny mode.
 
-mod support;
-
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
-use support::{
+use serial_test::{parallel, serial};
+
+use crate::support::{
+    self,
     e2e::{WAIT, create, describe, events, patch, replicas, scale, setup, setup_with, workload},
     eventually,
 };
@@ -16,6 +17,8 @@ use support::{
 /// warning) even when the count is outside the policy; it is not a denial,
 /// so it is neither counted nor evented as one.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn an_allowed_update_in_deny_mode_is_not_reported_as_a_denial() {
     let Some(s) = setup("denyok").await else {
         return;
@@ -52,6 +55,8 @@ async fn an_allowed_update_in_deny_mode_is_not_reported_as_a_denial() {
 /// are current: an Event's note cannot change, so new numbers start a new
 /// Event that carries the count on, and the same numbers bump it.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_folded_event_series_shows_the_latest_numbers_and_count() {
     let Some(s) = setup("series").await else {
         return;
@@ -84,6 +89,8 @@ async fn a_folded_event_series_shows_the_latest_numbers_and_count() {
 /// A dry run is answered like the real request, but counted apart: it
 /// decides nothing that lands.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn dry_runs_are_counted_apart_from_decisions() {
     let Some(s) = setup("dryrunmetric").await else {
         return;
@@ -106,6 +113,8 @@ async fn dry_runs_are_counted_apart_from_decisions() {
 /// `kubectl describe hpa` tells the truth: a clamp of the HPA's target is
 /// explained on the HPA as well as on the workload.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn the_hpa_that_targets_a_workload_gets_the_event_too() {
     let Some(s) = setup("hpaevent").await else {
         return;
@@ -147,6 +156,8 @@ async fn the_hpa_that_targets_a_workload_gets_the_event_too() {
 /// repeats go to DEBUG and are counted) and writes the Event series a
 /// bounded number of times, its count ending at every clamp.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[serial]
 async fn a_clamp_storm_is_one_log_line_and_a_few_event_writes() {
     let Some(s) = setup_with("storm", &["--event-interval=2s"]).await else {
         return;

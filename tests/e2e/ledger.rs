@@ -3,8 +3,6 @@
 //! a forged ledger entry dropped on read, the granted permissions diffed
 //! against a committed list, and a start with the apiserver away.
 
-mod support;
-
 use std::{collections::BTreeMap, time::Duration};
 
 use k8s_openapi::api::{
@@ -16,8 +14,10 @@ use kube::{
     api::{ListParams, Patch, PatchParams},
 };
 use serde_json::json;
+use serial_test::parallel;
 
-use support::{
+use crate::support::{
+    self,
     e2e::{WAIT, create, grant_scaler, patch, replicas, setup, workload},
     eventually,
 };
@@ -52,6 +52,8 @@ async fn set_state(deployments: &Api<Deployment>, state: &str) {
 /// narrowed at admission to its own annotations, pod deletion costs and
 /// `/scale`: a compromised governor cannot rewrite a pod template.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn the_governors_identity_may_change_only_what_it_owns() {
     let Some(s) = setup("confine").await else {
         return;
@@ -157,6 +159,8 @@ async fn the_governors_identity_may_change_only_what_it_owns() {
 /// may edit the workload; the same value carried unchanged (an exported
 /// manifest applied again) passes, and a policy admin may edit it.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn an_ordinary_user_cannot_forge_the_governors_state() {
     let Some(s) = setup("forge").await else {
         return;
@@ -221,6 +225,8 @@ async fn an_ordinary_user_cannot_forge_the_governors_state() {
 /// ahead: it is dropped with a warning naming the workload, and the budget
 /// is what the real entries leave.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_forged_ledger_entry_is_dropped_on_read() {
     let Some(mut s) = setup("planted").await else {
         return;
@@ -271,6 +277,8 @@ async fn a_forged_ledger_entry_is_dropped_on_read() {
 /// docs/operations.md explains line by line: a change to RBAC must update
 /// both.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn the_governors_permissions_are_the_committed_list() {
     let Some(s) = setup("cani").await else {
         return;
@@ -315,6 +323,8 @@ async fn the_governors_permissions_are_the_committed_list() {
 /// `serve` started while the apiserver is unreachable keeps running, says
 /// it is not ready, and becomes ready with no restart once it is back.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn serve_started_with_the_apiserver_away_becomes_ready_when_it_returns() {
     let cluster = support::require_cluster!();
     let ns = cluster.namespace("away").await;
@@ -445,6 +455,8 @@ async fn ledger_objects(s: &support::e2e::Setup) -> BTreeMap<String, String> {
 /// A change lands, its ledger object appears; the workload is deleted,
 /// the leader deletes the ledger; the same name created again starts over.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_ledger_is_written_when_a_change_lands_and_deleted_with_its_workload() {
     let Some(s) = setup("cleanup").await else {
         return;
@@ -477,6 +489,8 @@ async fn a_ledger_is_written_when_a_change_lands_and_deleted_with_its_workload()
 /// annotation: the governor counts what it finds there, and carries it
 /// into a ledger object.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn the_history_annotation_of_an_earlier_version_is_migrated() {
     let Some(mut s) = setup("migrate").await else {
         return;

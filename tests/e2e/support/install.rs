@@ -16,8 +16,9 @@ use super::Cluster;
 
 /// A control plane nobody else uses, started once per test binary: for
 /// tests that install cluster-wide objects under their shipped names (the
-/// kustomize base, the Helm chart) as on a fresh cluster. Panics when it
-/// cannot be started, Go missing included.
+/// kustomize base, the Helm chart, docs/install.md) as on a fresh cluster,
+/// each holding [`one_at_a_time`] and leaving nothing behind. Panics when
+/// it cannot be started, Go missing included.
 pub fn fresh_cluster() -> &'static Cluster {
     static FRESH: OnceLock<Result<Cluster, String>> = OnceLock::new();
     let fresh = FRESH.get_or_init(|| {
@@ -31,6 +32,13 @@ pub fn fresh_cluster() -> &'static Cluster {
     fresh
         .as_ref()
         .unwrap_or_else(|e| panic!("fresh control plane unavailable: {e}"))
+}
+
+/// The installs on the [`fresh_cluster`] use the shipped, cluster-wide
+/// names: one at a time. Hold the guard until the install is gone again.
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static INSTALLS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    INSTALLS.lock().await
 }
 
 /// The repository root.

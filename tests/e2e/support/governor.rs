@@ -89,6 +89,7 @@ impl Binary {
 pub struct Governor {
     child: Option<Child>,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
     certs_dir: PathBuf,
     /// HTTPS port of `/mutate` and `/validate`.
     pub https_port: u16,
@@ -115,6 +116,20 @@ pub async fn admin_request(port: u16, path: &str) -> Option<(u16, String)> {
     let (head, body) = response.split_once("\r\n\r\n")?;
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
     Some((code, body.to_owned()))
+}
+
+/// libfaketime's preload library (Debian's package `faketime`, which
+/// `.ci/tools.sh faketime` installs), if present.
+pub fn libfaketime() -> Option<PathBuf> {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+        "/usr/local/lib/faketime/libfaketime.so.1",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
 }
 
 /// A port free on 127.0.0.1 a moment ago.
@@ -156,6 +171,7 @@ impl Governor {
         let mut g = Governor {
             child: None,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            env: Vec::new(),
             certs_dir: certs_dir.to_owned(),
             https_port: free_port(),
             admin_port: free_port(),
@@ -206,6 +222,7 @@ impl Governor {
             )]))
             .args(binary.known(&self.extra.iter().map(String::as_str).collect::<Vec<_>>()))
             .env("RUST_LOG", "info,scale_governor=debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -221,6 +238,53 @@ impl Governor {
                 self.log.display()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// [`Governor::start`] with this process's clock shifted by `offset`
+    /// (libfaketime's syntax: `+3m`, `-3m`), as on a node whose time is
+    /// off; `libfaketime` is the library to preload ([`libfaketime`]).
+    pub async fn start_skewed(
+        cluster: &Cluster,
+        lease_namespace: &str,
+        identity: &str,
+        offset: &str,
+        libfaketime: &std::path::Path,
+    ) -> Governor {
+        let account = governor_identity(cluster, lease_namespace, identity).await;
+        let mut g = Governor {
+            child: None,
+            extra: Vec::new(),
+            env: vec![
+                ("LD_PRELOAD".into(), libfaketime.display().to_string()),
+                ("FAKETIME".into(), offset.to_owned()),
+                // Every call reads the fake clock afresh.
+                ("FAKETIME_NO_CACHE".into(), "1".into()),
+            ],
+            certs_dir: certs().dir.clone(),
+            https_port: free_port(),
+            admin_port: free_port(),
+            identity: identity.to_owned(),
+            lease_namespace: lease_namespace.to_owned(),
+            kubeconfig: account.kubeconfig.clone(),
+            log: cluster
+                .dir()
+                .join(format!("governor-{lease_namespace}-{identity}.log")),
+            _identity: account,
+        };
+        g.spawn().await;
+        g
+    }
+
+    /// SIGTERM and wait: a graceful stop, which releases the Lease.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
         }
     }
 

@@ -15,8 +15,6 @@
 //! run falls within one period and the budget accounting does not depend on
 //! when exactly the controller synced.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -27,7 +25,9 @@ use scale_governor::{
     simulate::{self, Actor, Config, Interpolation, Trace, Workload, hpa::Hpa},
 };
 use serde_json::{Value, json};
-use support::external_metrics::ExternalMetrics;
+use serial_test::{parallel, serial};
+
+use crate::support::{self, external_metrics::ExternalMetrics};
 
 /// The HPA's `AverageValue` target: demand one replica serves.
 const TARGET: u64 = 100;
@@ -59,9 +59,11 @@ const SYNCS_PER_STEP: i64 = 4;
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[serial]
 async fn emulated_hpa_matches_recorded_real_hpa() {
     let cluster = support::require_cluster!();
-    let metrics = ExternalMetrics::register(cluster, "demand").await;
+    let metrics = ExternalMetrics::shared(cluster);
     let ns = cluster.namespace("hparec").await;
     let client = cluster.client();
     let deployments: Api<Deployment> = ns.api(client.clone());
@@ -89,7 +91,7 @@ async fn emulated_hpa_matches_recorded_real_hpa() {
     let mut recorded = Vec::new();
     for demand in DEMAND {
         metrics.set(demand);
-        let replicas = settle(&metrics, &deployments, &hpas, demand).await;
+        let replicas = settle(metrics, &deployments, &hpas, demand).await;
         eprintln!("hpa_recorded: demand {demand:>5} -> {replicas} replicas");
         recorded.push(replicas);
     }
@@ -228,6 +230,7 @@ fn emulate(demand: &[u64]) -> Vec<u32> {
 /// steps lasted (it waited for three reads and two quiet syncs); the
 /// replicas at the end of each step are compared.
 #[test]
+#[parallel]
 fn simulate_at_the_recordings_metric_delay_gives_the_table() {
     let start: DateTime<Utc> = "2026-01-05T09:00:00Z".parse().unwrap();
     let hold = chrono::Duration::seconds(20);

@@ -3,15 +3,16 @@
 //! Secret's directory is refused, an expired one being served fails
 //! `/readyz`, and a caBundle that no longer matches is found and reported.
 
-mod support;
-
 use std::{
     path::Path,
     time::{Duration, SystemTime},
 };
 
 use scale_governor::testing::tls::ca::{CertificateAuthority, ServingCert, ServingSpec};
-use support::{
+use serial_test::parallel;
+
+use crate::support::{
+    self,
     e2e::{WAIT, create, replicas, scale, workload},
     eventually,
     governor::{self, Governor},
@@ -24,6 +25,8 @@ fn write(dir: &Path, cert: &ServingCert) {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn an_expired_certificate_is_refused_and_an_expiring_one_fails_readiness() {
     let cluster = support::require_cluster!();
     let ns = cluster.namespace("certexpiry").await;
@@ -96,6 +99,8 @@ async fn an_expired_certificate_is_refused_and_an_expiring_one_fails_readiness()
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_ca_bundle_that_does_not_verify_the_serving_certificate_fails_readiness() {
     let cluster = support::require_cluster!();
     let ns = cluster.namespace("cabundle").await;
@@ -166,6 +171,8 @@ fn sample(metrics: &str, name: &str) -> Option<f64> {
 /// replicas (a clamp lands through it), the short-lived leaf is renewed
 /// while serving, and a second replica serves a leaf of the same CA.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn the_self_signed_mode_issues_injects_and_rotates_with_nothing_pasted() {
     let cluster = support::require_cluster!();
     let ns = cluster.namespace("selfsigned").await;

@@ -19,8 +19,6 @@ const SUBJECT: &str = "  - kind: ServiceAccount\n    name: scale-governor\n";
 pub struct Identity {
     /// A kubeconfig that authenticates as the ServiceAccount.
     pub kubeconfig: PathBuf,
-    /// `system:serviceaccount:<ns>:scale-governor`.
-    pub username: String,
     _cleanup: Vec<DeleteOnDrop>,
 }
 
@@ -182,7 +180,6 @@ pub async fn governor_identity(cluster: &Cluster, ns: &str, tag: &str) -> Identi
     .unwrap();
     Identity {
         kubeconfig,
-        username: format!("system:serviceaccount:{ns}:{SERVICE_ACCOUNT}"),
         _cleanup: cleanup,
     }
 }

@@ -1,15 +1,17 @@
 //! End to end against the real local control plane: the apiserver calls the
 //! real `scale-governor serve` for kubectl's writes, and we check what lands.
 
-mod support;
+use serial_test::parallel;
 
-use support::{
-    e2e::{WAIT, apply, create, describe, replicas, scale, setup, workload},
+use crate::support::{
+    e2e::{WAIT, apply, create, describe, patch, replicas, scale, setup, workload},
     eventually,
     governor::{self, Governor},
 };
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn enforce_clamps_kubectl_scale_and_explains_it() {
     let Some(s) = setup("enforce").await else {
         return;
@@ -53,6 +55,8 @@ async fn enforce_clamps_kubectl_scale_and_explains_it() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn deny_mode_refuses_with_the_rule() {
     let Some(s) = setup("deny").await else { return };
     create(
@@ -82,7 +86,85 @@ async fn deny_mode_refuses_with_the_rule() {
     .await;
 }
 
+/// KEDA scales a workload to 0 and, on activation, asks for 1: in deny
+/// mode under `min-replicas: "2"` that step toward the floor is allowed
+/// with a Warning (else the workload would stay at 0, below its own floor,
+/// for good), the next step reaches the floor, and a step away is refused.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
+async fn deny_mode_lets_a_step_toward_the_floor_through_and_refuses_one_away() {
+    let Some(s) = setup("deny-steps").await else {
+        return;
+    };
+    // At 0 the deny policy itself would refuse the create: it is made in
+    // mode off and switched to deny, as a policy added to a scaled-in
+    // workload would be.
+    create(
+        &s,
+        &workload(
+            "Deployment",
+            "worker",
+            0,
+            &[("mode", "off"), ("min-replicas", "2")],
+        ),
+    )
+    .await;
+    let (ok, stderr) = patch(
+        &s,
+        "deploy/worker",
+        r#"{"metadata":{"annotations":{"scale-governor.io/mode":"deny"}}}"#,
+        &[],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    eventually("the deny policy in the cache", WAIT, || async {
+        let (ok, _) = scale(s.cluster, &s.ns, "deploy/worker", 0, &["--dry-run=server"]).await;
+        let (_, err) = scale(s.cluster, &s.ns, "deploy/worker", 1, &["--dry-run=server"]).await;
+        (ok && err.contains("allowed as a step toward it")).then_some(())
+    })
+    .await;
+    assert_eq!(
+        replicas(s.cluster, &s.ns, "deploy/worker").await,
+        0,
+        "dry runs"
+    );
+
+    let (ok, stderr) = scale(s.cluster, &s.ns, "deploy/worker", 1, &[]).await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(
+            "Warning: scale-governor: min-replicas 2: asked 1 (current 0), still below the floor 2; allowed as a step toward it"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/worker").await, 1);
+    let (ok, stderr) = scale(s.cluster, &s.ns, "deploy/worker", 2, &[]).await;
+    assert!(ok && !stderr.contains("Warning"), "{stderr}");
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/worker").await, 2);
+    let (ok, stderr) = scale(s.cluster, &s.ns, "deploy/worker", 1, &[]).await;
+    assert!(!ok, "a step away from the floor was let through");
+    assert!(
+        stderr.contains("denied the request: scale-governor: min-replicas 2: asked 1, allowed 2"),
+        "{stderr}"
+    );
+    assert_eq!(replicas(s.cluster, &s.ns, "deploy/worker").await, 2);
+    let text = eventually("the ScaleStepped and ScaleDenied Events", WAIT, || async {
+        let text = describe(s.cluster, &s.ns, "deploy/worker").await;
+        (text.contains("ScaleStepped") && text.contains("ScaleDenied")).then_some(text)
+    })
+    .await;
+    assert!(text.contains("asked 1 (current 0)"), "{text}");
+    let metrics = s.governor.metrics().await;
+    assert!(
+        metrics.contains(r#"operation="SCALE",outcome="stepped",rule="min-replicas""#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn malformed_policy_is_rejected_and_dry_run_leaves_no_trace() {
     let Some(s) = setup("dryrun").await else {
         return;
@@ -131,6 +213,8 @@ async fn malformed_policy_is_rejected_and_dry_run_leaves_no_trace() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn rate_limit_spans_actors_and_survives_a_restart() {
     let Some(mut s) = setup("rate").await else {
         return;
@@ -200,6 +284,8 @@ async fn rate_limit_spans_actors_and_survives_a_restart() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn statefulset_scale_is_governed_the_same_way() {
     let Some(s) = setup("sts").await else { return };
     create(
@@ -216,6 +302,8 @@ async fn statefulset_scale_is_governed_the_same_way() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn two_replicas_share_one_budget() {
     let Some(s) = setup("replicas").await else {
         return;

@@ -5,10 +5,10 @@
 //! ungoverned workloads never do; and in namespace opt-in mode a `/scale`
 //! outside the opted-in namespaces does not either.
 
-mod support;
+use serial_test::parallel;
 
-use support::{
-    TestNamespace, eventually,
+use crate::support::{
+    self, TestNamespace, eventually,
     governor::{self, free_port},
     install::{apply_ok, render_local},
 };
@@ -46,6 +46,8 @@ async fn create_plain(cluster: &support::Cluster, ns: &TestNamespace, name: &str
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn with_fail_and_the_governor_down_only_governed_workloads_wait() {
     let cluster = support::require_cluster!();
     let ns = cluster.namespace("failclosed").await;
@@ -127,6 +129,8 @@ async fn with_fail_and_the_governor_down_only_governed_workloads_wait() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn in_namespace_opt_in_mode_a_scale_elsewhere_does_not_wait() {
     let cluster = support::require_cluster!();
     let opted = cluster.namespace("optin").await;

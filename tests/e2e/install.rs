@@ -6,21 +6,18 @@
 //! server-side dry run, and a namespace override that keeps the governor
 //! out of its own webhooks.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{
-    Cluster, eventually,
+use serial_test::serial;
+
+use crate::support::{
+    self, Cluster, eventually,
     install::{
         apply, apply_ok, documents, find, helm, helm_ok, helm_template, install_crds, kustomize,
         root,
     },
 };
-
-/// The installs use the shipped, cluster-wide names: one at a time.
-static INSTALLS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -67,9 +64,11 @@ async fn pods_are_admitted(cluster: &Cluster, ns: &str, selector: &str, replicas
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[serial]
 async fn the_base_installs_in_one_command_and_its_pods_pass_pod_security_restricted() {
     let cluster = support::install::fresh_cluster();
-    let _one = INSTALLS.lock().await;
+    let _one = support::install::one_at_a_time().await;
     let base = root().join("deploy/base");
     // One command on a fresh cluster: the Namespace goes first.
     cluster
@@ -148,9 +147,11 @@ async fn the_base_installs_in_one_command_and_its_pods_pass_pod_security_restric
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[serial]
 async fn the_chart_installs_with_default_values_in_one_command() {
     let cluster = support::install::fresh_cluster();
-    let _one = INSTALLS.lock().await;
+    let _one = support::install::one_at_a_time().await;
     let chart = support::install::chart();
     let lint = helm_ok(cluster, &["lint", chart.to_str().unwrap()]).await;
     assert!(lint.contains("0 chart(s) failed"), "{lint}");
@@ -218,9 +219,11 @@ async fn the_chart_installs_with_default_values_in_one_command() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[serial]
 async fn every_overlay_and_chart_option_passes_a_server_side_dry_run() {
     let cluster = support::install::fresh_cluster();
-    let _one = INSTALLS.lock().await;
+    let _one = support::install::one_at_a_time().await;
     install_crds(cluster).await;
     // A dry run creates no namespace, so the governor's namespace must
     // exist; deleted again at the end.
@@ -307,6 +310,8 @@ async fn every_overlay_and_chart_option_passes_a_server_side_dry_run() {
 /// The kustomize base moved into another namespace by an overlay still
 /// leaves the governor's own namespace out of its webhooks.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[serial]
 async fn a_namespace_override_still_excludes_the_governors_own_namespace() {
     let cluster = support::install::fresh_cluster();
     let rendered = kustomize(cluster, "deploy/examples/other-namespace").await;

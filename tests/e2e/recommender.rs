@@ -3,8 +3,6 @@
 //! a warm pool with the real ReplicaSet controller, failing sources, a
 //! leader killed mid-ramp, and refusals at admission.
 
-mod support;
-
 use std::{
     sync::{
         Arc,
@@ -15,8 +13,10 @@ use std::{
 
 use axum::{Json, Router, extract::State, routing::get};
 use chrono::{SecondsFormat, Utc};
-use support::{
-    Cluster, TestNamespace,
+use serial_test::parallel;
+
+use crate::support::{
+    self, Cluster, TestNamespace,
     e2e::{Setup, apply, apply_ok, create, events, replicas, setup_in, workload},
     eventually,
 };
@@ -108,6 +108,8 @@ async fn annotation(s: &Setup, resource: &str, key: &str) -> Option<serde_json::
 /// maximum lowers another; when the raising window ends, replicas go back to
 /// the count before it, as fast as the scale-down rules allow.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn windows_move_replicas_in_and_back_out_with_nobody_writing() {
     let Some(s) = setup("windows", None).await else {
         return;
@@ -218,6 +220,8 @@ async fn orders_endpoint() -> (String, Orders) {
 /// of 3, tolerance 0, from 3 replicas: 42 orders make 9 pods, 3 orders make
 /// 3; a counter's rate works the same.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn an_http_json_source_gives_the_classic_scalers_numbers() {
     let (url, orders) = orders_endpoint().await;
     let sources = format!(
@@ -284,6 +288,8 @@ async fn an_http_json_source_gives_the_classic_scalers_numbers() {
 /// A workload naming a source it may not use, or a URL instead of a source,
 /// is refused at admission with the reason.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_source_that_is_not_allowed_or_a_url_is_refused_at_admission() {
     let sources = "sources:\n  - name: elsewhere\n    namespaces: [billing]\n    http:\n      url: http://127.0.0.1:9/x\n";
     let Some(s) = setup("srcadmit", Some(sources)).await else {
@@ -327,6 +333,8 @@ async fn a_source_that_is_not_allowed_or_a_url_is_refused_at_admission() {
 /// drops below it, after that only the static policy holds (an Event says
 /// so), and the loop never lowers replicas for want of data.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn prometheus_a_ramp_is_met_ahead_and_a_missing_metric_never_scales_down() {
     let Some(_) = support::try_cluster() else {
         return;
@@ -518,6 +526,8 @@ async fn pool_pods(s: &Setup) -> Vec<(String, bool)> {
 /// way, and when the pool shrinks the controller deletes idle pods, never a
 /// reserved one (the governor keeps their deletion cost high).
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_warm_pool_keeps_ready_pods_on_top_of_the_reserved_and_never_deletes_one() {
     let Some(s) = setup("warmpool", None).await else {
         return;
@@ -619,6 +629,8 @@ async fn a_warm_pool_keeps_ready_pods_on_top_of_the_reserved_and_never_deletes_o
 /// plus a retry, and its first recommendation resumes the persisted trend
 /// (it names the velocity strategy at once, which a blank history cannot).
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn the_leader_alone_writes_and_a_new_leader_resumes_the_trend() {
     let (url, orders) = orders_endpoint().await;
     let sources = format!(
@@ -706,6 +718,8 @@ async fn the_leader_alone_writes_and_a_new_leader_resumes_the_trend() {
 /// `scale-governor status` shows the workloads of a namespace with their
 /// bounds, window, recommendation, source and pool.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn status_shows_what_the_loop_did() {
     let (url, _orders) = orders_endpoint().await;
     let sources = format!(
@@ -759,6 +773,8 @@ async fn status_shows_what_the_loop_did() {
 /// fight it: the person who applies it sees a warning from the apiserver,
 /// `status` says so, and a `floor` under the same HPA draws no warning.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn a_target_recommendation_under_an_hpa_is_warned_about() {
     let (url, _orders) = orders_endpoint().await;
     let sources = format!(

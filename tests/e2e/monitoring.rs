@@ -4,17 +4,17 @@
 //! tests (one per alert), and a real Prometheus scrapes the governor and
 //! loads the rules.
 
-mod support;
-
 use std::{process::Stdio, time::Duration};
 
-use support::{
-    eventually,
+use serial_test::parallel;
+use tokio::io::AsyncWriteExt;
+
+use crate::support::{
+    self, eventually,
     governor::{Governor, admin_request},
     install::root,
     prometheus::Prometheus,
 };
-use tokio::io::AsyncWriteExt;
 
 /// A GET with an `Accept` header on the admin port: (head, body).
 async fn get_with_accept(port: u16, accept: &str) -> (String, String) {
@@ -33,6 +33,8 @@ async fn get_with_accept(port: u16, accept: &str) -> (String, String) {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn the_live_metrics_and_the_alert_rules_pass_promtool_and_prometheus_scrapes_them() {
     let cluster = support::require_cluster!();
     let ns = cluster.namespace("monitoring").await;

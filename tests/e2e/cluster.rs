@@ -2,8 +2,6 @@
 //! scale-governor relies on: Deployments, `/scale`, the deployment and
 //! replicaset controllers, and mutating webhooks called on a loopback URL.
 
-mod support;
-
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
@@ -21,14 +19,18 @@ use kube::{
     api::{ListParams, Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-use support::{Cluster, HttpsServer, TestNamespace, eventually};
+use serial_test::parallel;
+
+use crate::support::{self, Cluster, HttpsServer, TestNamespace, eventually};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn apiserver_reports_the_pinned_version() {
     let cluster = support::require_cluster!();
-    let pinned = include_str!("controlplane/k8s/go.mod")
+    let pinned = include_str!("../controlplane/k8s/go.mod")
         .lines()
         .find_map(|l| l.strip_prefix("require k8s.io/kubernetes "))
         .expect("go.mod requires k8s.io/kubernetes")
@@ -45,6 +47,8 @@ async fn apiserver_reports_the_pinned_version() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn creates_a_deployment_in_a_fresh_namespace() {
     let cluster = support::require_cluster!();
     let ns = cluster.namespace("create").await;
@@ -61,6 +65,8 @@ async fn creates_a_deployment_in_a_fresh_namespace() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn kubectl_scale_and_patch_scale_update_spec_replicas() {
     let cluster = support::require_cluster!();
     let ns = cluster.namespace("scale").await;
@@ -94,6 +100,8 @@ async fn kubectl_scale_and_patch_scale_update_spec_replicas() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn deployment_controller_creates_a_replicaset_and_its_pods() {
     let cluster = support::require_cluster!();
     let ns = cluster.namespace("rs").await;
@@ -148,6 +156,8 @@ async fn deployment_controller_creates_a_replicaset_and_its_pods() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn mutating_webhook_on_a_loopback_url_patches_created_objects() {
     let cluster = support::require_cluster!();
     let ns = cluster.namespace("hook").await;
@@ -213,6 +223,8 @@ async fn mutating_webhook_on_a_loopback_url_patches_created_objects() {
 /// gets an `autoscaling/v1` Scale without labels, and a JSONPatch on
 /// `/spec/replicas` clamps what `kubectl scale` asked for.
 #[tokio::test]
+#[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
+#[parallel]
 async fn mutating_webhook_can_clamp_a_kubectl_scale() {
     let cluster = support::require_cluster!();
     let ns = cluster.namespace("clamp").await;
