@@ -6,11 +6,18 @@
 //! measured offset to the apiserver.
 //!
 //! The offset comes from the `Date` header of the apiserver's responses
-//! ([`DateProbe`], a layer on the kube client): the server's time, to the
-//! second, against the midpoint of the request here. One sample is good to
-//! about half a second plus half the round trip; the offset in use is the
-//! median of the last [`SAMPLES`], so one slow response cannot move it.
-//! Reading it is one atomic load, so the request path stays lock-free.
+//! ([`DateProbe`], a layer on the kube client). The header gives the
+//! server's time to the second, written between the moment the request
+//! left here and the moment the answer arrived, so each answer bounds the
+//! offset: at least `Date − received`, less than `Date + 1 s − sent`. The
+//! bounds of the last [`SAMPLES`] answers are intersected (answers at
+//! different fractions of a second narrow it to a few milliseconds plus the
+//! round trip), and the offset in use is the point of that interval nearest
+//! zero: the clock is corrected only as far as the evidence demands, so a
+//! replica on a well-synced node keeps its own clock exactly. An answer the
+//! interval cannot hold (the clock was stepped) drops the older ones.
+//! Reading the offset is one atomic load, so the request path stays
+//! lock-free.
 
 use std::{
     collections::VecDeque,
@@ -28,14 +35,21 @@ use chrono::{DateTime, Utc};
 use http::{Request, Response};
 use tower::{Layer, Service};
 
-/// Samples the median is taken over.
-const SAMPLES: usize = 15;
+/// Answers whose bounds are intersected.
+const SAMPLES: usize = 30;
 
 static OFFSET_MS: AtomicI64 = AtomicI64::new(0);
 static MEASURED: AtomicBool = AtomicBool::new(false);
 static WARN_AT_MS: AtomicU64 = AtomicU64::new(30_000);
 static WARNED: AtomicBool = AtomicBool::new(false);
-static RECENT: Mutex<VecDeque<i64>> = Mutex::new(VecDeque::new());
+static RECENT: Mutex<VecDeque<Bounds>> = Mutex::new(VecDeque::new());
+
+/// What one answer says of the offset, in milliseconds: `lo <= offset < hi`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Bounds {
+    lo: i64,
+    hi: i64,
+}
 
 /// The apiserver's time now, as well as this replica can tell.
 pub(crate) fn now() -> DateTime<Utc> {
@@ -63,39 +77,58 @@ pub(crate) fn warn_at(threshold: Duration) {
 /// Takes in one response's `Date` header, sent at `sent` and received at
 /// `received` by this replica's clock.
 pub(crate) fn observe(date: &str, sent: SystemTime, received: SystemTime) {
-    let Some(sample) = sample(date, sent, received) else {
+    let Some(bounds) = bounds(date, sent, received) else {
         return;
     };
-    let median = {
+    let offset = {
         let mut recent = RECENT.lock().unwrap_or_else(|p| p.into_inner());
-        if recent.len() == SAMPLES {
-            recent.pop_front();
-        }
-        recent.push_back(sample);
-        median(recent.iter().copied())
+        estimate(&mut recent, bounds)
     };
-    OFFSET_MS.store(median, Ordering::Relaxed);
+    OFFSET_MS.store(offset, Ordering::Relaxed);
     MEASURED.store(true, Ordering::Release);
-    report(median);
+    report(offset);
 }
 
-/// One sample of the offset in milliseconds: the server's second (the
-/// header truncates, so its middle), against the request's midpoint here.
-fn sample(date: &str, sent: SystemTime, received: SystemTime) -> Option<i64> {
+/// What one answer says: the server wrote `Date` (truncated to the second)
+/// between `sent` and `received` here.
+fn bounds(date: &str, sent: SystemTime, received: SystemTime) -> Option<Bounds> {
     let server = DateTime::parse_from_rfc2822(date).ok()?.with_timezone(&Utc);
     let sent = DateTime::<Utc>::from(sent);
     let received = DateTime::<Utc>::from(received);
     if received < sent {
         return None;
     }
-    let midpoint = sent + (received - sent) / 2;
-    Some((server - midpoint).num_milliseconds() + 500)
+    Some(Bounds {
+        lo: (server - received).num_milliseconds(),
+        hi: (server - sent).num_milliseconds() + 1000,
+    })
 }
 
-fn median(values: impl Iterator<Item = i64>) -> i64 {
-    let mut v: Vec<i64> = values.collect();
-    v.sort_unstable();
-    v.get(v.len() / 2).copied().unwrap_or(0)
+/// Adds `new` to the recent answers and gives the offset they agree on:
+/// the point of their common interval nearest zero. Older answers that
+/// contradict the new one (a stepped clock) are dropped.
+fn estimate(recent: &mut VecDeque<Bounds>, new: Bounds) -> i64 {
+    if recent.len() == SAMPLES {
+        recent.pop_front();
+    }
+    recent.push_back(new);
+    let common = |r: &VecDeque<Bounds>| {
+        r.iter().fold((i64::MIN, i64::MAX), |(lo, hi), b| {
+            (lo.max(b.lo), hi.min(b.hi))
+        })
+    };
+    let (mut lo, mut hi) = common(recent);
+    while lo >= hi && recent.len() > 1 {
+        recent.pop_front();
+        (lo, hi) = common(recent);
+    }
+    if lo > 0 {
+        lo
+    } else if hi <= 0 {
+        hi - 1
+    } else {
+        0
+    }
 }
 
 /// Logs the offset when it crosses the warning threshold, either way.
@@ -180,24 +213,23 @@ mod tests {
     }
 
     #[test]
-    fn a_sample_is_the_servers_second_against_the_requests_midpoint() {
+    fn an_answer_bounds_the_offset() {
         // Our clock is 3 minutes behind: we sent at 09:57:00.2 and got the
-        // answer at 09:57:00.4; the server said 10:00:00.
-        let s = sample(
+        // answer at 09:57:00.4; the server wrote 10:00:00 (truncated).
+        let b = bounds(
             "Mon, 07 Dec 2026 10:00:00 GMT",
             at("2026-12-07T09:57:00.2Z"),
             at("2026-12-07T09:57:00.4Z"),
         );
-        assert_eq!(s, Some(180_200));
-        // Ahead by 3 minutes: negative.
-        let s = sample(
-            "Mon, 07 Dec 2026 10:00:00 GMT",
-            at("2026-12-07T10:03:00.0Z"),
-            at("2026-12-07T10:03:00.0Z"),
-        );
-        assert_eq!(s, Some(-179_500));
         assert_eq!(
-            sample(
+            b,
+            Some(Bounds {
+                lo: 179_600,
+                hi: 180_800
+            })
+        );
+        assert_eq!(
+            bounds(
                 "yesterday",
                 at("2026-12-07T10:00:00Z"),
                 at("2026-12-07T10:00:00Z")
@@ -205,7 +237,7 @@ mod tests {
             None
         );
         assert_eq!(
-            sample(
+            bounds(
                 "Mon, 07 Dec 2026 10:00:00 GMT",
                 at("2026-12-07T10:00:01Z"),
                 at("2026-12-07T10:00:00Z")
@@ -215,9 +247,47 @@ mod tests {
         );
     }
 
+    /// Answers from a server whose clock is `offset_ms` ahead, sent at
+    /// `phase_ms` past a second, with a 5 ms round trip.
+    fn answer(offset_ms: i64, phase_ms: i64) -> Bounds {
+        let sent = 1_000_000 + phase_ms;
+        let server = sent + 2 + offset_ms;
+        let date = server.div_euclid(1000) * 1000;
+        Bounds {
+            lo: date - (sent + 5),
+            hi: date + 1000 - sent,
+        }
+    }
+
     #[test]
-    fn the_median_ignores_a_few_slow_answers() {
-        assert_eq!(median([500, 400, 600, 9_000, 450].into_iter()), 500);
-        assert_eq!(median(std::iter::empty()), 0);
+    fn a_synced_clock_is_kept_exactly_and_a_skewed_one_is_found_to_the_milliseconds() {
+        let mut recent = VecDeque::new();
+        for phase in [100, 730, 410, 990, 5] {
+            assert_eq!(estimate(&mut recent, answer(0, phase)), 0);
+        }
+        let mut recent = VecDeque::new();
+        let mut last = 0;
+        for phase in [100, 730, 410, 990, 5, 260, 880, 555] {
+            last = estimate(&mut recent, answer(-180_000, phase));
+        }
+        assert!((last + 180_000).abs() <= 20, "{last}");
+        let mut recent = VecDeque::new();
+        for phase in [100, 730, 410, 990, 5, 260, 880, 555] {
+            last = estimate(&mut recent, answer(180_000, phase));
+        }
+        assert!((last - 180_000).abs() <= 20, "{last}");
+    }
+
+    #[test]
+    fn a_stepped_clock_drops_the_answers_that_contradict_it() {
+        let mut recent = VecDeque::new();
+        for phase in [100, 730, 410] {
+            estimate(&mut recent, answer(0, phase));
+        }
+        let mut last = 0;
+        for phase in [990, 5, 260, 880] {
+            last = estimate(&mut recent, answer(60_000, phase));
+        }
+        assert!((last - 60_000).abs() <= 100, "{last}");
     }
 }
