@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, kube-controller-manager, kubectl and etcd from Go
 # modules into a cache outside the work tree. Rebuilds only when a wrapper
-# module changes. Prints the binary directory on stdout; progress goes to
-# stderr. Exits 3 when a build is needed but Go is missing (tests skip on it).
+# module or the build recipe changes. Prints the binary directory on stdout;
+# progress goes to stderr. Exits 3 when a build is needed but Go is missing
+# (tests skip on it).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -11,10 +12,28 @@ etcd_version=$(awk '$1 == "require" && $2 == "go.etcd.io/etcd/server/v3" {print 
 minor=$(echo "$k8s_version" | cut -d. -f2)
 cache=${SCALE_GOVERNOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scale-governor}
 bin="$cache/k8s-$k8s_version-etcd-$etcd_version"
-# build.sh itself is hashed too: a changed binary list or ldflags must rebuild.
-stamp=$(cat "$here/build.sh" "$here/k8s/go.mod" "$here/k8s/go.sum" "$here/etcd/go.mod" "$here/etcd/go.sum" | sha256sum | cut -c1-16)
+export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
+ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version \
+ -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor \
+ -X k8s.io/component-base/version.gitTreeState=clean"
+# name, module dir, package, ldflags
+binaries=(
+  "etcd|$here/etcd|go.etcd.io/etcd/server/v3|-s -w"
+  "kube-apiserver|$here/k8s|k8s.io/kubernetes/cmd/kube-apiserver|$ldflags"
+  "kube-controller-manager|$here/k8s|k8s.io/kubernetes/cmd/kube-controller-manager|$ldflags"
+  "kubectl|$here/k8s|k8s.io/kubernetes/cmd/kubectl|$ldflags"
+)
+# The stamp covers what decides the binaries: the wrapper modules, the list
+# above and the build flags; not this script's text, so editing the rest of
+# it rebuilds nothing here. The .stamp beside it is the one the
+# previous build.sh wrote over its own text; it stays, so that a checkout
+# still running that script keeps finding these binaries fresh.
+stamp=$({
+  cat "$here/k8s/go.mod" "$here/k8s/go.sum" "$here/etcd/go.mod" "$here/etcd/go.sum"
+  printf '%s\n' "$CGO_ENABLED $GOTOOLCHAIN $GOFLAGS -trimpath" "${binaries[@]#*"$here"}"
+} | sha256sum | cut -c1-16)
 
-fresh() { [[ -f "$bin/.stamp" && "$(cat "$bin/.stamp")" == "$stamp" ]]; }
+fresh() { [[ -f "$bin/.stamp-inputs" && "$(cat "$bin/.stamp-inputs")" == "$stamp" ]]; }
 if fresh; then
   echo "$bin"
   exit 0
@@ -32,10 +51,6 @@ if fresh; then
   echo "$bin"
   exit 0
 fi
-export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
-ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version \
- -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor \
- -X k8s.io/component-base/version.gitTreeState=clean"
 
 build() { # name, module dir, package, ldflags
   local start=$SECONDS
@@ -45,9 +60,9 @@ build() { # name, module dir, package, ldflags
   echo "build.sh: $1 built in $((SECONDS - start))s" >&2
 }
 
-build etcd "$here/etcd" go.etcd.io/etcd/server/v3 "-s -w"
-build kube-apiserver "$here/k8s" k8s.io/kubernetes/cmd/kube-apiserver "$ldflags"
-build kube-controller-manager "$here/k8s" k8s.io/kubernetes/cmd/kube-controller-manager "$ldflags"
-build kubectl "$here/k8s" k8s.io/kubernetes/cmd/kubectl "$ldflags"
-echo "$stamp" > "$bin/.stamp"
+for b in "${binaries[@]}"; do
+  IFS='|' read -r name module package flags <<<"$b"
+  build "$name" "$module" "$package" "$flags"
+done
+echo "$stamp" > "$bin/.stamp-inputs"
 echo "$bin"
