@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, kube-controller-manager, kubectl and etcd from Go
-# modules into a cache outside the work tree. Rebuilds only when a wrapper
-# module or the build recipe changes. Prints the binary directory on stdout;
-# progress goes to stderr. Exits 3 when a build is needed but Go is missing
-# (tests skip on it).
+# modules into a cache outside the work tree, then (unless --no-pods) the pod
+# components with build-pods.sh: kube-scheduler, kwok and metrics-server, in a
+# directory of their own. Rebuilds only what changed. Prints the control
+# plane's binary directory on stdout, then the pod components' one; progress
+# goes to stderr. Exits 3 when a build is needed but Go is missing (tests skip
+# on it).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+pods=1
+case ${1:-} in
+  "") ;;
+  --no-pods) pods=0 ;;
+  *) echo "usage: build.sh [--no-pods]" >&2; exit 2 ;;
+esac
+pods_dir() { if ((pods)); then "$here/build-pods.sh"; fi; }
 k8s_version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$here/k8s/go.mod")
 etcd_version=$(awk '$1 == "require" && $2 == "go.etcd.io/etcd/server/v3" {print $3}' "$here/etcd/go.mod")
 minor=$(echo "$k8s_version" | cut -d. -f2)
@@ -25,9 +34,9 @@ binaries=(
 )
 # The stamp covers what decides the binaries: the wrapper modules, the list
 # above and the build flags; not this script's text, so editing the rest of
-# it rebuilds nothing here. The .stamp beside it is the one the
-# previous build.sh wrote over its own text; it stays, so that a checkout
-# still running that script keeps finding these binaries fresh.
+# it (or build-pods.sh) rebuilds nothing here. The .stamp beside it is the
+# one the previous build.sh wrote over its own text; it stays, so that a
+# checkout still running that script keeps finding these binaries fresh.
 stamp=$({
   cat "$here/k8s/go.mod" "$here/k8s/go.sum" "$here/etcd/go.mod" "$here/etcd/go.sum"
   printf '%s\n' "$CGO_ENABLED $GOTOOLCHAIN $GOFLAGS -trimpath" "${binaries[@]#*"$here"}"
@@ -36,6 +45,7 @@ stamp=$({
 fresh() { [[ -f "$bin/.stamp-inputs" && "$(cat "$bin/.stamp-inputs")" == "$stamp" ]]; }
 if fresh; then
   echo "$bin"
+  pods_dir
   exit 0
 fi
 
@@ -49,6 +59,8 @@ if ! flock -n 8; then
 fi
 if fresh; then
   echo "$bin"
+  exec 8>&-
+  pods_dir
   exit 0
 fi
 
@@ -66,3 +78,5 @@ for b in "${binaries[@]}"; do
 done
 echo "$stamp" > "$bin/.stamp-inputs"
 echo "$bin"
+exec 8>&-
+pods_dir
