@@ -1,6 +1,6 @@
 # Developer entry points. The local control plane (etcd, kube-apiserver,
-# kube-controller-manager built from source, no Docker) is described in
-# docs/testing.md.
+# kube-controller-manager, and kube-scheduler, kwok and metrics-server for
+# pods, all built from source, no Docker) is described in docs/testing.md.
 SHELL := bash
 CLUSTER := tests/controlplane/cluster.sh
 # What `make cluster-up` starts and every test binary reuses when it answers.
@@ -16,10 +16,10 @@ TOOLS = $(shell .ci/tools.sh cargo-deny shellcheck)
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-controlplane: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl (cached)
+controlplane: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl, kube-scheduler, kwok, metrics-server (cached)
 	tests/controlplane/build.sh
 
-cluster-up: ## Start the local control plane in target/cluster
+cluster-up: ## Start the local control plane in target/cluster (CLUSTER_PODS=0: without the pod components)
 	$(CLUSTER) up
 
 cluster-down: ## Stop it and remove its state (logs are kept)

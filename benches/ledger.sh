@@ -4,7 +4,8 @@
 # apiserver's own request metrics.
 #   1. builds the release `scale-governor` and the fleet seeder (benches/load);
 #   2. starts a control plane in target/cluster-bench with only the namespace
-#      controller, and seeds 1,000 governed Deployments;
+#      controller and no pod components (--no-pods), and seeds 1,000
+#      governed Deployments;
 #   3. the cost of one persisted change in each candidate store, one object
 #      at a time (BENCH_WRITES of each): a `history` annotation on the
 #      Deployment (the earlier store), one ConfigMap per workload (the

@@ -131,11 +131,14 @@ bench_exe() {
 }
 
 # cluster_up: a fresh dedicated control plane in $cluster_dir with only the
-# namespace controller, so Deployments stay Deployments; its env sourced.
+# namespace controller, so Deployments stay Deployments, and no pod
+# components (--no-pods: no scheduler, kwok or metrics-server), so the
+# figures stay comparable with the runs before the cluster had them; its env
+# sourced.
 cluster_up() {
   "$cluster" down --dir "$cluster_dir" >/dev/null 2>&1 || true
   # --watch-pid: even a kill -9 of the benchmark stops the control plane.
-  CLUSTER_KCM_CONTROLLERS=namespace-controller "$cluster" up --dir "$cluster_dir" --watch-pid $$ >/dev/null
+  CLUSTER_KCM_CONTROLLERS=namespace-controller "$cluster" up --no-pods --dir "$cluster_dir" --watch-pid $$ >/dev/null
   # shellcheck disable=SC1091 # written by cluster.sh up
   source "$cluster_dir/env"
   export KUBECONFIG

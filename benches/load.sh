@@ -2,8 +2,8 @@
 # Load benchmark of the real webhook, end to end (`make bench-load`):
 #   1. builds the release `scale-governor` and the load generator (benches/load);
 #   2. starts a dedicated local control plane in target/cluster-bench, without
-#      the deployment controller, so 10,000 Deployments stay 10,000 objects
-#      instead of becoming ReplicaSets and Pods;
+#      the deployment controller or the pod components (--no-pods), so 10,000
+#      Deployments stay 10,000 objects instead of becoming ReplicaSets and Pods;
 #   3. creates the governed Deployments, a serving certificate, and starts
 #      `scale-governor serve`, waiting until its cache holds every Deployment;
 #   4. plays the apiserver: HTTP/2 over TLS to /mutate, first at a fixed rate

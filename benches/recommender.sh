@@ -3,7 +3,8 @@
 # release `serve`, leading, against a dedicated local control plane.
 #   1. builds the release `scale-governor` and the fleet seeder (benches/load);
 #   2. starts a control plane in target/cluster-bench with only the namespace
-#      controller, so Deployments stay Deployments (no ReplicaSets, no Pods);
+#      controller and no pod components (--no-pods), so Deployments stay
+#      Deployments (no ReplicaSets, no Pods);
 #   3. phase "schedule": 5,000 governed schedule-only Deployments (static
 #      bounds and three Berlin windows, no `recommend`), serve leading;
 #   4. phase "http": 1,000 more with a `recommend` annotation naming an HTTP

@@ -87,6 +87,25 @@ step "A runaway autoscaler asks web for 100 replicas (enforce: clamped by the ra
 run kubectl scale -n "$ns" deployment/web --replicas=100
 run kubectl get -n "$ns" deployment/web -o jsonpath='{.spec.replicas}{"\n"}'
 
+step "web's new pods start: Running at once, Ready after their start-up delay"
+# On the local control plane kwok runs them on a fake Node; the delay is
+# CLUSTER_POD_READY_DELAY_MS (3 s), or a pod's own
+# pod-ready.stage.kwok.x-k8s.io/delay annotation.
+pod_counts() { # label selector: "N pods: P Pending, R Running (Y Ready)"
+  kubectl get pods -n "$ns" -l "$1" -o jsonpath='{range .items[*]}{.status.phase}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
+    awk '{n++; phase[$1]++; if ($2 == "True") ready++}
+      END {printf "%d pods: %d Pending, %d Running (%d Ready)\n", n, phase["Pending"], phase["Running"], ready}'
+}
+watch_pods() { # label selector, seconds
+  local last="" now end=$((SECONDS + $2))
+  while ((SECONDS < end)); do
+    now=$(pod_counts "$1") || now="(kubectl failed)"
+    [[ $now != "$last" ]] && printf '  %s  %s\n' "$(date -u +%H:%M:%S.%1N)" "$now" && last=$now
+    sleep 0.3
+  done
+}
+watch_pods app=web 6
+
 step "Someone else tries again at once (the budget is shared by every actor)"
 run kubectl scale -n "$ns" deployment/web --replicas=100 --as=bob --as-group=system:masters
 run kubectl get -n "$ns" deployment/web -o jsonpath='{.spec.replicas}{"\n"}'
@@ -107,7 +126,7 @@ sed 's/Mon-Fri 08:00/Mon-Fry 08:00/; s/name: web/name: web-typo/' "$root/example
 
 step "kubectl describe explains every decision"
 sleep 1
-run kubectl get events -n "$ns" --field-selector reason!=ScalingReplicaSet \
+run kubectl get events -n "$ns" --field-selector reason!=ScalingReplicaSet,involvedObject.kind!=Pod \
   -o custom-columns=REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message
 
 step "Metrics"

@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
 # Runs a real, local Kubernetes control plane: etcd, kube-apiserver and
-# kube-controller-manager built by build.sh. No Docker, no kubelet: enough for
-# the admission path, /scale, the deployment/replicaset/HPA controllers and
-# watches, which is everything scale-governor touches.
+# kube-controller-manager built by build.sh, and by default what runs pods:
+# kube-scheduler, kwok with one fake Node (pods go Running, then Ready after a
+# start-up delay, and are removed when deleted) and metrics-server (resource
+# metrics, `kubectl top`). No Docker, no kubelet, no containers.
 #
-#   cluster.sh up     [--dir D] [--watch-pid P]   start (errors if already running)
-#   cluster.sh down   [--dir D]                   stop and remove state, keep logs
-#   cluster.sh status [--dir D]                   exit 0 only when healthy
+#   cluster.sh up     [--dir D] [--watch-pid P] [--no-pods]   start (errors if already running)
+#   cluster.sh down   [--dir D]                               stop and remove state, keep logs
+#   cluster.sh status [--dir D]                               exit 0 only when healthy
 #
 # D defaults to target/cluster; a relative D is taken from the repo root.
 # With --watch-pid P the cluster tears itself down once process P exits, so a
-# crashed or killed test binary never leaves daemons behind.
+# crashed or killed test binary never leaves daemons behind. --no-pods (or
+# CLUSTER_PODS=0) starts only etcd, kube-apiserver and kube-controller-manager.
 #
 # Extra flags for debugging: CLUSTER_ETCD_ARGS, CLUSTER_APISERVER_ARGS,
-# CLUSTER_KCM_ARGS (word-split). CLUSTER_ADVERTISE_ADDRESS overrides the
-# default-route address. CLUSTER_KCM_CONTROLLERS overrides the controller list.
-set -euo pipefail
+# CLUSTER_KCM_ARGS, CLUSTER_SCHEDULER_ARGS, CLUSTER_KWOK_ARGS,
+# CLUSTER_METRICS_SERVER_ARGS (word-split). CLUSTER_ADVERTISE_ADDRESS overrides
+# the default-route address. CLUSTER_KCM_CONTROLLERS overrides the controller
+# list. CLUSTER_POD_READY_DELAY_MS (3000) is the default start-up delay between
+# Running and Ready; a pod's annotation pod-ready.stage.kwok.x-k8s.io/delay
+# ("10s") overrides it.
+# -E: the ERR trap that tears a failed `up` down also fires in functions.
+set -Eeuo pipefail
 
 self=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
 root=$(cd "$(dirname "$self")/../.." && pwd)
@@ -25,12 +32,12 @@ die() { echo "cluster.sh: $*" >&2; exit 1; }
 say() { [[ ${quiet:-} ]] || echo "cluster.sh: $*" >&2; }
 
 usage() {
-  sed -n '7,13p' "$self" | sed 's/^# \{0,1\}//' >&2
+  sed -n '8,16p' "$self" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
 cmd=${1:-}; [[ $cmd ]] || usage; shift
-dir=$root/target/cluster watch_pid="" quiet=""
+dir=$root/target/cluster watch_pid="" quiet="" pods=${CLUSTER_PODS:-1}
 while (($#)); do
   case $1 in
     --dir) dir=${2:?--dir needs a value}; shift 2 ;;
@@ -38,9 +45,11 @@ while (($#)); do
     --watch-pid) watch_pid=${2:?--watch-pid needs a value}; shift 2 ;;
     --watch-pid=*) watch_pid=${1#--watch-pid=}; shift ;;
     --quiet) quiet=1; shift ;;
+    --no-pods) pods=0; shift ;;
     *) usage ;;
   esac
 done
+[[ $pods == [01] ]] || die "CLUSTER_PODS must be 0 or 1, not '$pods'"
 [[ $dir == /* ]] || dir=$root/$dir
 dir=$(realpath -m "$dir")
 # `down` deletes files in $dir; refuse directories that hold other things.
@@ -59,9 +68,12 @@ ours() { # pid
 
 pid_of() { if [[ -f $dir/$1.pid ]]; then cat "$dir/$1.pid"; fi; }
 
+# In start order; `down` stops them in reverse.
+components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok metrics-server)
+
 running_components() {
   local c
-  for c in etcd kube-apiserver kube-controller-manager; do
+  for c in "${components[@]}"; do
     if ours "$(pid_of "$c")"; then echo "$c"; fi
   done
 }
@@ -94,6 +106,15 @@ terminate() { # timeout seconds, component...: SIGTERM, then SIGKILL
 }
 
 stop() {
+  # An APIService whose server is gone breaks discovery, and with it kubectl
+  # and namespace deletion, for every client: unregister it first.
+  if ours "$(pid_of metrics-server)"; then
+    [[ ${apiserver_port:-} ]] || apiserver_port=$(sed -n 's/^APISERVER_PORT=//p' "$dir/env" 2>/dev/null || true)
+    api DELETE /apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io >/dev/null 2>&1 || true
+  fi
+  # The pod components before the apiserver, so none of them spends its
+  # shutdown retrying a vanished apiserver.
+  terminate 10 metrics-server kwok kube-scheduler
   # etcd last: an apiserver that loses etcd first hangs until SIGKILL
   # instead of exiting in ~3s.
   terminate 15 kube-controller-manager kube-apiserver
@@ -101,8 +122,8 @@ stop() {
   # The watcher may be the process running this very `down`; spare it.
   local pid c; pid=$(pid_of watcher)
   if [[ $pid != "$$" ]] && ours "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
-  rm -rf "$dir/etcd-data" "$pki" "$dir/kubeconfig" "$dir/env"
-  for c in etcd kube-apiserver kube-controller-manager watcher; do rm -f "$dir/$c.pid"; done
+  rm -rf "$dir/etcd-data" "$pki" "$dir/kubeconfig" "$dir/env" "$dir/kube-scheduler.yaml" "$dir/kwok.yaml"
+  for c in "${components[@]}" watcher; do rm -f "$dir/$c.pid"; done
 }
 
 # --- helpers for `up` --------------------------------------------------------
@@ -133,7 +154,7 @@ advertise_address() {
   echo "${a:-192.0.2.1}" # TEST-NET-1 when the host has no usable address
 }
 
-gen_certs() {
+gen_certs() { # control-plane | pods
   mkdir -p "$pki"
   local cnf=$pki/openssl.cnf
   cat >"$cnf" <<'EOF'
@@ -194,6 +215,15 @@ EOF
     key "$1"
     sign "$1" "$3" "$4" "$2"
   }
+  if [[ $1 == pods ]]; then
+    leaf kube-scheduler client-ca "/O=system:masters/CN=system:kube-scheduler" client
+    leaf kwok client-ca "/O=system:masters/CN=kwok" client
+    leaf metrics-server-client client-ca "/O=system:masters/CN=system:metrics-server" client
+    # The aggregator checks the name of the APIService's Service.
+    SAN="DNS:metrics-server.kube-system.svc,IP:127.0.0.1"
+    leaf metrics-server ca /CN=metrics-server server
+    return
+  fi
   ca ca scale-governor-test-serving-ca
   SAN="IP:127.0.0.1,DNS:localhost,IP:$advertise,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   leaf apiserver ca /CN=kube-apiserver server
@@ -245,9 +275,132 @@ wait_for() { # what, component, timeout seconds, command...
   done
 }
 
-apiserver_get() { # path
-  curl -fsS --max-time 2 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
-    "https://127.0.0.1:$apiserver_port$1"
+api() { # method, path, curl args...
+  local method=$1 path=$2
+  shift 2
+  curl -fsS --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+    -X "$method" "https://127.0.0.1:$apiserver_port$path" "$@"
+}
+apiserver_get() { api GET "$1" --max-time 2; }
+create() { api POST "$1" -H "Content-Type: application/yaml" --data-binary @- >/dev/null; } # path; YAML on stdin
+
+# --- the pod components (helpers of `up`, which declares the ports) ---------
+node=kwok-node
+ready_delay_ms=${CLUSTER_POD_READY_DELAY_MS:-3000}
+
+# Starts kube-scheduler, metrics-server and kwok, and creates the fake Node.
+start_pods() {
+  [[ $ready_delay_ms =~ ^[0-9]+$ ]] || die "CLUSTER_POD_READY_DELAY_MS must be a number of milliseconds, not '$ready_delay_ms'"
+  kubeconfig "$pki/kube-scheduler.kubeconfig" system:kube-scheduler kube-scheduler
+  kubeconfig "$pki/kwok.kubeconfig" kwok kwok
+  kubeconfig "$pki/metrics-server.kubeconfig" system:metrics-server metrics-server-client
+  cat >"$dir/kube-scheduler.yaml" <<EOF
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection:
+  kubeconfig: $pki/kube-scheduler.kubeconfig
+leaderElection:
+  leaderElect: false
+EOF
+  # shellcheck disable=SC2086
+  spawn kube-scheduler "$pod_bin/kube-scheduler" --config="$dir/kube-scheduler.yaml" \
+    --secure-port="$scheduler_port" --bind-address=127.0.0.1 --cert-dir="$pki/kube-scheduler" \
+    --authentication-kubeconfig="$pki/kube-scheduler.kubeconfig" \
+    --authorization-kubeconfig="$pki/kube-scheduler.kubeconfig" \
+    ${CLUSTER_SCHEDULER_ARGS:-}
+  # It scrapes kwok's kubelet endpoint (a self-signed certificate) every 10 s,
+  # the shortest resolution it accepts.
+  # shellcheck disable=SC2086
+  spawn metrics-server "$pod_bin/metrics-server" --kubeconfig="$pki/metrics-server.kubeconfig" \
+    --authentication-kubeconfig="$pki/metrics-server.kubeconfig" \
+    --authorization-kubeconfig="$pki/metrics-server.kubeconfig" \
+    --secure-port="$metrics_server_port" --bind-address=127.0.0.1 \
+    --tls-cert-file="$pki/metrics-server.crt" --tls-private-key-file="$pki/metrics-server.key" \
+    --kubelet-insecure-tls --kubelet-use-node-status-port --kubelet-preferred-address-types=InternalIP \
+    --metric-resolution=10s --kubelet-request-timeout=5s \
+    ${CLUSTER_METRICS_SERVER_ARGS:-}
+
+  # The admission plugin TaintNodesByCondition gives every new Node the
+  # not-ready taint, and only the node-lifecycle controller (not run here)
+  # would lift it: take it off, so plain pods schedule.
+  create /api/v1/nodes <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: $node
+  labels: {kubernetes.io/hostname: $node, kubernetes.io/os: linux, kubernetes.io/arch: amd64, type: kwok}
+  annotations:
+    kwok.x-k8s.io/node: fake
+    metrics.k8s.io/resource-metrics-path: /metrics/nodes/$node/metrics/resource
+EOF
+  api PATCH "/api/v1/nodes/$node" -H "Content-Type: application/merge-patch+json" \
+    --data '{"spec":{"taints":null}}' >/dev/null
+  # What kwok plays (tests/controlplane/kwok/: the stages of the Node and of
+  # pods, the resource metrics and usage) is its configuration file rather
+  # than objects of its CRDs: nothing to create and wait for, and only these
+  # stages (a Node or Pod stage in the file replaces kwok's built-in ones).
+  local f
+  for f in "$(dirname "$self")"/kwok/*.yaml; do
+    echo ---
+    sed "s/POD_READY_DELAY_MS/$ready_delay_ms/" "$f"
+  done >"$dir/kwok.yaml"
+  # Pod IPs come from 10.244.0.0/16, apart from the Service range.
+  # shellcheck disable=SC2086
+  spawn kwok "$pod_bin/kwok" --kubeconfig="$pki/kwok.kubeconfig" --config="$dir/kwok.yaml" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --manage-nodes-with-label-selector= --manage-single-node= \
+    --cidr=10.244.0.1/16 --node-ip=127.0.0.1 \
+    --node-port="$kwok_port" --server-address="127.0.0.1:$kwok_port" \
+    ${CLUSTER_KWOK_ARGS:-}
+}
+
+# Waits until pods can run and `kubectl top` can answer: the scheduler ready,
+# the Node Ready, metrics-server registered as metrics.k8s.io and Available.
+wait_pods() {
+  wait_for "kube-scheduler /readyz" kube-scheduler 60 \
+    curl -fsSk --max-time 2 "https://127.0.0.1:$scheduler_port/readyz"
+  wait_for "Node $node Ready" kwok 30 node_ready
+  # The kube-system namespace may appear just after /readyz.
+  wait_for "the metrics-server Service" kube-apiserver 30 create_metrics_service
+  wait_for "metrics-server /livez" metrics-server 60 \
+    curl -fsS --max-time 2 --cacert "$pki/ca.crt" "https://127.0.0.1:$metrics_server_port/livez"
+  create /apis/apiregistration.k8s.io/v1/apiservices <<EOF
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata:
+  name: v1beta1.metrics.k8s.io
+spec:
+  group: metrics.k8s.io
+  version: v1beta1
+  service: {name: metrics-server, namespace: kube-system, port: $metrics_server_port}
+  caBundle: $(base64 -w0 <"$pki/ca.crt")
+  groupPriorityMinimum: 100
+  versionPriority: 100
+EOF
+  wait_for "APIService v1beta1.metrics.k8s.io Available" metrics-server 60 metrics_api_available
+}
+
+# ?pretty=0: the apiserver indents JSON for curl. grep reads it all: with -q
+# it could exit early and fail curl with SIGPIPE.
+node_ready() {
+  apiserver_get "/api/v1/nodes/$node?pretty=0" | grep '"type":"Ready","status":"True"' >/dev/null
+}
+
+# The aggregator dials localhost:<APIService port> for an ExternalName
+# Service (aggregator routing is off), and checks this name in the
+# certificate.
+create_metrics_service() {
+  create /api/v1/namespaces/kube-system/services <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: metrics-server, namespace: kube-system}
+spec: {type: ExternalName, externalName: localhost}
+EOF
+}
+
+metrics_api_available() {
+  apiserver_get "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io?pretty=0" |
+    grep '"type":"Available","status":"True"' >/dev/null
 }
 
 up() {
@@ -264,9 +417,11 @@ up() {
   stop
   rm -f "$dir"/*.log
 
-  local start=$SECONDS bin
-  bin=$("$(dirname "$self")/build.sh") || exit
-  say "binaries in $bin"
+  local start=$SECONDS bin dirs pod_bin=""
+  # shellcheck disable=SC2046 # no argument, or --no-pods
+  dirs=$("$(dirname "$self")/build.sh" $( ((pods)) || echo --no-pods)) || exit
+  bin=$(sed -n 1p <<<"$dirs") pod_bin=$(sed -n 2p <<<"$dirs")
+  say "binaries in $bin${pod_bin:+ and $pod_bin}"
   advertise=$(advertise_address)
   trap 'echo "cluster.sh: startup failed, tearing down" >&2; stop; exit 1' ERR
   # The daemons live in their own sessions, so an interrupted `up` must
@@ -282,11 +437,12 @@ up() {
     echo $! >"$dir/watcher.pid"
   fi
 
-  gen_certs
-  local etcd_port etcd_peer_port apiserver_port kcm_port
+  local etcd_port etcd_peer_port apiserver_port kcm_port scheduler_port="" kwok_port="" metrics_server_port=""
   etcd_port=$(free_port); etcd_peer_port=$(free_port)
   apiserver_port=$(free_port); kcm_port=$(free_port)
+  if ((pods)); then scheduler_port=$(free_port) kwok_port=$(free_port) metrics_server_port=$(free_port); fi
 
+  # etcd needs no certificates: it starts while they are made.
   # shellcheck disable=SC2086 # the CLUSTER_*_ARGS are meant to be word-split
   spawn etcd "$bin/etcd" --name=scale-governor-test --data-dir="$dir/etcd-data" \
     --listen-client-urls="http://127.0.0.1:$etcd_port" --advertise-client-urls="http://127.0.0.1:$etcd_port" \
@@ -294,6 +450,13 @@ up() {
     --initial-advertise-peer-urls="http://127.0.0.1:$etcd_peer_port" \
     --initial-cluster="scale-governor-test=http://127.0.0.1:$etcd_peer_port" \
     --unsafe-no-fsync=true --log-level=warn ${CLUSTER_ETCD_ARGS:-}
+  gen_certs control-plane
+  # The pod components' certificates are made while the apiserver starts.
+  local pod_certs=""
+  if ((pods)); then
+    (trap - ERR; gen_certs pods) &
+    pod_certs=$!
+  fi
   wait_for "etcd /health" etcd 30 curl -fsS --max-time 2 "http://127.0.0.1:$etcd_port/health"
 
   # shellcheck disable=SC2086
@@ -323,8 +486,13 @@ up() {
     --controllers="${CLUSTER_KCM_CONTROLLERS:-deployment-controller,replicaset-controller,horizontal-pod-autoscaler-controller,namespace-controller}" \
     --horizontal-pod-autoscaler-sync-period=1s --kube-api-content-type=application/json \
     ${CLUSTER_KCM_ARGS:-}
+  if ((pods)); then
+    wait "$pod_certs"
+    start_pods
+  fi
   wait_for "kube-controller-manager /healthz" kube-controller-manager 60 \
     curl -fsSk --max-time 2 "https://127.0.0.1:$kcm_port/healthz"
+  if ((pods)); then wait_pods; fi
 
   # Written last: its presence means "ready", which the Rust harness relies on.
   kubeconfig "$dir/kubeconfig.tmp" admin admin
@@ -334,6 +502,7 @@ CLUSTER_DIR=$dir
 KUBECONFIG=$dir/kubeconfig
 BIN_DIR=$bin
 K8S_VERSION=$("$bin/kube-apiserver" --version | awk '{print $2}')
+ETCD_VERSION=${bin##*-etcd-}
 KUBECTL=$bin/kubectl
 APISERVER_URL=https://127.0.0.1:$apiserver_port
 APISERVER_PORT=$apiserver_port
@@ -346,8 +515,23 @@ APISERVER_PID=$(pid_of kube-apiserver)
 KCM_PID=$(pid_of kube-controller-manager)
 WATCHER_PID=$(pid_of watcher)
 WATCH_PID=$watch_pid
-STARTUP_SECONDS=$((SECONDS - start))
+PODS=$pods
 EOF
+  if ((pods)); then
+    cat "$pod_bin/versions" >>"$dir/env.tmp"
+    cat >>"$dir/env.tmp" <<EOF
+POD_BIN_DIR=$pod_bin
+NODE=$node
+POD_READY_DELAY_MS=$ready_delay_ms
+SCHEDULER_PORT=$scheduler_port
+KWOK_PORT=$kwok_port
+METRICS_SERVER_PORT=$metrics_server_port
+SCHEDULER_PID=$(pid_of kube-scheduler)
+KWOK_PID=$(pid_of kwok)
+METRICS_SERVER_PID=$(pid_of metrics-server)
+EOF
+  fi
+  echo "STARTUP_SECONDS=$((SECONDS - start))" >>"$dir/env.tmp"
   mv "$dir/env.tmp" "$dir/env"
   trap - ERR INT TERM
   say "ready in $((SECONDS - start))s: apiserver https://127.0.0.1:$apiserver_port${watch_pid:+, torn down when pid $watch_pid exits}"
@@ -365,13 +549,36 @@ down() {
 
 status() {
   [[ -f $dir/env ]] || { echo "cluster.sh: no cluster in $dir"; return 1; }
-  local apiserver_port c ok=0
-  apiserver_port=$(sed -n 's/^APISERVER_PORT=//p' "$dir/env")
-  grep -E '^(KUBECONFIG|APISERVER_URL|K8S_VERSION|BIN_DIR|WATCH_PID)=' "$dir/env"
-  for c in etcd kube-apiserver kube-controller-manager; do
-    if ours "$(pid_of "$c")"; then echo "$c: running (pid $(pid_of "$c"))"; else echo "$c: NOT RUNNING"; ok=1; fi
+  local apiserver_port c ok=0 version
+  env_value() { sed -n "s/^$1=//p" "$dir/env"; }
+  apiserver_port=$(env_value APISERVER_PORT) node=$(env_value NODE)
+  grep -E '^(KUBECONFIG|APISERVER_URL|BIN_DIR|POD_BIN_DIR|WATCH_PID)=' "$dir/env"
+  local list=(etcd kube-apiserver kube-controller-manager)
+  [[ $(env_value PODS) == 1 ]] && list+=(kube-scheduler kwok metrics-server)
+  for c in "${list[@]}"; do
+    case $c in
+      etcd) version=$(env_value ETCD_VERSION) ;;
+      kwok) version=$(env_value KWOK_VERSION) ;;
+      metrics-server) version=$(env_value METRICS_SERVER_VERSION) ;;
+      *) version=$(env_value K8S_VERSION) ;;
+    esac
+    if ours "$(pid_of "$c")"; then
+      echo "$c ${version:-?}: running (pid $(pid_of "$c"))"
+    else
+      echo "$c ${version:-?}: NOT RUNNING"; ok=1
+    fi
   done
   if apiserver_get /readyz >/dev/null 2>&1; then echo "readyz: ok"; else echo "readyz: FAILING"; ok=1; fi
+  if [[ $(env_value PODS) == 1 ]]; then
+    if node_ready 2>/dev/null; then echo "node $node: Ready"; else echo "node $node: NOT READY"; ok=1; fi
+    if metrics_api_available 2>/dev/null; then
+      echo "metrics.k8s.io: Available"
+    else
+      echo "metrics.k8s.io: NOT AVAILABLE"; ok=1
+    fi
+  else
+    echo "pods: not run (--no-pods); no scheduler, kwok or metrics-server"
+  fi
   return $ok
 }
 
