@@ -463,7 +463,6 @@ async fn prometheus_a_ramp_is_met_ahead_and_a_missing_metric_never_scales_down()
     assert!(status.contains("\"ok\":false"), "{status}");
 }
 
-/// Marks a pod Ready (no kubelet runs here) and, optionally, reserved.
 /// Marks a pool pod reserved by a session, or frees it.
 async fn reserve(s: &Setup, pod: &str, reserved: bool) {
     let value = if reserved {
