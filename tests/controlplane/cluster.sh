@@ -433,6 +433,49 @@ metrics_api_available() {
     grep '"type":"Available","status":"True"' >/dev/null
 }
 
+# A port found free can be taken by another process before the daemon binds
+# it (the tests start clusters side by side): a daemon that failed on that
+# is stopped and started again on other ports; any other failure ends `up`.
+port_taken() { # component
+  local tries_var=${1//-/_}_tries
+  printf -v "$tries_var" '%s' $((${!tries_var:-0} + 1))
+  if ! grep -q "address already in use" "$dir/$1.log" 2>/dev/null || ((${!tries_var} >= 3)); then
+    false # the ERR trap tears down
+  fi
+  say "$1's port was taken by another process; starting it on another"
+  terminate 5 "$1"
+  if [[ $1 == etcd ]]; then rm -rf "$dir/etcd-data"; fi
+  : >"$dir/$1.log"
+}
+
+start_etcd() {
+  # shellcheck disable=SC2086 # the CLUSTER_*_ARGS are meant to be word-split
+  spawn etcd "$bin/etcd" --name=scale-governor-test --data-dir="$dir/etcd-data" \
+    --listen-client-urls="http://127.0.0.1:$etcd_port" --advertise-client-urls="http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls="http://127.0.0.1:$etcd_peer_port" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$etcd_peer_port" \
+    --initial-cluster="scale-governor-test=http://127.0.0.1:$etcd_peer_port" \
+    --unsafe-no-fsync=true --log-level=warn ${CLUSTER_ETCD_ARGS:-}
+}
+
+start_apiserver() {
+  # shellcheck disable=SC2086
+  spawn kube-apiserver "$bin/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$etcd_port" \
+    --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
+    --secure-port="$apiserver_port" --bind-address=127.0.0.1 --advertise-address="$advertise" \
+    --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true --authorization-mode=RBAC \
+    --disable-admission-plugins=ServiceAccount --client-ca-file="$pki/client-ca.crt" \
+    --service-account-issuer="https://127.0.0.1:$apiserver_port/" \
+    --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
+    --requestheader-client-ca-file="$pki/front-proxy-ca.crt" \
+    --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$pki/front-proxy-client.crt" --proxy-client-key-file="$pki/front-proxy-client.key" \
+    ${CLUSTER_APISERVER_ARGS:-}
+}
+
 up() {
   mkdir -p "$dir"
   # Held only while starting (daemons get 9>&-): a concurrent `up` fails fast.
@@ -479,13 +522,7 @@ up() {
   fi
 
   # etcd needs no certificates: it starts while they are made.
-  # shellcheck disable=SC2086 # the CLUSTER_*_ARGS are meant to be word-split
-  spawn etcd "$bin/etcd" --name=scale-governor-test --data-dir="$dir/etcd-data" \
-    --listen-client-urls="http://127.0.0.1:$etcd_port" --advertise-client-urls="http://127.0.0.1:$etcd_port" \
-    --listen-peer-urls="http://127.0.0.1:$etcd_peer_port" \
-    --initial-advertise-peer-urls="http://127.0.0.1:$etcd_peer_port" \
-    --initial-cluster="scale-governor-test=http://127.0.0.1:$etcd_peer_port" \
-    --unsafe-no-fsync=true --log-level=warn ${CLUSTER_ETCD_ARGS:-}
+  start_etcd
   gen_certs control-plane
   # The pod components' and KEDA's certificates are made while the
   # apiserver starts (one after the other: they share the CA's database).
@@ -498,24 +535,18 @@ up() {
     ) &
     more_certs=$!
   fi
-  wait_for "etcd /health" etcd 30 curl -fsS --max-time 2 "http://127.0.0.1:$etcd_port/health"
+  until wait_for "etcd /health" etcd 30 curl -fsS --max-time 2 "http://127.0.0.1:$etcd_port/health"; do
+    port_taken etcd
+    etcd_port=$(free_port); etcd_peer_port=$(free_port)
+    start_etcd
+  done
 
-  # shellcheck disable=SC2086
-  spawn kube-apiserver "$bin/kube-apiserver" \
-    --etcd-servers="http://127.0.0.1:$etcd_port" \
-    --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
-    --secure-port="$apiserver_port" --bind-address=127.0.0.1 --advertise-address="$advertise" \
-    --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true --authorization-mode=RBAC \
-    --disable-admission-plugins=ServiceAccount --client-ca-file="$pki/client-ca.crt" \
-    --service-account-issuer="https://127.0.0.1:$apiserver_port/" \
-    --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
-    --requestheader-client-ca-file="$pki/front-proxy-ca.crt" \
-    --requestheader-allowed-names=front-proxy-client \
-    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
-    --requestheader-extra-headers-prefix=X-Remote-Extra- \
-    --proxy-client-cert-file="$pki/front-proxy-client.crt" --proxy-client-key-file="$pki/front-proxy-client.key" \
-    ${CLUSTER_APISERVER_ARGS:-}
-  wait_for "kube-apiserver /readyz" kube-apiserver 120 apiserver_get /readyz
+  start_apiserver
+  until wait_for "kube-apiserver /readyz" kube-apiserver 120 apiserver_get /readyz; do
+    port_taken kube-apiserver
+    apiserver_port=$(free_port)
+    start_apiserver
+  done
 
   kubeconfig "$pki/kcm.kubeconfig" system:kube-controller-manager kcm
   # namespace-controller is on so a deleted test namespace really goes away

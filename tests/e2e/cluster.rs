@@ -131,7 +131,7 @@ async fn deployment_controller_creates_a_replicaset_and_its_pods() {
     let rs_name = rs.metadata.name.unwrap();
 
     // The controllers keep following: scale up and watch the ReplicaSet and
-    // its (forever Pending, no kubelet) pods catch up. Pods existing at all
+    // its pods (started by kwok on the fake Node) catch up. Pods existing at all
     // shows ServiceAccount admission is off.
     cluster
         .kubectl_ok(["scale", "deployment/web", "--replicas=3", "-n", ns.name()])

@@ -2,7 +2,7 @@
 //! HPA (synced every second, `--horizontal-pod-autoscaler-sync-period=1s`)
 //! scaling a governed Deployment on an `External` metric with an
 //! `AverageValue` target, served by this test (`support::external_metrics`),
-//! so no kubelet is needed. Each scenario asserts the whole replica
+//! so it does not depend on pod usage. Each scenario asserts the whole replica
 //! sequence, writes its timeline (`target/e2e-timelines/<name>.{csv,svg}`),
 //! and replays the recording through the simulator's HPA and guard
 //! (`support::replay`), which must agree with it write by write.

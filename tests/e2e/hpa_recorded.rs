@@ -5,7 +5,7 @@
 //!
 //! The real HPA scales a Deployment on an `External` metric with an
 //! `AverageValue` target, served from this process (`support::external_metrics`);
-//! that metric needs no kubelet, and it ignores pod readiness, so the
+//! that metric does not depend on pod usage, and it ignores pod readiness, so the
 //! emulation runs with every replica ready. The very same `behavior` JSON
 //! configures the HPA and, as `scale-up`/`scale-down` annotations, the
 //! emulation.

@@ -24,6 +24,7 @@ mod support;
 
 mod certs;
 mod cluster;
+mod cpu;
 mod faults;
 mod guard;
 mod hpa;

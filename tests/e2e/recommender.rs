@@ -463,38 +463,23 @@ async fn prometheus_a_ramp_is_met_ahead_and_a_missing_metric_never_scales_down()
     assert!(status.contains("\"ok\":false"), "{status}");
 }
 
-/// Marks a pod Ready (no kubelet runs here) and, optionally, reserved.
-async fn ready(s: &Setup, pod: &str, reserved: Option<bool>) {
-    let ns = s.ns.name();
+/// Marks a pool pod reserved by a session, or frees it.
+async fn reserve(s: &Setup, pod: &str, reserved: bool) {
+    let value = if reserved {
+        "sessions.example.com/reserved=true"
+    } else {
+        "sessions.example.com/reserved-"
+    };
     s.cluster
         .kubectl_ok([
-            "patch",
+            "label",
+            "--overwrite",
             "-n",
-            ns,
+            s.ns.name(),
             &format!("pod/{pod}"),
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            r#"{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}"#,
+            value,
         ])
         .await;
-    if let Some(reserved) = reserved {
-        let value = if reserved {
-            "sessions.example.com/reserved=true"
-        } else {
-            "sessions.example.com/reserved-"
-        };
-        s.cluster
-            .kubectl_ok([
-                "label",
-                "--overwrite",
-                "-n",
-                ns,
-                &format!("pod/{pod}"),
-                value,
-            ])
-            .await;
-    }
 }
 
 async fn pool_pods(s: &Setup) -> Vec<(String, bool)> {
@@ -521,10 +506,12 @@ async fn pool_pods(s: &Setup) -> Vec<(String, bool)> {
         .collect()
 }
 
-/// A warm pool of pre-warmed pods, with the real ReplicaSet controller: the
-/// recommendation is reserved + targetReady, warming pods count as on their
-/// way, and when the pool shrinks the controller deletes idle pods, never a
-/// reserved one (the governor keeps their deletion cost high).
+/// A warm pool of pre-warmed pods on real pod lifecycles (kwok: Running
+/// at once, Ready after the pods' start-up delay) with the real ReplicaSet
+/// controller: the recommendation is reserved + targetReady, pods still
+/// warming (Running, not Ready) count as on their way, and when the pool
+/// shrinks the controller deletes idle pods, never a reserved one (the
+/// governor keeps their deletion cost high).
 #[tokio::test]
 #[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
 #[parallel]
@@ -533,9 +520,10 @@ async fn a_warm_pool_keeps_ready_pods_on_top_of_the_reserved_and_never_deletes_o
         return;
     };
     let recommend = r#"{"source":"pods","warmPool":{"reserved":"sessions.example.com/reserved","targetReady":2},"holdSeconds":0,"kind":"target"}"#;
+    // Pods take 6 s from Running to Ready, as a slow-starting server would.
     let manifest = workload("Deployment", "sessions", 2, &[("recommend", recommend)]).replace(
         "      labels: {app: sessions}\n",
-        "      labels: {app: sessions, scale-governor.io/warm-pool: sessions}\n",
+        "      labels: {app: sessions, scale-governor.io/warm-pool: sessions}\n      annotations: {pod-ready.stage.kwok.x-k8s.io/delay: 6s}\n",
     );
     create(&s, &manifest).await;
     let pods = eventually("the first two pods", LOOP_WAIT, || async {
@@ -543,9 +531,13 @@ async fn a_warm_pool_keeps_ready_pods_on_top_of_the_reserved_and_never_deletes_o
         (pods.len() == 2).then_some(pods)
     })
     .await;
+    eventually("the first two pods Ready", LOOP_WAIT, || async {
+        (status_row(&s, "sessions")["pool"] == serde_json::json!([0, 2, 0])).then_some(())
+    })
+    .await;
     // Two sessions take both pods: the pool grows to 2 reserved + 2 ready.
     for (pod, _) in &pods {
-        ready(&s, pod, Some(true)).await;
+        reserve(&s, pod, true).await;
     }
     eventually("4 replicas", LOOP_WAIT, || async {
         (replicas(s.cluster, &s.ns, "deploy/sessions").await == 4).then_some(())
@@ -558,26 +550,22 @@ async fn a_warm_pool_keeps_ready_pods_on_top_of_the_reserved_and_never_deletes_o
     })
     .await;
     assert_eq!(rec["strategy"].as_str(), Some("warm-pool"));
-    // The two new pods warm up, then are ready: nothing more is added.
-    let all = eventually("4 pods", LOOP_WAIT, || async {
-        let pods = pool_pods(&s).await;
-        (pods.len() == 4).then_some(pods)
+    // The two new pods run and warm up: they count as on their way, and
+    // nothing more is added while they do, nor once they are ready.
+    eventually("2 reserved and 2 warming", LOOP_WAIT, || async {
+        (status_row(&s, "sessions")["pool"] == serde_json::json!([2, 0, 2])).then_some(())
     })
     .await;
-    for (pod, reserved) in &all {
-        if !reserved {
-            ready(&s, pod, None).await;
-        }
-    }
+    eventually("2 reserved and 2 ready", LOOP_WAIT, || async {
+        (status_row(&s, "sessions")["pool"] == serde_json::json!([2, 2, 0])).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(replicas(s.cluster, &s.ns, "deploy/sessions").await, 4);
+    let all = pool_pods(&s).await;
+    assert_eq!(all.len(), 4, "{all:?}");
     // The reserved pods carry a high deletion cost.
-    let reserved: Vec<String> = pool_pods(&s)
-        .await
-        .into_iter()
-        .filter(|p| p.1)
-        .map(|p| p.0)
-        .collect();
+    let reserved: Vec<String> = all.iter().filter(|p| p.1).map(|p| p.0.clone()).collect();
     for pod in &reserved {
         let cost = eventually("the deletion cost", LOOP_WAIT, || async {
             let cost = s
@@ -604,9 +592,9 @@ async fn a_warm_pool_keeps_ready_pods_on_top_of_the_reserved_and_never_deletes_o
         .filter(|p| !reserved.contains(&p.0))
         .map(|p| p.0.clone())
         .collect();
-    ready(&s, &newest[0], Some(true)).await;
+    reserve(&s, &newest[0], true).await;
     for pod in &reserved {
-        ready(&s, pod, Some(false)).await;
+        reserve(&s, pod, false).await;
     }
     eventually("3 replicas", LOOP_WAIT, || async {
         (replicas(s.cluster, &s.ns, "deploy/sessions").await == 3).then_some(())
@@ -622,6 +610,15 @@ async fn a_warm_pool_keeps_ready_pods_on_top_of_the_reserved_and_never_deletes_o
         "the reserved pod {} was deleted: {left:?}",
         newest[0]
     );
+    // And the deleted pod is really gone, not left terminating.
+    eventually("the deleted pod to be gone", LOOP_WAIT, || async {
+        let names = s
+            .cluster
+            .kubectl_ok(["get", "pods", "-n", s.ns.name(), "-o", "name"])
+            .await;
+        (names.lines().count() == 3).then_some(())
+    })
+    .await;
 }
 
 /// Two `serve` replicas: only the leader writes recommendations. SIGKILL of

@@ -470,8 +470,8 @@ where
     }
 }
 
-/// A minimal Deployment (`app: <name>` selector, one pause container). With
-/// no kubelet its pods stay Pending, which is all the controllers need.
+/// A minimal Deployment (`app: <name>` selector, one pause container); its
+/// pods run on the fake Node (kwok) where the cluster runs pods.
 pub fn deployment(name: &str, replicas: i32) -> Deployment {
     serde_json::from_value(serde_json::json!({
         "metadata": {"name": name, "labels": {"app": name}},
