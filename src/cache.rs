@@ -310,12 +310,21 @@ impl Cache {
             // The change this replica admitted has landed, or one another
             // replica persisted first; else another actor's, or a change
             // another replica admitted.
-            if !state
+            let (from, to, generation) = (seen.from, seen.to, seen.generation);
+            let confirmed = state
                 .ledger
-                .confirm(&seen, Duration::seconds(SAME_CHANGE_SECONDS))
-            {
+                .confirm(&seen, Duration::seconds(SAME_CHANGE_SECONDS));
+            if !confirmed {
                 state.ledger.record(seen);
             }
+            tracing::debug!(
+                key = update.key,
+                from,
+                to,
+                generation,
+                confirmed,
+                "the watch saw replicas change"
+            );
             changed = true;
         }
         state.ledger.prune(now - Duration::seconds(i64::from(keep)));

@@ -200,6 +200,17 @@ impl Entry {
             self.book_unseen(&mut state, request.current, now);
         }
         let decision = engine::decide_all(policies, &state.ledger, request, now);
+        if !dry_run && decision.replicas != request.current {
+            // What the budget was counted over, to tell afterwards why a
+            // change was let through (the fault test's report reads it).
+            tracing::debug!(
+                uid = %review.uid,
+                from = request.current,
+                to = decision.replicas,
+                ledger = %Held(&state.ledger),
+                "admitted a change against this ledger"
+            );
+        }
         if !dry_run {
             let mut recorded = None;
             if let Some(mut change) = decision.change(request.actor, now) {
@@ -311,6 +322,34 @@ impl Entry {
     /// Whether the ledger changed since [`Entry::take_dirty`] was last called.
     pub(crate) fn take_dirty(&self) -> bool {
         self.dirty.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// A ledger as a log field: `time from->to [generation] actor` per entry,
+/// marked `pending` (admitted here, not yet seen stored) or `watched` (this
+/// replica's watch saw it land); neither means it came from a ledger object
+/// or was counted at start.
+struct Held<'a>(&'a Ledger);
+
+impl std::fmt::Display for Held<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[")?;
+        for (i, c) in self.0.changes().iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{} {}->{}", c.at.format("%H:%M:%S%.3f"), c.from, c.to)?;
+            if let Some(g) = c.generation {
+                write!(f, " g{g}")?;
+            }
+            let state = match (c.pending, c.watched) {
+                (true, _) => " pending",
+                (false, true) => " watched",
+                (false, false) => "",
+            };
+            write!(f, "{state} {}", c.actor)?;
+        }
+        f.write_str("]")
     }
 }
 
