@@ -25,6 +25,8 @@ pub struct Observed {
     pub policy: Result<Arc<Policy>, PolicyErrors>,
     /// `spec.replicas`.
     pub replicas: u32,
+    /// `metadata.generation`: which stored version this is.
+    pub(crate) generation: Option<i64>,
     /// The field manager that last wrote `spec.replicas`, from
     /// `managedFields`, e.g. `scale-governor (scale)`.
     pub(crate) replicas_writer: Option<String>,
@@ -272,6 +274,7 @@ impl Entry {
             pending: true,
             watched: false,
             generation: None,
+            span: None,
         });
         self.flags.sweep.store(true, Ordering::Release);
     }
@@ -328,7 +331,8 @@ impl Entry {
 /// A ledger as a log field: `time from->to [generation] actor` per entry,
 /// marked `pending` (admitted here, not yet seen stored) or `watched` (this
 /// replica's watch saw it land); neither means it came from a ledger object
-/// or was counted at start.
+/// or was counted at start. A sum of versions this replica did not see
+/// says since which generation.
 struct Held<'a>(&'a Ledger);
 
 impl std::fmt::Display for Held<'_> {
@@ -341,6 +345,9 @@ impl std::fmt::Display for Held<'_> {
             write!(f, "{} {}->{}", c.at.format("%H:%M:%S%.3f"), c.from, c.to)?;
             if let Some(g) = c.generation {
                 write!(f, " g{g}")?;
+            }
+            if let Some(known) = c.from_generation() {
+                write!(f, " (summed since g{known})")?;
             }
             let state = match (c.pending, c.watched) {
                 (true, _) => " pending",
