@@ -252,17 +252,25 @@ impl Entry {
     /// The review's `oldObject` is stored state: a count there that the
     /// watch has not delivered yet is a change another replica admitted a
     /// moment ago. It counts now, pending until the watch shows it, so that
-    /// budget is never granted twice.
+    /// budget is never granted twice. It is booked already only if an entry
+    /// that can be this very change moves the same way: one admitted here
+    /// and still pending, or one a ledger object holds that was stored after
+    /// the version the watch last delivered. An older change of the same
+    /// counts (the count goes back and forth) is another change.
     fn book_unseen(&self, state: &mut LedgerState, current: u32, now: DateTime<Utc>) {
-        let seen = self.observed.load().replicas;
-        if !self.is_stored()
-            || seen == current
-            || state
-                .ledger
-                .changes()
-                .iter()
-                .any(|c| c.from == seen && c.to == current)
-        {
+        let observed = self.observed.load();
+        let seen = observed.replicas;
+        let unseen = |c: &Change| {
+            c.from == seen
+                && c.to == current
+                && !c.watched
+                && (c.pending
+                    || match (c.generation, observed.generation) {
+                        (Some(stored), Some(delivered)) => stored > delivered,
+                        _ => true,
+                    })
+        };
+        if !self.is_stored() || seen == current || state.ledger.changes().iter().any(unseen) {
             return;
         }
         state.ledger.record(Change {

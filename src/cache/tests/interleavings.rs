@@ -130,3 +130,37 @@ fn a_sum_persisted_by_a_restarted_replica_adds_nothing_where_the_changes_were_se
         assert_eq!(ask(&entry, 7, 12, "7-to-12", 3_000), 8, "{sum}");
     }
 }
+
+/// A review's oldObject shows a change the watch has not delivered; an
+/// older change of the same counts (the count went back and forth) is not
+/// that change, and must not stand in for it.
+#[test]
+fn a_count_seen_before_the_watch_is_booked_though_an_older_change_had_those_counts() {
+    let b = Cache::new();
+    b.mark_ledgers_synced();
+    b.apply(listed(8, 1, None), at(0));
+    b.apply(stored(4, 2, 1_000), at(1_000));
+    b.apply(stored(8, 3, 2_000), at(2_000));
+    let entry = b.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    // Replica a admits 8 -> 4 again at 3 s; b is asked 4 -> 1 before its
+    // watch shows it. 8 -> 4 -> 8 -> 4 leaves 8 ten seconds ago: 4 at least.
+    assert_eq!(ask(&entry, 4, 1, "4-to-1", 3_100), 4);
+}
+
+/// The book-keeping above must not count twice a change another replica
+/// persisted before this replica's watch delivered it.
+#[test]
+fn a_change_persisted_before_the_watch_delivers_it_is_not_booked_again() {
+    let b = Cache::new();
+    b.mark_ledgers_synced();
+    b.apply(listed(8, 1, None), at(0));
+    b.apply(stored(4, 2, 1_000), at(1_000));
+    b.apply(stored(8, 3, 2_000), at(2_000));
+    let entry = b.get(WorkloadKind::Deployment, "shop/web").unwrap();
+    let object = r#"[[1795428001,8,4,4,"admin",2],[1795428002,4,8,8,"admin",3],[1795428003,8,4,4,"admin",4]]"#;
+    b.apply_persisted(WorkloadKind::Deployment, "shop/web", persisted(object));
+    // 8 -> 4 -> 8 -> 4: 8 ten seconds ago, so 4 -> 0 would be too far.
+    assert_eq!(ask(&entry, 4, 0, "4-to-0", 3_100), 4);
+    // Booked once: 4 -> 8 is then allowed (8 at the start, 12 at most).
+    assert_eq!(ask(&entry, 4, 12, "4-to-12", 3_200), 12);
+}
