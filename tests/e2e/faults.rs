@@ -10,8 +10,9 @@
 //!
 //! `SCALE_GOVERNOR_FAULT_SECONDS` sets how long the faults go on (20 in
 //! `make test`, longer under `make soak`); `SCALE_GOVERNOR_FAULT_SEED`
-//! replays a run. A rate rule exceeded is reported with the changes of its
-//! window: which replica admitted each, and the ledger it decided against.
+//! replays a run (`make faults-repeat` runs seeds over and over). A rate
+//! rule exceeded is reported with the changes of its window: which replica
+//! admitted each, and the ledger it decided against.
 
 use std::{
     collections::BTreeMap,
