@@ -387,7 +387,8 @@ impl Ledger {
     /// With no landed change to start from, a write known to be recent
     /// enough for a rule looking back `lookback_seconds` to see counts as a
     /// scale from 0: its size is unknown, and a budget may only ever be
-    /// overestimated. `generation` is the version standing at `replicas`;
+    /// overestimated (until the change itself is known). `generation` is
+    /// the version standing at `replicas`;
     /// the changes between the last one known and it, once a replica that
     /// saw them persists them, take this one's place (see
     /// [`Ledger::merge`]).
@@ -409,7 +410,9 @@ impl Ledger {
                 && at > now - chrono::Duration::seconds(i64::from(lookback_seconds))
                 && replicas > 0 =>
             {
-                (0, at, None)
+                // From before the first version: any change known later
+                // with a generation of its own says where this one began.
+                (0, at, Some(0))
             }
             None => return None,
         };

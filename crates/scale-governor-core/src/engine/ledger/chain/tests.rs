@@ -155,3 +155,19 @@ fn a_sum_is_persisted_with_the_generation_its_count_was_known_at() {
     let adjacent = summed(3, 7, 5, 7, 6);
     assert_eq!(adjacent.span, None);
 }
+
+#[test]
+fn a_scale_from_zero_counted_at_start_gives_way_to_the_change_itself() {
+    // No ledger object yet: a recent write to 8 at generation 2 counts as
+    // 0 -> 8 (a scale-down budget counted from 0 would free everything).
+    // The other replica then persists the 4 -> 8 it saw.
+    let now = at(3);
+    let mut here = Ledger::new();
+    let booked = here
+        .unexplained(8, Some(2), Some(at(2)), "admin", now, 10)
+        .unwrap();
+    assert_eq!((booked.from, booked.from_generation()), (0, Some(0)));
+    here.record(booked);
+    assert!(here.merge(&ledger(&[stored(2, 4, 8, 2)]), SAME));
+    assert_eq!(chain(&here), [(4, 8, Some(2))]);
+}
