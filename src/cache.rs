@@ -379,6 +379,13 @@ impl Cache {
             && self.ledgers_synced.load(Ordering::Acquire)
     }
 
+    /// Resolves once [`Cache::is_synced`].
+    pub(crate) async fn synced(&self) {
+        while !self.is_synced() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Number of governed workloads of a kind.
     pub fn len(&self, kind: WorkloadKind) -> usize {
         self.map(kind).len()

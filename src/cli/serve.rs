@@ -355,14 +355,27 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     ));
     background.push(certs.keeper);
     background.push(election);
-    let (https, http) = tokio::join!(
+    let admission = async {
+        // Until the caches have synced, no workload's policy or ledger is
+        // known here: a review answered now would go ungoverned (a replica
+        // restarted in place can be sent one before the Service sees it
+        // unready). The port is bound, so a clash fails at start, and a
+        // connection waits in the backlog until then.
+        tokio::select! {
+            () = shared.cache.synced() => {}
+            () = shared.shutdown.cancelled() => return Ok(()),
+        }
         server::serve_https(
             https,
             certs.tls,
             webhook::router(webhook),
             shared.shutdown.clone(),
-            HttpsOptions::default()
-        ),
+            HttpsOptions::default(),
+        )
+        .await
+    };
+    let (https, http) = tokio::join!(
+        admission,
         server::serve_http(http, webhook::admin_router(admin), shared.shutdown.clone()),
     );
     for task in background {

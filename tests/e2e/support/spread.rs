@@ -129,23 +129,13 @@ impl Spread {
     /// Starts a proxy over `backends`, which serve the shared test
     /// certificate.
     pub async fn start(backends: Vec<Backend>) -> Spread {
-        super::install_crypto_provider();
-        let pem = base64::engine::general_purpose::STANDARD
-            .decode(&governor::certs().ca_bundle)
-            .expect("the test caBundle is base64");
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_slice(&pem).expect("the test CA"))
-            .unwrap();
-        let config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let (connector, pem) = connector();
         let ready = backends.iter().map(|_| AtomicBool::new(false)).collect();
         let shared = Arc::new(Shared {
             backends,
             ready,
             next: AtomicUsize::new(0),
-            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            connector,
             answered: broadcast::channel(1024).0,
             exchanges: broadcast::channel(4096).0,
         });
@@ -225,11 +215,41 @@ async fn forward(
     )
 }
 
+/// A TLS client trusting the test CA, and that CA's PEM.
+fn connector() -> (tokio_rustls::TlsConnector, Vec<u8>) {
+    super::install_crypto_provider();
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(&governor::certs().ca_bundle)
+        .expect("the test caBundle is base64");
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(&pem).expect("the test CA"))
+        .unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (tokio_rustls::TlsConnector::from(Arc::new(config)), pem)
+}
+
+/// Sends one review to the governor serving the test certificate on
+/// `port`, as the apiserver would, and returns its answer.
+pub async fn review(port: u16, path: &str, body: Bytes) -> anyhow::Result<Bytes> {
+    exchange(&connector().0, port, path, body).await
+}
+
 async fn send(shared: &Shared, i: usize, path: &str, body: Bytes) -> anyhow::Result<Bytes> {
-    let port = shared.backends[i].https_port;
+    exchange(&shared.connector, shared.backends[i].https_port, path, body).await
+}
+
+async fn exchange(
+    connector: &tokio_rustls::TlsConnector,
+    port: u16,
+    path: &str,
+    body: Bytes,
+) -> anyhow::Result<Bytes> {
     let tcp = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await?;
     let name = ServerName::IpAddress(Ipv4Addr::LOCALHOST.into());
-    let tls = shared.connector.connect(name, tcp).await?;
+    let tls = connector.connect(name, tcp).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
     tokio::spawn(conn);
     let request = hyper::Request::post(format!("https://127.0.0.1:{port}{path}"))
