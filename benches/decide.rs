@@ -39,6 +39,7 @@ fn setup() -> (Policy, Ledger, DateTime<Utc>) {
             pending: false,
             watched: false,
             generation: None,
+            span: None,
         });
         replicas = to;
     }

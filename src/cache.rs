@@ -176,6 +176,7 @@ impl Cache {
                 uid: None,
                 policy: Ok(Arc::new(policy.clone())),
                 replicas,
+                generation: None,
                 replicas_writer: None,
                 state: None,
             },
@@ -247,6 +248,7 @@ impl Cache {
             uid: update.uid,
             policy: update.policy.map(|p| self.policies.intern(p)),
             replicas: update.replicas,
+            generation: update.generation,
             replicas_writer: update.actor.map(str::to_owned),
             state: update.state.map(str::to_owned),
         };
@@ -266,10 +268,14 @@ impl Cache {
                 now,
             );
             let actor = update.actor.unwrap_or("unknown");
-            if let Some(mut change) =
-                ledger.unexplained(update.replicas, update.written_at, actor, now, keep)
-            {
-                change.generation = update.generation;
+            if let Some(change) = ledger.unexplained(
+                update.replicas,
+                update.generation,
+                update.written_at,
+                actor,
+                now,
+                keep,
+            ) {
                 tracing::info!(
                     key = update.key,
                     from = change.from,
@@ -293,11 +299,14 @@ impl Cache {
             return;
         };
         entry.stored.store(true, Ordering::Release);
-        let previous = entry.observed.load().replicas;
+        let (previous, previous_generation) = {
+            let before = entry.observed.load();
+            (before.replicas, before.generation)
+        };
         let mut state = entry.state();
         let mut changed = false;
         if previous != update.replicas {
-            let seen = Change {
+            let mut seen = Change {
                 at: now,
                 from: previous,
                 to: update.replicas,
@@ -306,16 +315,29 @@ impl Cache {
                 pending: false,
                 watched: true,
                 generation: update.generation,
+                span: None,
             };
+            // A watch that resumed after missing versions (a relist) saw
+            // their sum.
+            seen.set_from_generation(previous_generation);
             // The change this replica admitted has landed, or one another
             // replica persisted first; else another actor's, or a change
             // another replica admitted.
-            if !state
+            let (from, to, generation) = (seen.from, seen.to, seen.generation);
+            let confirmed = state
                 .ledger
-                .confirm(&seen, Duration::seconds(SAME_CHANGE_SECONDS))
-            {
+                .confirm(&seen, Duration::seconds(SAME_CHANGE_SECONDS));
+            if !confirmed {
                 state.ledger.record(seen);
             }
+            tracing::debug!(
+                key = update.key,
+                from,
+                to,
+                generation,
+                confirmed,
+                "the watch saw replicas change"
+            );
             changed = true;
         }
         state.ledger.prune(now - Duration::seconds(i64::from(keep)));
@@ -355,6 +377,13 @@ impl Cache {
         self.deployments_synced.load(Ordering::Acquire)
             && self.statefulsets_synced.load(Ordering::Acquire)
             && self.ledgers_synced.load(Ordering::Acquire)
+    }
+
+    /// Resolves once [`Cache::is_synced`].
+    pub(crate) async fn synced(&self) {
+        while !self.is_synced() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// Number of governed workloads of a kind.

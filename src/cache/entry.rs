@@ -25,6 +25,8 @@ pub struct Observed {
     pub policy: Result<Arc<Policy>, PolicyErrors>,
     /// `spec.replicas`.
     pub replicas: u32,
+    /// `metadata.generation`: which stored version this is.
+    pub(crate) generation: Option<i64>,
     /// The field manager that last wrote `spec.replicas`, from
     /// `managedFields`, e.g. `scale-governor (scale)`.
     pub(crate) replicas_writer: Option<String>,
@@ -200,6 +202,17 @@ impl Entry {
             self.book_unseen(&mut state, request.current, now);
         }
         let decision = engine::decide_all(policies, &state.ledger, request, now);
+        if !dry_run && decision.replicas != request.current {
+            // What the budget was counted over, to tell afterwards why a
+            // change was let through (the fault test's report reads it).
+            tracing::debug!(
+                uid = %review.uid,
+                from = request.current,
+                to = decision.replicas,
+                ledger = %Held(&state.ledger),
+                "admitted a change against this ledger"
+            );
+        }
         if !dry_run {
             let mut recorded = None;
             if let Some(mut change) = decision.change(request.actor, now) {
@@ -239,17 +252,25 @@ impl Entry {
     /// The review's `oldObject` is stored state: a count there that the
     /// watch has not delivered yet is a change another replica admitted a
     /// moment ago. It counts now, pending until the watch shows it, so that
-    /// budget is never granted twice.
+    /// budget is never granted twice. It is booked already only if an entry
+    /// that can be this very change moves the same way: one admitted here
+    /// and still pending, or one a ledger object holds that was stored after
+    /// the version the watch last delivered. An older change of the same
+    /// counts (the count goes back and forth) is another change.
     fn book_unseen(&self, state: &mut LedgerState, current: u32, now: DateTime<Utc>) {
-        let seen = self.observed.load().replicas;
-        if !self.is_stored()
-            || seen == current
-            || state
-                .ledger
-                .changes()
-                .iter()
-                .any(|c| c.from == seen && c.to == current)
-        {
+        let observed = self.observed.load();
+        let seen = observed.replicas;
+        let unseen = |c: &Change| {
+            c.from == seen
+                && c.to == current
+                && !c.watched
+                && (c.pending
+                    || match (c.generation, observed.generation) {
+                        (Some(stored), Some(delivered)) => stored > delivered,
+                        _ => true,
+                    })
+        };
+        if !self.is_stored() || seen == current || state.ledger.changes().iter().any(unseen) {
             return;
         }
         state.ledger.record(Change {
@@ -261,6 +282,7 @@ impl Entry {
             pending: true,
             watched: false,
             generation: None,
+            span: None,
         });
         self.flags.sweep.store(true, Ordering::Release);
     }
@@ -311,6 +333,38 @@ impl Entry {
     /// Whether the ledger changed since [`Entry::take_dirty`] was last called.
     pub(crate) fn take_dirty(&self) -> bool {
         self.dirty.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// A ledger as a log field: `time from->to [generation] actor` per entry,
+/// marked `pending` (admitted here, not yet seen stored) or `watched` (this
+/// replica's watch saw it land); neither means it came from a ledger object
+/// or was counted at start. A sum of versions this replica did not see
+/// says since which generation.
+struct Held<'a>(&'a Ledger);
+
+impl std::fmt::Display for Held<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[")?;
+        for (i, c) in self.0.changes().iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{} {}->{}", c.at.format("%H:%M:%S%.3f"), c.from, c.to)?;
+            if let Some(g) = c.generation {
+                write!(f, " g{g}")?;
+            }
+            if let Some(known) = c.from_generation() {
+                write!(f, " (summed since g{known})")?;
+            }
+            let state = match (c.pending, c.watched) {
+                (true, _) => " pending",
+                (false, true) => " watched",
+                (false, false) => "",
+            };
+            write!(f, "{state} {}", c.actor)?;
+        }
+        f.write_str("]")
     }
 }
 

@@ -46,9 +46,16 @@ impl Cache {
             && persisted.belongs_to(entry.observed().uid.as_deref())
         {
             let mut state = entry.state();
-            state
+            if state
                 .ledger
-                .merge(&persisted.ledger, Duration::seconds(SAME_CHANGE_SECONDS));
+                .merge(&persisted.ledger, Duration::seconds(SAME_CHANGE_SECONDS))
+            {
+                tracing::debug!(
+                    key,
+                    object = %persisted.ledger.to_compact(),
+                    "the ledger object changed the ledger"
+                );
+            }
         }
         self.persisted_map(kind)
             .pin()

@@ -531,3 +531,5 @@ fn wishes_no_stabilization_reads_are_not_kept_for_the_lookback() {
     let kept: Vec<(u32, u32)> = ledger.changes().iter().map(|c| (c.from, c.to)).collect();
     assert_eq!(kept, [(10, 14), (14, 14), (14, 14)]);
 }
+
+mod interleavings;

@@ -328,7 +328,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     );
     let webhook = admission(&args, &shared, &events, &sources, &indexes);
     let admin = admin(&args, &shared, &certs);
-    let (https, http) = bind(&args).await?;
+    let (https, http) = bind(&args)?;
     let mut background = keep_state(&args, &shared, &leadership);
     background.push(tasks::spawn(
         "recommender",
@@ -355,14 +355,27 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     ));
     background.push(certs.keeper);
     background.push(election);
-    let (https, http) = tokio::join!(
+    let admission = async {
+        // Until the caches have synced, no workload's policy or ledger is
+        // known here: a review answered now would go ungoverned (a replica
+        // restarted in place can be sent one before the Service sees it
+        // unready). The port is bound, so a clash fails at start, and a
+        // connection waits in the backlog until then.
+        tokio::select! {
+            () = shared.cache.synced() => {}
+            () = shared.shutdown.cancelled() => return Ok(()),
+        }
         server::serve_https(
             https,
             certs.tls,
             webhook::router(webhook),
             shared.shutdown.clone(),
-            HttpsOptions::default()
-        ),
+            HttpsOptions::default(),
+        )
+        .await
+    };
+    let (https, http) = tokio::join!(
+        admission,
         server::serve_http(http, webhook::admin_router(admin), shared.shutdown.clone()),
     );
     for task in background {
@@ -501,14 +514,23 @@ fn admin(args: &Args, shared: &Shared, certs: &Certificates) -> Arc<Admin> {
     })
 }
 
-async fn bind(args: &Args) -> anyhow::Result<(TcpListener, TcpListener)> {
-    let https = TcpListener::bind(args.addr)
-        .await
-        .with_context(|| format!("binding {}", args.addr))?;
-    let http = TcpListener::bind(args.admin_addr)
-        .await
-        .with_context(|| format!("binding {}", args.admin_addr))?;
+fn bind(args: &Args) -> anyhow::Result<(TcpListener, TcpListener)> {
+    let https = listen(args.addr).with_context(|| format!("binding {}", args.addr))?;
+    let http = listen(args.admin_addr).with_context(|| format!("binding {}", args.admin_addr))?;
     Ok((https, http))
+}
+
+/// A listener on `addr` with `SO_REUSEADDR`, stated rather than left to
+/// tokio's default: a container restarted in place must get its port back
+/// while the killed process's connections linger in `TIME_WAIT`.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// The tasks that keep the cache and the ledger current: the workload

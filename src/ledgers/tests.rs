@@ -15,6 +15,7 @@ fn change(secs: i64, from: u32, to: u32) -> Change {
         pending: false,
         watched: false,
         generation: None,
+        span: None,
     }
 }
 

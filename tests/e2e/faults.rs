@@ -10,7 +10,9 @@
 //!
 //! `SCALE_GOVERNOR_FAULT_SECONDS` sets how long the faults go on (20 in
 //! `make test`, longer under `make soak`); `SCALE_GOVERNOR_FAULT_SEED`
-//! replays a run.
+//! replays a run (`make faults-repeat` runs seeds over and over). A rate
+//! rule exceeded is reported with the changes of its window: which replica
+//! admitted each, and the ledger it decided against.
 
 use std::{
     collections::BTreeMap,
@@ -34,7 +36,7 @@ use crate::support::{
     e2e::{Setup, WAIT, apply, workload},
     eventually,
     governor::{self, Governor},
-    spread::{Backend, Spread},
+    spread::{Backend, Exchange, Spread},
 };
 
 const WORKLOADS: usize = 20;
@@ -42,6 +44,8 @@ const WORKLOADS: usize = 20;
 const STEP: i64 = 4;
 const PERIOD: i64 = 10;
 const MAX: u32 = 12;
+/// The replicas, in the order the proxy knows them.
+const REPLICAS: [&str; 2] = ["a", "b"];
 
 /// Each Deployment's `spec.replicas` as stored, with when the watch saw it.
 type Timeline = BTreeMap<String, Vec<(DateTime<Utc>, u32)>>;
@@ -117,6 +121,8 @@ async fn no_rate_rule_is_exceeded_and_no_stored_change_is_lost_when_replicas_die
     .await;
     let timeline: Arc<Mutex<Timeline>> = Arc::default();
     let recorder = tokio::spawn(record(deployments.clone(), timeline.clone()));
+    let reviews: Arc<Mutex<Vec<Arc<Exchange>>>> = Arc::default();
+    let reading = tokio::spawn(keep_reviews(spread.exchanges(), reviews.clone()));
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let until = tokio::time::Instant::now() + Duration::from_secs(seconds);
@@ -169,6 +175,7 @@ async fn no_rate_rule_is_exceeded_and_no_stored_change_is_lost_when_replicas_die
     // Both replicas up; let the last changes land and be persisted.
     tokio::time::sleep(Duration::from_secs(3)).await;
     recorder.abort();
+    reading.abort();
     let timeline = timeline.lock().unwrap().clone();
     let changes: usize = timeline.values().map(|t| t.len().saturating_sub(1)).sum();
     eprintln!("{kills} kills, {changes} stored changes");
@@ -178,11 +185,15 @@ async fn no_rate_rule_is_exceeded_and_no_stored_change_is_lost_when_replicas_die
     );
 
     let violations = rate_violations(&timeline);
-    assert!(
-        violations.is_empty(),
-        "seed {seed}: rate rules exceeded:\n{}",
-        violations.join("\n")
-    );
+    if !violations.is_empty() {
+        let reviews = reviews.lock().unwrap().clone();
+        let logs = [a.log(), b.log()];
+        let report: Vec<String> = violations
+            .iter()
+            .map(|v| explain(v, &timeline, &reviews, &logs))
+            .collect();
+        panic!("seed {seed}: rate rules exceeded:\n{}", report.join("\n"));
+    }
 
     let ledgers: Api<ConfigMap> = Api::namespaced(client, s.ns.name());
     let missing = missing_from_ledgers(&ledgers, &timeline, Utc::now()).await;
@@ -241,12 +252,41 @@ async fn change_replicas(
     }
 }
 
+/// A change that went further than a rate rule allows.
+struct Violation {
+    name: String,
+    from: u32,
+    to: u32,
+    at: DateTime<Utc>,
+    /// The count a period before, as the checker takes it.
+    start: i64,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Violation {
+            name,
+            from,
+            to,
+            at,
+            start,
+        } = self;
+        write!(
+            f,
+            "{name}: {from} -> {to} at {at} with {start} a period before"
+        )
+    }
+}
+
+/// How far the checker's "a period before" reaches back past the period.
+const SLACK: chrono::Duration = chrono::Duration::seconds(2);
+
 /// The governor allows at most `STEP` pods more (or fewer) than the count
 /// a period ago. The watch sees each change a little after admission, so
 /// the count "a period ago" is taken as any count stored within two seconds
 /// of that moment.
-fn rate_violations(timeline: &Timeline) -> Vec<String> {
-    let slack = chrono::Duration::seconds(2);
+fn rate_violations(timeline: &Timeline) -> Vec<Violation> {
+    let slack = SLACK;
     let period = chrono::Duration::seconds(PERIOD);
     let mut out = Vec::new();
     for (name, history) in timeline {
@@ -275,11 +315,76 @@ fn rate_violations(timeline: &Timeline) -> Vec<String> {
             };
             let (to, from) = (i64::from(to), i64::from(from));
             if (to > from && to > start + STEP) || (to < from && to < start - STEP) {
-                out.push(format!(
-                    "{name}: {from} -> {to} at {t} with {start} a period before"
-                ));
+                out.push(Violation {
+                    name: name.clone(),
+                    from: from as u32,
+                    to: to as u32,
+                    at: t,
+                    start: *start,
+                });
             }
         }
+    }
+    out
+}
+
+/// Keeps every review the proxy passes on, with its answer and replica.
+async fn keep_reviews(
+    mut exchanges: tokio::sync::broadcast::Receiver<Arc<Exchange>>,
+    into: Arc<Mutex<Vec<Arc<Exchange>>>>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match exchanges.recv().await {
+            Ok(x) => into.lock().unwrap().push(x),
+            Err(RecvError::Lagged(n)) => eprintln!("the report misses {n} reviews"),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// A violation with the changes stored in its window (from a period and
+/// the slack before it): for each, the replica that admitted it (the last
+/// review at `/mutate` from that count to that one before the watch saw
+/// it) and the ledger that replica decided against, from its log.
+fn explain(
+    v: &Violation,
+    timeline: &Timeline,
+    reviews: &[Arc<Exchange>],
+    logs: &[String],
+) -> String {
+    let since = v.at - chrono::Duration::seconds(PERIOD) - SLACK;
+    let mut out = format!("{v}; stored since {}:", since.format("%H:%M:%S%.3f"));
+    let history = timeline.get(&v.name).map_or(&[][..], Vec::as_slice);
+    for window in history.windows(2) {
+        let ((_, from), (t, to)) = (window[0], window[1]);
+        if t <= since || t > v.at {
+            continue;
+        }
+        out += &format!("\n  {} {from} -> {to}: ", t.format("%H:%M:%S%.3f"));
+        let admitted = reviews
+            .iter()
+            .rev()
+            .filter(|x| x.at <= t + chrono::Duration::seconds(1))
+            .filter_map(|x| Some((x, x.admitted()?)))
+            .find(|(_, a)| a.name == v.name && a.from == from && a.to == to);
+        let Some((x, a)) = admitted else {
+            out += "no review at /mutate let it through";
+            continue;
+        };
+        let needle = format!("uid={} ", a.uid);
+        let ledger = logs[x.backend]
+            .lines()
+            .find(|l| l.contains("admitted a change against this ledger") && l.contains(&needle))
+            .and_then(|l| l.split_once(" ledger="))
+            .map_or("(not in its log)", |(_, l)| l);
+        out += &format!(
+            "replica {} admitted it at {} (review {}, asked {}) against {ledger}",
+            REPLICAS[x.backend],
+            x.at.format("%H:%M:%S%.3f"),
+            a.uid,
+            a.asked
+        );
     }
     out
 }

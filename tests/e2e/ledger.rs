@@ -321,7 +321,8 @@ async fn the_governors_permissions_are_the_committed_list() {
 }
 
 /// `serve` started while the apiserver is unreachable keeps running, says
-/// it is not ready, and becomes ready with no restart once it is back.
+/// it is not ready, answers no review (it knows no policy and no ledger),
+/// and becomes ready with no restart once it is back.
 #[tokio::test]
 #[ignore = "needs the local control plane (make test, or cargo test -- --include-ignored)"]
 #[parallel]
@@ -346,12 +347,14 @@ async fn serve_started_with_the_apiserver_away_becomes_ready_when_it_returns() {
     )
     .unwrap();
     let admin = support::governor::free_port();
+    let https = support::governor::reserve_port();
     let certs = support::governor::certs();
     let log = cluster
         .dir()
         .join(format!("governor-{}-away.log", ns.name()));
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scale-governor"))
-        .args(["serve", "--addr=127.0.0.1:0"])
+        .arg("serve")
+        .arg(format!("--addr=127.0.0.1:{}", https.port))
         .arg(format!("--admin-addr=127.0.0.1:{admin}"))
         .arg("--tls-cert")
         .arg(certs.dir().join("tls.crt"))
@@ -381,6 +384,16 @@ async fn serve_started_with_the_apiserver_away_becomes_ready_when_it_returns() {
         log.display()
     );
     assert_eq!(readyz().await.as_deref(), Some("cache not synced"));
+    // A review sent now (a Service's endpoints lag a restarted replica)
+    // waits: answered, it would have gone ungoverned.
+    let review = scale_review(ns.name(), "web", 2, 40);
+    let early = tokio::spawn(support::spread::review(https.port, "/mutate", review));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !early.is_finished(),
+        "a review was answered before the caches synced: {:?}",
+        early.await
+    );
 
     // The apiserver comes back, on the same address.
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", away))
@@ -408,6 +421,13 @@ async fn serve_started_with_the_apiserver_away_becomes_ready_when_it_returns() {
     .await;
     let took = back.elapsed();
     assert!(child.try_wait().unwrap().is_none(), "no restart");
+    let answer = tokio::time::timeout(WAIT, early)
+        .await
+        .expect("the waiting review is answered once synced")
+        .unwrap()
+        .expect("an answer");
+    let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
     let metrics = support::governor::admin_request(admin, "/metrics")
         .await
         .map(|(_, body)| body)
@@ -425,6 +445,35 @@ async fn serve_started_with_the_apiserver_away_becomes_ready_when_it_returns() {
     .await;
     eprintln!("ready {took:?} after the apiserver returned");
     forward.abort();
+}
+
+/// An AdmissionReview of `kubectl scale --replicas=<to>` on a Deployment
+/// standing at `from`.
+fn scale_review(ns: &str, name: &str, from: u32, to: u32) -> axum::body::Bytes {
+    let scale = |replicas: u32| {
+        json!({
+            "apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"replicas": replicas},
+        })
+    };
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "before-the-caches-synced",
+            "kind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "subResource": "scale",
+            "name": name,
+            "namespace": ns,
+            "operation": "UPDATE",
+            "userInfo": {"username": "admin"},
+            "object": scale(to),
+            "oldObject": scale(from),
+        }
+    });
+    serde_json::to_vec(&review).unwrap().into()
 }
 
 async fn create_plain(cluster: &support::Cluster, ns: &support::TestNamespace) {

@@ -172,6 +172,7 @@ impl Decision {
             pending: false,
             watched: false,
             generation: None,
+            span: None,
         })
     }
 }

@@ -81,6 +81,7 @@ fn run(case: &Case, now: DateTime<Utc>) -> u32 {
         pending: false,
         watched: false,
         generation: None,
+        span: None,
     };
     for e in &case.scale_up_events {
         ledger.record(entry(

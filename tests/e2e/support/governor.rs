@@ -95,6 +95,8 @@ pub struct Governor {
     pub https_port: u16,
     /// Plain-HTTP port of `/readyz` and `/metrics`.
     pub admin_port: u16,
+    /// Both ports, held for as long as this governor lives.
+    _ports: [ReservedPort; 2],
     identity: String,
     lease_namespace: String,
     kubeconfig: PathBuf,
@@ -132,7 +134,36 @@ pub fn libfaketime() -> Option<PathBuf> {
     .find(|p| p.exists())
 }
 
-/// A port free on 127.0.0.1 a moment ago.
+/// A port on 127.0.0.1 kept for one process for as long as this lives, as
+/// a pod's own port is: a socket bound to it with `SO_REUSEADDR` that never
+/// listens. `serve` binds with `SO_REUSEADDR` too, so it can listen there,
+/// and again after a restart in place; in between, no outgoing connection
+/// can take the port as its local one (Linux gives a connection only a port
+/// nothing was bound to). A port that was merely free a moment ago can be
+/// taken: a replica restarted on one failed with "binding 127.0.0.1:42647:
+/// Address already in use".
+pub struct ReservedPort {
+    /// The port.
+    pub port: u16,
+    _socket: tokio::net::TcpSocket,
+}
+
+/// A port on 127.0.0.1 picked by the kernel and kept (see [`ReservedPort`]).
+pub fn reserve_port() -> ReservedPort {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+    socket
+        .bind((std::net::Ipv4Addr::LOCALHOST, 0).into())
+        .expect("binding a port on 127.0.0.1");
+    let port = socket.local_addr().expect("the bound port").port();
+    ReservedPort {
+        port,
+        _socket: socket,
+    }
+}
+
+/// A port free on 127.0.0.1 a moment ago; anything may take it since (see
+/// [`reserve_port`] for one that stays free).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -168,13 +199,15 @@ impl Governor {
         certs_dir: &std::path::Path,
     ) -> Governor {
         let account = governor_identity(cluster, lease_namespace, identity).await;
+        let ports = [reserve_port(), reserve_port()];
         let mut g = Governor {
             child: None,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
             env: Vec::new(),
             certs_dir: certs_dir.to_owned(),
-            https_port: free_port(),
-            admin_port: free_port(),
+            https_port: ports[0].port,
+            admin_port: ports[1].port,
+            _ports: ports,
             identity: identity.to_owned(),
             lease_namespace: lease_namespace.to_owned(),
             kubeconfig: account.kubeconfig.clone(),
@@ -252,6 +285,7 @@ impl Governor {
         libfaketime: &std::path::Path,
     ) -> Governor {
         let account = governor_identity(cluster, lease_namespace, identity).await;
+        let ports = [reserve_port(), reserve_port()];
         let mut g = Governor {
             child: None,
             extra: Vec::new(),
@@ -262,8 +296,9 @@ impl Governor {
                 ("FAKETIME_NO_CACHE".into(), "1".into()),
             ],
             certs_dir: certs().dir.clone(),
-            https_port: free_port(),
-            admin_port: free_port(),
+            https_port: ports[0].port,
+            admin_port: ports[1].port,
+            _ports: ports,
             identity: identity.to_owned(),
             lease_namespace: lease_namespace.to_owned(),
             kubeconfig: account.kubeconfig.clone(),
@@ -288,15 +323,17 @@ impl Governor {
         }
     }
 
-    /// SIGKILL: no graceful drain, no last persist.
+    /// SIGKILL: no graceful drain, no last persist. Returns once the
+    /// process is reaped, so its ports are free to bind again.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill().await;
         }
     }
 
-    /// Starts again after [`Governor::kill`], on the same ports and with
-    /// the same identity, as a container restarted in place would.
+    /// Starts again after [`Governor::kill`], on the same ports (kept for it
+    /// meanwhile) and with the same identity, as a container restarted in
+    /// place would.
     pub async fn start_again(&mut self) {
         self.spawn().await;
     }

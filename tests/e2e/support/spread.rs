@@ -47,12 +47,68 @@ struct Shared {
 pub struct Exchange {
     /// When the answer came back.
     pub at: chrono::DateTime<chrono::Utc>,
+    /// Which backend answered, by its place in [`Spread::start`]'s list.
+    pub backend: usize,
     /// `/mutate` or `/validate`.
     pub path: String,
     /// The AdmissionReview the apiserver sent.
     pub request: Bytes,
     /// The AdmissionReview the governor answered.
     pub response: Bytes,
+}
+
+/// A change of `spec.replicas` a review let through at `/mutate`.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// The review's uid, which the governor logs its decision under.
+    pub uid: String,
+    /// The workload's name.
+    pub name: String,
+    /// The stored count, from `oldObject`.
+    pub from: u32,
+    /// The count asked for.
+    pub asked: u32,
+    /// The count let through: the one asked for, or as patched.
+    pub to: u32,
+}
+
+impl Exchange {
+    /// The change of `spec.replicas` this review let through, if it was a
+    /// `/mutate` review that allowed one.
+    pub fn admitted(&self) -> Option<Admitted> {
+        use serde_json::Value;
+        if !self.path.ends_with("mutate") {
+            return None;
+        }
+        let request: Value = serde_json::from_slice(&self.request).ok()?;
+        let response: Value = serde_json::from_slice(&self.response).ok()?;
+        let (req, resp) = (&request["request"], &response["response"]);
+        if req["dryRun"] == true || resp["allowed"] != true {
+            return None;
+        }
+        let count = |v: &Value| v["spec"]["replicas"].as_u64().map(|n| n as u32);
+        let asked = count(&req["object"])?;
+        let from = count(&req["oldObject"])?;
+        let patched = resp["patch"]
+            .as_str()
+            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .and_then(|ops| {
+                ops.as_array()?
+                    .iter()
+                    .find(|op| op["path"] == "/spec/replicas")
+                    .and_then(|op| op["value"].as_u64())
+            });
+        let to = patched.map_or(asked, |n| n as u32);
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        (from != to).then(|| Admitted {
+            uid: text(&req["uid"]),
+            name: text(&req["name"]),
+            from,
+            asked,
+            to,
+        })
+    }
 }
 
 /// The running proxy; stops when dropped.
@@ -73,23 +129,13 @@ impl Spread {
     /// Starts a proxy over `backends`, which serve the shared test
     /// certificate.
     pub async fn start(backends: Vec<Backend>) -> Spread {
-        super::install_crypto_provider();
-        let pem = base64::engine::general_purpose::STANDARD
-            .decode(&governor::certs().ca_bundle)
-            .expect("the test caBundle is base64");
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_slice(&pem).expect("the test CA"))
-            .unwrap();
-        let config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let (connector, pem) = connector();
         let ready = backends.iter().map(|_| AtomicBool::new(false)).collect();
         let shared = Arc::new(Shared {
             backends,
             ready,
             next: AtomicUsize::new(0),
-            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            connector,
             answered: broadcast::channel(1024).0,
             exchanges: broadcast::channel(4096).0,
         });
@@ -155,6 +201,7 @@ async fn forward(
             let _ = shared.answered.send(i);
             let _ = shared.exchanges.send(Arc::new(Exchange {
                 at: chrono::Utc::now(),
+                backend: i,
                 path: uri.path().to_owned(),
                 request: body,
                 response: answer.clone(),
@@ -168,11 +215,41 @@ async fn forward(
     )
 }
 
+/// A TLS client trusting the test CA, and that CA's PEM.
+fn connector() -> (tokio_rustls::TlsConnector, Vec<u8>) {
+    super::install_crypto_provider();
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(&governor::certs().ca_bundle)
+        .expect("the test caBundle is base64");
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(&pem).expect("the test CA"))
+        .unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (tokio_rustls::TlsConnector::from(Arc::new(config)), pem)
+}
+
+/// Sends one review to the governor serving the test certificate on
+/// `port`, as the apiserver would, and returns its answer.
+pub async fn review(port: u16, path: &str, body: Bytes) -> anyhow::Result<Bytes> {
+    exchange(&connector().0, port, path, body).await
+}
+
 async fn send(shared: &Shared, i: usize, path: &str, body: Bytes) -> anyhow::Result<Bytes> {
-    let port = shared.backends[i].https_port;
+    exchange(&shared.connector, shared.backends[i].https_port, path, body).await
+}
+
+async fn exchange(
+    connector: &tokio_rustls::TlsConnector,
+    port: u16,
+    path: &str,
+    body: Bytes,
+) -> anyhow::Result<Bytes> {
     let tcp = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await?;
     let name = ServerName::IpAddress(Ipv4Addr::LOCALHOST.into());
-    let tls = shared.connector.connect(name, tcp).await?;
+    let tls = connector.connect(name, tcp).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
     tokio::spawn(conn);
     let request = hyper::Request::post(format!("https://127.0.0.1:{port}{path}"))

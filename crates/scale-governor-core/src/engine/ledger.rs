@@ -1,7 +1,7 @@
 //! The ledger: every replica change (and refused wish) by any actor, oldest
 //! first. Rate limits count its changes; stabilization reads its requests.
 
-use std::sync::Arc;
+use std::{num::NonZeroU32, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,16 @@ pub struct Change {
     /// another of the same size moments apart. Unknown while pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
+    /// When versions may lie between the one the workload was last known
+    /// to hold `from` at and this change's (a change counted at start from
+    /// the last one persisted, or seen by a watch that missed versions): how
+    /// many generations back that one was (see [`Change::from_generation`]).
+    /// Such a change is the sum of whatever landed in between; once a
+    /// change in between is known, this one starts at that one's count
+    /// (see [`Ledger::merge`]). `None` when `from` is the count of the
+    /// version just before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<NonZeroU32>,
 }
 
 impl Change {
@@ -69,19 +79,46 @@ impl Change {
             pending: false,
             watched: false,
             generation: None,
+            span: None,
         }
     }
 
     /// Whether `other` is this very change as another replica recorded it:
-    /// the same generation when both know it, otherwise the same counts
+    /// the same generation when both know it (one stored version, whatever
+    /// count each replica last knew before it), otherwise the same counts
     /// within `tolerance` (each replica stamps a change with its own clock).
     pub fn same_as(&self, other: &Change, tolerance: chrono::Duration) -> bool {
-        self.from == other.from
-            && self.to == other.to
-            && match (self.generation, other.generation) {
-                (Some(a), Some(b)) => a == b,
-                _ => (self.at - other.at).abs() <= tolerance,
+        match (self.generation, other.generation) {
+            (Some(a), Some(b)) => a == b && self.to == other.to,
+            _ => {
+                self.from == other.from
+                    && self.to == other.to
+                    && (self.at - other.at).abs() <= tolerance
             }
+        }
+    }
+
+    /// The generation the workload was last known to hold `from` at, when
+    /// versions may lie between that one and this change's.
+    pub fn from_generation(&self) -> Option<i64> {
+        Some(self.generation? - i64::from(self.span?.get()))
+    }
+
+    /// Records that `from` was the count at generation `from_generation`,
+    /// kept only when versions may lie between that one and this change's.
+    pub fn set_from_generation(&mut self, from_generation: Option<i64>) {
+        self.span = match (from_generation, self.generation) {
+            (Some(f), Some(g)) if g - f > 1 => {
+                NonZeroU32::new(u32::try_from(g - f).unwrap_or(u32::MAX))
+            }
+            _ => None,
+        };
+    }
+
+    /// How many versions back `from` may have been the count: 1 when it
+    /// is the count of the version just before.
+    pub(super) fn versions_back(&self) -> i64 {
+        self.span.map_or(1, |s| i64::from(s.get()))
     }
 
     /// Replicas added by this change.
@@ -122,20 +159,29 @@ pub struct Ledger {
 
 /// Compact wire form of one persisted entry:
 /// `[unix_seconds, from, to, requested, actor]`, and in a ledger object the
-/// same with the generation it was stored at last, when known.
+/// same with the generation it was stored at last, when known, and then the
+/// generation `from` was known at, when versions may lie between.
 type Compact = (i64, u32, u32, u32, String);
 type CompactWithGeneration = (i64, u32, u32, u32, String, i64);
+type CompactWithGap = (i64, u32, u32, u32, String, i64, i64);
 
-/// One persisted entry in either form.
-fn read_compact(item: serde_json::Value) -> Option<(Compact, Option<i64>)> {
+/// One persisted entry in any form, with its generation and the generation
+/// of its `from`.
+fn read_compact(item: serde_json::Value) -> Option<(Compact, Option<i64>, Option<i64>)> {
+    if let Ok((secs, from, to, requested, actor, generation, from_generation)) =
+        serde_json::from_value::<CompactWithGap>(item.clone())
+    {
+        let compact = (secs, from, to, requested, actor);
+        return Some((compact, Some(generation), Some(from_generation)));
+    }
     if let Ok((secs, from, to, requested, actor, generation)) =
         serde_json::from_value::<CompactWithGeneration>(item.clone())
     {
-        return Some(((secs, from, to, requested, actor), Some(generation)));
+        return Some(((secs, from, to, requested, actor), Some(generation), None));
     }
     serde_json::from_value::<Compact>(item)
         .ok()
-        .map(|c| (c, None))
+        .map(|c| (c, None, None))
 }
 
 impl Ledger {
@@ -166,12 +212,27 @@ impl Ledger {
 
     /// [`Ledger::record`] for policies whose stabilization reads only
     /// `reads` of a window's requests.
-    pub fn record_for(&mut self, mut change: Change, reads: Reads) {
+    pub fn record_for(&mut self, change: Change, reads: Reads) {
+        let stored = change.generation.is_some() && !change.pending;
+        self.insert(change, reads);
+        if stored {
+            self.link();
+        }
+    }
+
+    /// [`Ledger::record_for`] without linking the stored changes: for
+    /// adding many at once, linked after the last.
+    fn insert(&mut self, mut change: Change, reads: Reads) {
         if let Some(shared) = self.changes.iter().rev().find(|c| c.actor == change.actor) {
             change.actor = Arc::clone(&shared.actor);
         }
         let wish = change.from == change.to && !change.pending;
-        let at = self.changes.partition_point(|c| c.at <= change.at);
+        // Changes stamped the same second (as read back from a ledger
+        // object) in the order they were stored.
+        let key = (change.at, change.generation);
+        let at = self
+            .changes
+            .partition_point(|c| (c.at, c.generation) <= key);
         self.changes.insert(at, change);
         if wish {
             self.drop_dominated(at, reads);
@@ -213,6 +274,11 @@ impl Ledger {
                 change.pending = false;
                 change.watched = true;
                 change.generation = seen.generation.or(change.generation);
+                if seen.versions_back() < change.versions_back() {
+                    change.from = seen.from;
+                    change.span = seen.span;
+                }
+                self.link();
                 true
             }
             None => false,
@@ -264,11 +330,17 @@ impl Ledger {
     }
 
     /// Merges entries another replica persisted. Each persisted entry is
-    /// matched one to one with an entry here that has the same from and to
-    /// and a time within `tolerance` (replicas stamp one change with their
-    /// own clocks: one at admission, another when its watch saw it); a
-    /// matched pending entry is thereby confirmed, and only what matches
-    /// nothing is added. Returns whether anything changed.
+    /// matched one to one with the entry here that is the same change (see
+    /// [`Change::same_as`]; replicas stamp one change with their own clocks:
+    /// one at admission, another when its watch saw it); a matched pending
+    /// entry is thereby confirmed, a matched one whose `from` was only the
+    /// last count known then takes the surer one, and only what matches
+    /// nothing is added. Then every change whose `from` was only the last
+    /// count known starts where the latest change known before it ends:
+    /// a replica that started while changes landed counted their sum as one
+    /// change, and the changes themselves, persisted by a replica that saw
+    /// them, must replace that sum rather than add to it. Returns whether
+    /// anything changed.
     pub fn merge(&mut self, persisted: &Ledger, tolerance: chrono::Duration) -> bool {
         let mut matched = vec![false; self.changes.len()];
         let mut added = Vec::new();
@@ -291,15 +363,20 @@ impl Ledger {
                     if mine.generation.is_none() && entry.generation.is_some() {
                         mine.generation = entry.generation;
                     }
+                    if entry.versions_back() < mine.versions_back() {
+                        mine.from = entry.from;
+                        mine.span = entry.span;
+                        changed = true;
+                    }
                 }
                 None => added.push(entry.clone()),
             }
         }
         for entry in added {
-            self.record(entry);
+            self.insert(entry, Reads::BOTH);
             changed = true;
         }
-        changed
+        self.link() || changed
     }
 
     /// The change that must have happened for a workload to stand at
@@ -310,10 +387,15 @@ impl Ledger {
     /// With no landed change to start from, a write known to be recent
     /// enough for a rule looking back `lookback_seconds` to see counts as a
     /// scale from 0: its size is unknown, and a budget may only ever be
-    /// overestimated.
+    /// overestimated (until the change itself is known). `generation` is
+    /// the version standing at `replicas`;
+    /// the changes between the last one known and it, once a replica that
+    /// saw them persists them, take this one's place (see
+    /// [`Ledger::merge`]).
     pub fn unexplained(
         &self,
         replicas: u32,
+        generation: Option<i64>,
         written_at: Option<DateTime<Utc>>,
         actor: &str,
         now: DateTime<Utc>,
@@ -321,18 +403,20 @@ impl Ledger {
     ) -> Option<Change> {
         let last = self.changes.iter().rev().find(|c| c.from != c.to);
         let at = written_at.unwrap_or(now).min(now);
-        let (from, at) = match last {
+        let (from, at, from_generation) = match last {
             Some(last) if last.to == replicas => return None,
-            Some(last) => (last.to, at.max(last.at)),
+            Some(last) => (last.to, at.max(last.at), last.generation),
             None if written_at.is_some()
                 && at > now - chrono::Duration::seconds(i64::from(lookback_seconds))
                 && replicas > 0 =>
             {
-                (0, at)
+                // From before the first version: any change known later
+                // with a generation of its own says where this one began.
+                (0, at, Some(0))
             }
             None => return None,
         };
-        Some(Change {
+        let mut change = Change {
             at,
             from,
             to: replicas,
@@ -340,8 +424,14 @@ impl Ledger {
             actor: actor.into(),
             pending: false,
             watched: false,
-            generation: None,
-        })
+            generation,
+            span: None,
+        };
+        // Versions this replica never saw may lie between the last change
+        // it knows and this one: a replica that saw them may yet persist
+        // them, and they replace this sum.
+        change.set_from_generation(from_generation);
+        Some(change)
     }
 
     /// Drops entries at or before `cutoff`; no rule can see them any more.
@@ -365,9 +455,14 @@ impl Ledger {
             .iter()
             .map(|c| {
                 let at = c.at.timestamp();
-                match c.generation {
-                    Some(g) => serde_json::json!([at, c.from, c.to, c.requested, c.actor, g]),
-                    None => serde_json::json!([at, c.from, c.to, c.requested, c.actor]),
+                match (c.generation, c.from_generation()) {
+                    (Some(g), Some(f)) => {
+                        serde_json::json!([at, c.from, c.to, c.requested, c.actor, g, f])
+                    }
+                    (Some(g), None) => {
+                        serde_json::json!([at, c.from, c.to, c.requested, c.actor, g])
+                    }
+                    (None, _) => serde_json::json!([at, c.from, c.to, c.requested, c.actor]),
                 }
             })
             .collect();
@@ -382,7 +477,7 @@ impl Ledger {
             serde_json::from_str(value).map_err(LedgerError::Compact)?;
         let mut ledger = Ledger::new();
         for item in items {
-            let ((secs, from, to, requested, actor), generation) =
+            let ((secs, from, to, requested, actor), generation, from_generation) =
                 read_compact(item).ok_or_else(|| {
                     LedgerError::Compact(serde::de::Error::custom(
                         "an entry is not [time, from, to, requested, actor]",
@@ -391,9 +486,11 @@ impl Ledger {
             if let Some(at) = DateTime::from_timestamp(secs, 0) {
                 let mut change = Change::stored(at, from, to, requested, actor);
                 change.generation = generation;
-                ledger.record(change);
+                change.set_from_generation(from_generation);
+                ledger.insert(change, Reads::BOTH);
             }
         }
+        ledger.link();
         Ok(ledger)
     }
 
@@ -418,7 +515,9 @@ impl Ledger {
         let (mut future, mut range, mut shape) = (0, 0, 0);
         let mut ledger = Ledger::new();
         for item in items {
-            let Some(((secs, from, to, requested, actor), generation)) = read_compact(item) else {
+            let Some(((secs, from, to, requested, actor), generation, from_generation)) =
+                read_compact(item)
+            else {
                 shape += 1;
                 continue;
             };
@@ -430,7 +529,8 @@ impl Ledger {
                 Some(at) if at <= latest => {
                     let mut change = Change::stored(at, from, to, requested, actor);
                     change.generation = generation;
-                    ledger.record(change);
+                    change.set_from_generation(from_generation);
+                    ledger.insert(change, Reads::BOTH);
                 }
                 Some(_) => future += 1,
                 None => range += 1,
@@ -445,6 +545,7 @@ impl Ledger {
         .filter(|(n, _)| *n > 0)
         .map(|(n, what)| format!("{n} {what}"))
         .collect();
+        ledger.link();
         // Read once and kept as long as its object: no room to grow into.
         ledger.changes.shrink_to_fit();
         let warning = (!dropped.is_empty()).then(|| {
@@ -458,6 +559,7 @@ impl Ledger {
     }
 }
 
+mod chain;
 mod compact;
 mod text;
 

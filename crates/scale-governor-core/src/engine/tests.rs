@@ -37,6 +37,7 @@ fn change(secs_ago: i64, from: u32, to: u32, requested: u32) -> Change {
         pending: false,
         watched: false,
         generation: None,
+        span: None,
     }
 }
 

@@ -99,6 +99,7 @@ impl Hpa {
             pending: false,
             watched: false,
             generation: None,
+            span: None,
         });
         let lookback = i64::from(self.spec.lookback_seconds());
         self.history.prune(now - Duration::seconds(lookback));

@@ -14,6 +14,7 @@ fn change(t: &str, from: u32, to: u32) -> Change {
         pending: false,
         watched: false,
         generation: None,
+        span: None,
     }
 }
 
@@ -214,26 +215,31 @@ fn a_count_the_ledger_does_not_explain_is_booked_as_a_change() {
         ],
     };
     assert_eq!(
-        ledger.unexplained(10, None, "x", now, 60),
+        ledger.unexplained(10, None, None, "x", now, 60),
         None,
         "explained"
     );
     let written = at("2026-06-01T11:59:30Z");
     let booked = ledger
-        .unexplained(14, Some(written), "kubectl", now, 60)
+        .unexplained(14, None, Some(written), "kubectl", now, 60)
         .unwrap();
     assert_eq!((booked.from, booked.to, booked.at), (10, 14, written));
     assert_eq!(&*booked.actor, "kubectl");
     // Unknown write time: now, never before the change it follows.
-    let booked = ledger.unexplained(3, None, "x", now, 60).unwrap();
+    let booked = ledger.unexplained(3, None, None, "x", now, 60).unwrap();
     assert_eq!((booked.from, booked.to, booked.at), (10, 3, now));
     let early = at("2026-06-01T11:00:00Z");
-    let booked = ledger.unexplained(3, Some(early), "x", now, 60).unwrap();
+    let booked = ledger
+        .unexplained(3, None, Some(early), "x", now, 60)
+        .unwrap();
     assert_eq!(booked.at, at("2026-06-01T11:58:00Z"));
     // A write time ahead of this clock is not trusted beyond now.
     let ahead = at("2026-06-01T13:00:00Z");
     assert_eq!(
-        ledger.unexplained(3, Some(ahead), "x", now, 60).unwrap().at,
+        ledger
+            .unexplained(3, None, Some(ahead), "x", now, 60)
+            .unwrap()
+            .at,
         now
     );
 }
@@ -243,21 +249,23 @@ fn with_no_landed_change_a_recent_write_counts_from_zero() {
     let now = now();
     let empty = Ledger::new();
     let recent = at("2026-06-01T11:59:30Z");
-    let booked = empty.unexplained(14, Some(recent), "hpa", now, 60).unwrap();
+    let booked = empty
+        .unexplained(14, None, Some(recent), "hpa", now, 60)
+        .unwrap();
     assert_eq!((booked.from, booked.to), (0, 14));
     let old = at("2026-06-01T11:58:00Z");
     assert_eq!(
-        empty.unexplained(14, Some(old), "hpa", now, 60),
+        empty.unexplained(14, None, Some(old), "hpa", now, 60),
         None,
         "no rule sees it"
     );
     assert_eq!(
-        empty.unexplained(0, Some(recent), "hpa", now, 60),
+        empty.unexplained(0, None, Some(recent), "hpa", now, 60),
         None,
         "nothing added"
     );
     assert_eq!(
-        empty.unexplained(14, None, "hpa", now, 60),
+        empty.unexplained(14, None, None, "hpa", now, 60),
         None,
         "when is unknown"
     );

@@ -55,6 +55,7 @@ fn parse_json_line(line: &str) -> Result<Change, String> {
         pending: false,
         watched: false,
         generation: None,
+        span: None,
     })
 }
 
@@ -96,5 +97,6 @@ fn parse_csv_line(line: &str) -> Result<Change, String> {
         pending: false,
         watched: false,
         generation: None,
+        span: None,
     })
 }

@@ -17,6 +17,7 @@ fn entry(secs: i64, from: u32, to: u32, requested: u32, pending: bool) -> Change
         pending,
         watched: false,
         generation: None,
+        span: None,
     }
 }
 
