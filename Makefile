@@ -19,8 +19,13 @@ help: ## List targets
 controlplane: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl, kube-scheduler, kwok, metrics-server (cached)
 	tests/controlplane/build.sh
 
-cluster-up: ## Start the local control plane in target/cluster (CLUSTER_PODS=0: without the pod components)
-	$(CLUSTER) up
+# CLUSTER_WITH=keda: also KEDA's operator and metrics adapter (built once,
+# cached); its adapter then owns the external.metrics.k8s.io APIService that
+# the e2e suites register for themselves, so keep the shared cluster without.
+CLUSTER_WITH ?=
+
+cluster-up: ## Start the local control plane in target/cluster (CLUSTER_PODS=0: without the pod components; CLUSTER_WITH=keda: with KEDA)
+	$(CLUSTER) up $(if $(CLUSTER_WITH),--with $(CLUSTER_WITH))
 
 cluster-down: ## Stop it and remove its state (logs are kept)
 	$(CLUSTER) down

@@ -161,6 +161,22 @@ impl Publisher {
     /// every HPA that targets it (the HPA's own status does not say its
     /// write was cut).
     async fn publish_due(&mut self, due: &pending::Due, hpas: &HpaIndex, metrics: &Metrics) {
+        let targeting = hpas.targeting(due.report.kind, &due.report.namespace, &due.report.name);
+        let names: Vec<String> = targeting.iter().map(|h| h.name.clone()).collect();
+        let named;
+        let due = match crate::cache::hpa::hpa_actor(&due.report.actor, &names) {
+            Some(actor) => {
+                named = pending::Due {
+                    report: Report {
+                        actor,
+                        ..due.report.clone()
+                    },
+                    ..*due
+                };
+                &named
+            }
+            None => due,
+        };
         let report = &due.report;
         let count = i32::try_from(due.count).unwrap_or(i32::MAX);
         let Some(note) = note_of(due) else {
@@ -169,21 +185,17 @@ impl Publisher {
         let mut targets = vec![(reference(report), note.clone())];
         if due.part == Part::Decision {
             let on_hpa = on_hpa(report, note);
-            targets.extend(
-                hpas.targeting(report.kind, &report.namespace, &report.name)
-                    .into_iter()
-                    .map(|hpa| {
-                        let regarding = ObjectReference {
-                            api_version: Some("autoscaling/v2".to_owned()),
-                            kind: Some("HorizontalPodAutoscaler".to_owned()),
-                            name: Some(hpa.name),
-                            namespace: Some(report.namespace.clone()),
-                            uid: hpa.uid,
-                            ..ObjectReference::default()
-                        };
-                        (regarding, on_hpa.clone())
-                    }),
-            );
+            targets.extend(targeting.into_iter().map(|hpa| {
+                let regarding = ObjectReference {
+                    api_version: Some("autoscaling/v2".to_owned()),
+                    kind: Some("HorizontalPodAutoscaler".to_owned()),
+                    name: Some(hpa.name),
+                    namespace: Some(report.namespace.clone()),
+                    uid: hpa.uid,
+                    ..ObjectReference::default()
+                };
+                (regarding, on_hpa.clone())
+            }));
         }
         for (regarding, note) in targets {
             let result = match self.publish(&note, &regarding, count).await {

@@ -18,6 +18,30 @@ use tokio_util::sync::CancellationToken;
 
 use crate::workload::WorkloadKind;
 
+/// The usernames the HPA controller writes `/scale` under: the controller
+/// manager's own, and its ServiceAccount with
+/// `--use-service-account-credentials` (kubeadm's default); and the field
+/// manager the ledger records for a change it saw only in the watch.
+const HPA_CONTROLLER: [&str; 3] = [
+    "system:kube-controller-manager",
+    "system:serviceaccount:kube-system:horizontal-pod-autoscaler",
+    "kube-controller-manager (scale)",
+];
+
+/// The actor of a change as a person reads it: a write by the HPA
+/// controller to a workload that HPAs target is named after them,
+/// `hpa/keda-hpa-web (system:kube-controller-manager)`, so KEDA's HPA (or
+/// any HPA) says which one asked; `None` for every other actor. Every HPA
+/// controller write has the same username, whichever HPA made it.
+pub(crate) fn hpa_actor(actor: &str, hpas: &[String]) -> Option<String> {
+    if hpas.is_empty() || !HPA_CONTROLLER.contains(&actor) {
+        return None;
+    }
+    let mut names: Vec<String> = hpas.iter().map(|h| format!("hpa/{h}")).collect();
+    names.sort();
+    Some(format!("{} ({actor})", names.join(", ")))
+}
+
 /// An HPA, as an Event needs to name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HpaRef {
@@ -144,6 +168,27 @@ mod tests {
             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": kind, "name": target}, "maxReplicas": 10}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn the_hpa_controller_is_named_after_the_hpas_that_target_the_workload() {
+        let keda = ["keda-hpa-web".to_owned()];
+        assert_eq!(
+            hpa_actor("system:kube-controller-manager", &keda).as_deref(),
+            Some("hpa/keda-hpa-web (system:kube-controller-manager)")
+        );
+        assert_eq!(
+            hpa_actor(
+                "system:serviceaccount:kube-system:horizontal-pod-autoscaler",
+                &["web".to_owned(), "keda-hpa-web".to_owned()]
+            )
+            .as_deref(),
+            Some(
+                "hpa/keda-hpa-web, hpa/web (system:serviceaccount:kube-system:horizontal-pod-autoscaler)"
+            )
+        );
+        assert_eq!(hpa_actor("keda-operator", &keda), None);
+        assert_eq!(hpa_actor("system:kube-controller-manager", &[]), None);
     }
 
     #[test]

@@ -180,7 +180,7 @@ pub(crate) fn row(seen: &Seen<'_>, pods: &PodIndex, hpas: &HpaIndex, now: DateTi
         ));
     }
     if let Some(ledger) = seen.ledger {
-        row.last_changes = last_changes(ledger);
+        row.last_changes = last_changes(ledger, &row.hpas);
     }
     row
 }
@@ -210,8 +210,9 @@ fn source_health(s: SourceState) -> String {
     }
 }
 
-/// The last three changes in the ledger, newest first.
-fn last_changes(ledger: &Ledger) -> Vec<String> {
+/// The last three changes in the ledger, newest first; the HPA
+/// controller's named after the HPAs that target the workload.
+fn last_changes(ledger: &Ledger, hpas: &[String]) -> Vec<String> {
     ledger
         .changes()
         .iter()
@@ -223,10 +224,11 @@ fn last_changes(ledger: &Ledger) -> Vec<String> {
             } else {
                 String::new()
             };
+            let actor = crate::cache::hpa::hpa_actor(&c.actor, hpas);
             format!(
                 "{} {} {}->{}{asked}",
                 c.at.format("%H:%M:%S"),
-                c.actor,
+                actor.as_deref().unwrap_or(&c.actor),
                 c.from,
                 c.to
             )
@@ -495,15 +497,22 @@ mod tests {
         }))
         .unwrap();
         let now: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
-        let ledger =
-            Ledger::from_compact(r#"[[1795427960,4,6,6,"scale-governor (scale)"]]"#).unwrap();
+        let ledger = Ledger::from_compact(
+            r#"[[1795427950,2,4,4,"system:kube-controller-manager"],[1795427960,4,6,6,"scale-governor (scale)"]]"#,
+        )
+        .unwrap();
         let seen = Seen {
             kind: WorkloadKind::Deployment,
             meta: &meta,
             replicas: 6,
             ledger: Some(&ledger),
         };
-        let r = row(&seen, &PodIndex::new(), &HpaIndex::new(), now);
+        let hpas = HpaIndex::new();
+        hpas.apply(&serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "keda-hpa-web", "namespace": "shop"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 10}
+        })).unwrap());
+        let r = row(&seen, &PodIndex::new(), &hpas, now);
         assert_eq!(
             (r.mode.as_str(), r.bounds.as_str()),
             ("enforce", "6..unbounded")
@@ -523,7 +532,13 @@ mod tests {
             r.source.as_deref(),
             Some("failing since 09:58:00: no answer within 5s")
         );
-        assert_eq!(r.last_changes, ["09:59:20 scale-governor (scale) 4->6"]);
+        assert_eq!(
+            r.last_changes,
+            [
+                "09:59:20 scale-governor (scale) 4->6",
+                "09:59:10 hpa/keda-hpa-web (system:kube-controller-manager) 2->4"
+            ]
+        );
         let table = render(std::slice::from_ref(&r), Output::Text);
         assert!(table.starts_with("WORKLOAD"), "{table}");
         assert!(table.contains("6 floor by velocity (60s ago)"), "{table}");

@@ -5,14 +5,17 @@
 # start-up delay, and are removed when deleted) and metrics-server (resource
 # metrics, `kubectl top`). No Docker, no kubelet, no containers.
 #
-#   cluster.sh up     [--dir D] [--watch-pid P] [--no-pods]   start (errors if already running)
-#   cluster.sh down   [--dir D]                               stop and remove state, keep logs
-#   cluster.sh status [--dir D]                               exit 0 only when healthy
+#   cluster.sh up     [--dir D] [--watch-pid P] [--no-pods] [--with keda]   start (errors if already running)
+#   cluster.sh down   [--dir D]                                             stop and remove state, keep logs
+#   cluster.sh status [--dir D]                                             exit 0 only when healthy
 #
 # D defaults to target/cluster; a relative D is taken from the repo root.
 # With --watch-pid P the cluster tears itself down once process P exits, so a
 # crashed or killed test binary never leaves daemons behind. --no-pods (or
 # CLUSTER_PODS=0) starts only etcd, kube-apiserver and kube-controller-manager.
+# --with keda (or CLUSTER_WITH=keda) also builds (build-keda.sh, cached) and
+# starts KEDA's operator and metrics adapter (keda.sh); the adapter then owns
+# the cluster's one external.metrics.k8s.io APIService.
 #
 # Extra flags for debugging: CLUSTER_ETCD_ARGS, CLUSTER_APISERVER_ARGS,
 # CLUSTER_KCM_ARGS, CLUSTER_SCHEDULER_ARGS, CLUSTER_KWOK_ARGS,
@@ -32,12 +35,12 @@ die() { echo "cluster.sh: $*" >&2; exit 1; }
 say() { [[ ${quiet:-} ]] || echo "cluster.sh: $*" >&2; }
 
 usage() {
-  sed -n '8,16p' "$self" | sed 's/^# \{0,1\}//' >&2
+  sed -n '8,19p' "$self" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
 cmd=${1:-}; [[ $cmd ]] || usage; shift
-dir=$root/target/cluster watch_pid="" quiet="" pods=${CLUSTER_PODS:-1}
+dir=$root/target/cluster watch_pid="" quiet="" pods=${CLUSTER_PODS:-1} with=${CLUSTER_WITH:-}
 while (($#)); do
   case $1 in
     --dir) dir=${2:?--dir needs a value}; shift 2 ;;
@@ -46,10 +49,13 @@ while (($#)); do
     --watch-pid=*) watch_pid=${1#--watch-pid=}; shift ;;
     --quiet) quiet=1; shift ;;
     --no-pods) pods=0; shift ;;
+    --with) with=${2:?--with needs a value}; shift 2 ;;
+    --with=*) with=${1#--with=}; shift ;;
     *) usage ;;
   esac
 done
 [[ $pods == [01] ]] || die "CLUSTER_PODS must be 0 or 1, not '$pods'"
+case $with in "") keda=0 ;; keda) keda=1 ;; *) die "--with knows only keda, not '$with'" ;; esac
 [[ $dir == /* ]] || dir=$root/$dir
 dir=$(realpath -m "$dir")
 # `down` deletes files in $dir; refuse directories that hold other things.
@@ -69,7 +75,9 @@ ours() { # pid
 pid_of() { if [[ -f $dir/$1.pid ]]; then cat "$dir/$1.pid"; fi; }
 
 # In start order; `down` stops them in reverse.
-components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok metrics-server)
+components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok metrics-server keda-operator keda-adapter)
+# shellcheck source=tests/controlplane/keda.sh
+source "$(dirname "$self")/keda.sh"
 
 running_components() {
   local c
@@ -108,12 +116,14 @@ terminate() { # timeout seconds, component...: SIGTERM, then SIGKILL
 stop() {
   # An APIService whose server is gone breaks discovery, and with it kubectl
   # and namespace deletion, for every client: unregister it first.
+  [[ ${apiserver_port:-} ]] || apiserver_port=$(sed -n 's/^APISERVER_PORT=//p' "$dir/env" 2>/dev/null || true)
   if ours "$(pid_of metrics-server)"; then
-    [[ ${apiserver_port:-} ]] || apiserver_port=$(sed -n 's/^APISERVER_PORT=//p' "$dir/env" 2>/dev/null || true)
     api DELETE /apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io >/dev/null 2>&1 || true
   fi
-  # The pod components before the apiserver, so none of them spends its
-  # shutdown retrying a vanished apiserver.
+  if ours "$(pid_of keda-adapter)"; then unregister_keda; fi
+  # KEDA and the pod components before the apiserver, so none of them spends
+  # its shutdown retrying a vanished apiserver.
+  terminate 10 keda-adapter keda-operator
   terminate 10 metrics-server kwok kube-scheduler
   # etcd last: an apiserver that loses etcd first hangs until SIGKILL
   # instead of exiting in ~3s.
@@ -154,7 +164,7 @@ advertise_address() {
   echo "${a:-192.0.2.1}" # TEST-NET-1 when the host has no usable address
 }
 
-gen_certs() { # control-plane | pods
+gen_certs() { # control-plane | pods | keda
   mkdir -p "$pki"
   local cnf=$pki/openssl.cnf
   cat >"$cnf" <<'EOF'
@@ -184,6 +194,12 @@ authorityKeyIdentifier = keyid
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
 extendedKeyUsage = serverAuth
+authorityKeyIdentifier = keyid
+subjectAltName = $ENV::SAN
+[peer]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth,clientAuth
 authorityKeyIdentifier = keyid
 subjectAltName = $ENV::SAN
 EOF
@@ -222,6 +238,20 @@ EOF
     # The aggregator checks the name of the APIService's Service.
     SAN="DNS:metrics-server.kube-system.svc,IP:127.0.0.1"
     leaf metrics-server ca /CN=metrics-server server
+    return
+  fi
+  if [[ $1 == keda ]]; then
+    # Neither in system:masters: they get KEDA's own RBAC (keda.sh).
+    leaf keda-operator client-ca /CN=keda-operator client
+    leaf keda-adapter client-ca /CN=keda-metrics-apiserver client
+    # One certificate for both ends of their mutual TLS, which the adapter
+    # also serves to the aggregator (it checks the Service's name).
+    SAN="DNS:keda-metrics-apiserver.keda.svc,DNS:keda-operator.keda.svc,DNS:localhost,IP:127.0.0.1"
+    leaf keda ca /CN=keda peer
+    mkdir -p "$pki/keda"
+    cp "$pki/ca.crt" "$pki/keda/ca.crt"
+    cp "$pki/keda.crt" "$pki/keda/tls.crt"
+    cp "$pki/keda.key" "$pki/keda/tls.key"
     return
   fi
   ca ca scale-governor-test-serving-ca
@@ -460,11 +490,12 @@ up() {
   stop
   rm -f "$dir"/*.log
 
-  local start=$SECONDS bin dirs pod_bin=""
+  local start=$SECONDS bin dirs pod_bin="" keda_bin=""
   # shellcheck disable=SC2046 # no argument, or --no-pods
   dirs=$("$(dirname "$self")/build.sh" $( ((pods)) || echo --no-pods)) || exit
   bin=$(sed -n 1p <<<"$dirs") pod_bin=$(sed -n 2p <<<"$dirs")
-  say "binaries in $bin${pod_bin:+ and $pod_bin}"
+  if ((keda)); then keda_bin=$("$(dirname "$self")/build-keda.sh") || exit; fi
+  say "binaries in $bin${pod_bin:+ and $pod_bin}${keda_bin:+ and $keda_bin}"
   advertise=$(advertise_address)
   trap 'echo "cluster.sh: startup failed, tearing down" >&2; stop; exit 1' ERR
   # The daemons live in their own sessions, so an interrupted `up` must
@@ -484,15 +515,25 @@ up() {
   etcd_port=$(free_port); etcd_peer_port=$(free_port)
   apiserver_port=$(free_port); kcm_port=$(free_port)
   if ((pods)); then scheduler_port=$(free_port) kwok_port=$(free_port) metrics_server_port=$(free_port); fi
+  local keda_health_port="" keda_grpc_port="" keda_adapter_port="" keda_metrics_port=""
+  if ((keda)); then
+    keda_health_port=$(free_port) keda_grpc_port=$(free_port)
+    keda_adapter_port=$(free_port) keda_metrics_port=$(free_port)
+  fi
 
   # etcd needs no certificates: it starts while they are made.
   start_etcd
   gen_certs control-plane
-  # The pod components' certificates are made while the apiserver starts.
-  local pod_certs=""
-  if ((pods)); then
-    (trap - ERR; gen_certs pods) &
-    pod_certs=$!
+  # The pod components' and KEDA's certificates are made while the
+  # apiserver starts (one after the other: they share the CA's database).
+  local more_certs=""
+  if ((pods || keda)); then
+    (
+      trap - ERR
+      if ((pods)); then gen_certs pods; fi
+      if ((keda)); then gen_certs keda; fi
+    ) &
+    more_certs=$!
   fi
   until wait_for "etcd /health" etcd 30 curl -fsS --max-time 2 "http://127.0.0.1:$etcd_port/health"; do
     port_taken etcd
@@ -517,13 +558,13 @@ up() {
     --controllers="${CLUSTER_KCM_CONTROLLERS:-deployment-controller,replicaset-controller,horizontal-pod-autoscaler-controller,namespace-controller}" \
     --horizontal-pod-autoscaler-sync-period=1s --kube-api-content-type=application/json \
     ${CLUSTER_KCM_ARGS:-}
-  if ((pods)); then
-    wait "$pod_certs"
-    start_pods
-  fi
+  if [[ $more_certs ]]; then wait "$more_certs"; fi
+  if ((pods)); then start_pods; fi
+  if ((keda)); then start_keda; fi
   wait_for "kube-controller-manager /healthz" kube-controller-manager 60 \
     curl -fsSk --max-time 2 "https://127.0.0.1:$kcm_port/healthz"
   if ((pods)); then wait_pods; fi
+  if ((keda)); then wait_keda; fi
 
   # Written last: its presence means "ready", which the Rust harness relies on.
   kubeconfig "$dir/kubeconfig.tmp" admin admin
@@ -562,6 +603,19 @@ KWOK_PID=$(pid_of kwok)
 METRICS_SERVER_PID=$(pid_of metrics-server)
 EOF
   fi
+  echo "KEDA=$keda" >>"$dir/env.tmp"
+  if ((keda)); then
+    cat "$keda_bin/versions" >>"$dir/env.tmp"
+    cat >>"$dir/env.tmp" <<EOF
+KEDA_BIN_DIR=$keda_bin
+KEDA_OPERATOR_HEALTH_PORT=$keda_health_port
+KEDA_GRPC_PORT=$keda_grpc_port
+KEDA_ADAPTER_PORT=$keda_adapter_port
+KEDA_ADAPTER_METRICS_PORT=$keda_metrics_port
+KEDA_OPERATOR_PID=$(pid_of keda-operator)
+KEDA_ADAPTER_PID=$(pid_of keda-adapter)
+EOF
+  fi
   echo "STARTUP_SECONDS=$((SECONDS - start))" >>"$dir/env.tmp"
   mv "$dir/env.tmp" "$dir/env"
   trap - ERR INT TERM
@@ -583,14 +637,16 @@ status() {
   local apiserver_port c ok=0 version
   env_value() { sed -n "s/^$1=//p" "$dir/env"; }
   apiserver_port=$(env_value APISERVER_PORT) node=$(env_value NODE)
-  grep -E '^(KUBECONFIG|APISERVER_URL|BIN_DIR|POD_BIN_DIR|WATCH_PID)=' "$dir/env"
+  grep -E '^(KUBECONFIG|APISERVER_URL|BIN_DIR|POD_BIN_DIR|KEDA_BIN_DIR|WATCH_PID)=' "$dir/env"
   local list=(etcd kube-apiserver kube-controller-manager)
   [[ $(env_value PODS) == 1 ]] && list+=(kube-scheduler kwok metrics-server)
+  [[ $(env_value KEDA) == 1 ]] && list+=(keda-operator keda-adapter)
   for c in "${list[@]}"; do
     case $c in
       etcd) version=$(env_value ETCD_VERSION) ;;
       kwok) version=$(env_value KWOK_VERSION) ;;
       metrics-server) version=$(env_value METRICS_SERVER_VERSION) ;;
+      keda-*) version=$(env_value KEDA_VERSION) ;;
       *) version=$(env_value K8S_VERSION) ;;
     esac
     if ours "$(pid_of "$c")"; then
@@ -609,6 +665,13 @@ status() {
     fi
   else
     echo "pods: not run (--no-pods); no scheduler, kwok or metrics-server"
+  fi
+  if [[ $(env_value KEDA) == 1 ]]; then
+    if keda_api_available 2>/dev/null; then
+      echo "external.metrics.k8s.io (KEDA): Available"
+    else
+      echo "external.metrics.k8s.io (KEDA): NOT AVAILABLE"; ok=1
+    fi
   fi
   return $ok
 }

@@ -14,10 +14,11 @@
 //! plane, and libtest runs them side by side. A test whose assertions hang
 //! on timing or on the cores being free is `#[serial]` (serial_test), so no
 //! other test runs beside it: the clamp storm's count of Event writes in a
-//! second, the real HPA's recorded steps, replicas SIGKILLed at random, and
-//! the install guide's `cargo build`. Every other test is `#[parallel]`;
-//! [`every_test_is_serial_or_parallel`] keeps it that way, since a test
-//! with neither would run beside the serial ones.
+//! second, the real HPA's recorded steps, replicas SIGKILLed at random, the
+//! install guide's `cargo build`, and KEDA on a control plane of its own.
+//! Every other test is `#[parallel]`; [`every_test_is_serial_or_parallel`]
+//! keeps it that way, since a test with neither would run beside the
+//! serial ones.
 
 mod support;
 
@@ -30,6 +31,7 @@ mod hpa;
 mod hpa_recorded;
 mod install;
 mod install_doc;
+mod keda;
 mod ledger;
 mod monitoring;
 mod recommender;

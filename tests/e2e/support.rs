@@ -27,6 +27,7 @@ pub mod external_metrics;
 pub mod governor;
 pub mod identity;
 pub mod install;
+pub mod keda;
 pub mod prometheus;
 pub mod replay;
 pub mod spread;
@@ -125,7 +126,7 @@ macro_rules! require_cluster {
 }
 pub(crate) use require_cluster;
 
-fn skip_banner() -> String {
+pub(crate) fn skip_banner() -> String {
     let bar = "!".repeat(78);
     format!(
         "\n{bar}\n!! SKIPPED: this test needs the local Kubernetes control plane, but Go is\n\
@@ -177,12 +178,13 @@ fn start() -> anyhow::Result<Option<Cluster>> {
         }
     }
 
-    start_private(&format!("cluster-{}-", env!("CARGO_CRATE_NAME")))
+    start_private(&format!("cluster-{}-", env!("CARGO_CRATE_NAME")), &[])
 }
 
 /// Starts a control plane of this binary's own in `target/<prefix><pid>`,
-/// torn down when the binary exits. `Ok(None)` means "skip: no Go".
-pub(crate) fn start_private(prefix: &str) -> anyhow::Result<Option<Cluster>> {
+/// with more `cluster.sh up` arguments (`--with keda`), torn down when the
+/// binary exits. `Ok(None)` means "skip: no Go".
+pub(crate) fn start_private(prefix: &str, up_args: &[&str]) -> anyhow::Result<Option<Cluster>> {
     let pid = std::process::id();
     prune_torn_down(prefix);
     let dir = repo_root().join(format!("target/{prefix}{pid}"));
@@ -193,6 +195,7 @@ pub(crate) fn start_private(prefix: &str) -> anyhow::Result<Option<Cluster>> {
         .arg(&script)
         .args([OsStr::new("up"), OsStr::new("--dir"), dir.as_os_str()])
         .args(["--watch-pid", &pid.to_string()])
+        .args(up_args)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()

@@ -23,7 +23,7 @@ pub fn fresh_cluster() -> &'static Cluster {
     static FRESH: OnceLock<Result<Cluster, String>> = OnceLock::new();
     let fresh = FRESH.get_or_init(|| {
         super::install_crypto_provider();
-        match super::start_private(&format!("cluster-fresh-{}-", env!("CARGO_CRATE_NAME"))) {
+        match super::start_private(&format!("cluster-fresh-{}-", env!("CARGO_CRATE_NAME")), &[]) {
             Ok(Some(cluster)) => Ok(cluster),
             Ok(None) => Err("Go is not on PATH and the binaries are not cached".to_owned()),
             Err(e) => Err(format!("{e:#}")),

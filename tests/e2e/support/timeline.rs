@@ -72,11 +72,16 @@ pub struct Sample {
     pub recommendation: Option<String>,
 }
 
+/// Values read with their time, shared with the task that reads them.
+type Readings = Arc<Mutex<Vec<(DateTime<Utc>, u64)>>>;
+
 /// Records a workload while a scenario runs; [`Recorder::finish`] returns
 /// the [`Timeline`].
 pub struct Recorder {
     samples: Arc<Mutex<Vec<Sample>>>,
     reviews: Arc<Mutex<Vec<Review>>>,
+    /// What the HPA's External metric said, when the recorder reads it.
+    metric: Readings,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -84,21 +89,41 @@ impl Recorder {
     /// Starts sampling `deployments/<name>` (and the HPA of that name) every
     /// 100 ms and reading every review `spread` passes about it.
     pub fn start(client: kube::Client, ns: &str, name: &str, spread: &Spread) -> Recorder {
+        Recorder::start_for(client, ns, name, name, spread, false)
+    }
+
+    /// [`Recorder::start`] for a workload whose HPA is named `hpa` (KEDA
+    /// names its own `keda-hpa-<ScaledObject>`), reading the HPA's External
+    /// metric itself every 500 ms when `read_metric` (the metric is served
+    /// by someone else's adapter, which logs no query for the chart).
+    pub fn start_for(
+        client: kube::Client,
+        ns: &str,
+        name: &str,
+        hpa: &str,
+        spread: &Spread,
+        read_metric: bool,
+    ) -> Recorder {
         let samples = Arc::new(Mutex::new(Vec::new()));
         let reviews = Arc::new(Mutex::new(Vec::new()));
+        let metric = Arc::new(Mutex::new(Vec::new()));
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-        let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client, ns);
-        let (name, store) = (name.to_owned(), samples.clone());
+        let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns);
+        let (name, hpa_name, store) = (name.to_owned(), hpa.to_owned(), samples.clone());
+        let (values, namespace) = (metric.clone(), ns.to_owned());
         let poll = tokio::spawn(async move {
-            loop {
+            for round in 0u64.. {
                 if let Ok(d) = deployments.get(&name).await {
+                    let hpa = hpas.get_opt(&hpa_name).await.ok().flatten();
+                    if read_metric && round % 5 == 0 {
+                        let read = hpa.as_ref().and_then(external_metric);
+                        if let Some(v) = read_external(&client, &namespace, read).await {
+                            values.lock().unwrap().push((Utc::now(), v));
+                        }
+                    }
                     // Before its first sync an HPA's status says 0 and
                     // has no conditions: it wants nothing yet.
-                    let desired = hpas
-                        .get_opt(&name)
-                        .await
-                        .ok()
-                        .flatten()
+                    let desired = hpa
                         .and_then(|h| h.status)
                         .filter(|s| s.conditions.is_some())
                         .map(|s| s.desired_replicas as u32);
@@ -121,13 +146,15 @@ impl Recorder {
         let read = tokio::spawn(async move {
             while let Ok(x) = exchanges.recv().await {
                 if let Some(review) = parse(&x.path, &x.request, &x.response, &ns, x.at) {
-                    book(&mut store.lock().unwrap(), review);
+                    let validating = x.path.ends_with("validate");
+                    book(&mut store.lock().unwrap(), review, validating);
                 }
             }
         });
         Recorder {
             samples,
             reviews,
+            metric,
             tasks: vec![poll, read],
         }
     }
@@ -159,6 +186,79 @@ impl Recorder {
             spans: Vec::new(),
         }
     }
+
+    /// [`Recorder::finish`] for a recorder that read the HPA's metric
+    /// itself ([`Recorder::start_for`]); `target` is the HPA's
+    /// `AverageValue`.
+    pub async fn finish_read(self, target: f64) -> Timeline {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for task in &self.tasks {
+            task.abort();
+        }
+        Timeline {
+            samples: self.samples.lock().unwrap().clone(),
+            reviews: self.reviews.lock().unwrap().clone(),
+            queries: self.metric.lock().unwrap().clone(),
+            sets: Vec::new(),
+            target,
+            spans: Vec::new(),
+        }
+    }
+}
+
+/// The External metric an HPA scales on: its name and label selector.
+fn external_metric(hpa: &HorizontalPodAutoscaler) -> Option<(String, String)> {
+    let spec = hpa
+        .spec
+        .as_ref()?
+        .metrics
+        .as_ref()?
+        .first()?
+        .external
+        .as_ref()?;
+    let selector = spec
+        .metric
+        .selector
+        .as_ref()
+        .and_then(|s| s.match_labels.as_ref())
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    Some((spec.metric.name.clone(), selector))
+}
+
+/// Reads an External metric as the HPA does, through the aggregator; the
+/// first value, rounded to a whole number.
+async fn read_external(
+    client: &kube::Client,
+    ns: &str,
+    metric: Option<(String, String)>,
+) -> Option<u64> {
+    let (name, selector) = metric?;
+    let path = format!(
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{name}?labelSelector={}",
+        selector.replace('=', "%3D").replace(',', "%2C")
+    );
+    let request = axum::http::Request::get(path).body(Vec::new()).ok()?;
+    let list: Value = client.request(request).await.ok()?;
+    quantity(list["items"][0]["value"].as_str()?).map(|v| v.round() as u64)
+}
+
+/// A Kubernetes quantity as a number: `8`, `2500m`, `3k`.
+fn quantity(text: &str) -> Option<f64> {
+    let (digits, scale) = match text.char_indices().last()? {
+        (i, 'm') => (&text[..i], 1e-3),
+        (i, 'k') => (&text[..i], 1e3),
+        (i, 'M') => (&text[..i], 1e6),
+        (i, 'G') => (&text[..i], 1e9),
+        _ => (text, 1.0),
+    };
+    digits.parse::<f64>().ok().map(|v| v * scale)
 }
 
 impl Drop for Recorder {
@@ -387,9 +487,10 @@ fn distinct(values: impl Iterator<Item = u32>) -> Vec<u32> {
 
 /// Adds a review, folding the second look the apiserver takes at one
 /// request: the validating webhook's refusal replaces the mutating answer
-/// it follows, and a re-invoked mutation of an already governed request is
-/// not a new request.
-fn book(reviews: &mut Vec<Review>, review: Review) {
+/// it follows, its warning (a step toward the bounds in deny mode) is the
+/// message of the request, and a re-invoked mutation of an already
+/// governed request is not a new request.
+fn book(reviews: &mut Vec<Review>, review: Review, validating: bool) {
     if let Some(prev) = reviews.last_mut().filter(|p| {
         p.actor == review.actor
             && p.current == review.current
@@ -398,6 +499,12 @@ fn book(reviews: &mut Vec<Review>, review: Review) {
     }) {
         if !review.allowed {
             *prev = review;
+            return;
+        }
+        if validating {
+            if prev.message.is_empty() {
+                prev.message = review.message;
+            }
             return;
         }
         if prev.governed() {
@@ -423,11 +530,18 @@ fn parse(
     if req["namespace"] != ns || req["dryRun"] == true {
         return None;
     }
-    let count = |v: &Value| v["spec"]["replicas"].as_u64().map(|n| n as u32);
+    // A Scale's `spec.replicas` is `omitempty`: a Scale to 0 has none.
+    let scale = req["subResource"] == "scale";
+    let count = |v: &Value| match v["spec"]["replicas"].as_u64() {
+        Some(n) => Some(n as u32),
+        None if scale && v["spec"].is_object() => Some(0),
+        None => None,
+    };
     let asked = count(&req["object"])?;
     let current = count(&req["oldObject"]).unwrap_or(asked);
     let allowed = resp["allowed"].as_bool().unwrap_or(false);
-    if path.ends_with("validate") && allowed {
+    let warned = resp["warnings"].as_array().is_some_and(|w| !w.is_empty());
+    if path.ends_with("validate") && allowed && !warned {
         return None;
     }
     let patched = resp["patch"]
