@@ -17,7 +17,7 @@ impl Recommender {
         now: DateTime<Utc>,
     ) -> Option<Candidate> {
         let c = &self.config;
-        let forecast = self.seasonal.as_mut()?.forecast(now, c.error_quantile)?;
+        let forecast = self.seasonal.as_mut()?.forecast(now, c.error_quantile())?;
         let per_pod = c.target_per_pod();
         let expected = forecast.peak + forecast.headroom;
         let predicted = expected.max(demand);
@@ -52,7 +52,7 @@ impl Recommender {
                 num(forecast.peak),
                 forecast.level,
                 num(forecast.headroom),
-                num(c.error_quantile * 100.0),
+                num(c.error_quantile() * 100.0),
                 num(demand),
                 num(per_pod)
             )
