@@ -326,6 +326,9 @@ impl Ctx<'_> {
         let mut run = Run::default();
         for (t, seen) in self.times.iter().zip(self.seen) {
             recommender.observe(*t, *seen);
+            // With `risk`, the period is scored as the loop scores it: the
+            // demand the metric shows against the pods ready when it came.
+            recommender.score(*t, fleet.ready(*t), *seen, self.config.metric_delay);
             let rec = bounded(recommender.recommend(fleet.replicas(), *t), &policy, *t);
             let requested = rec.replicas;
             policy.recommendation = Some(rec);
@@ -350,6 +353,7 @@ impl Ctx<'_> {
         for (t, seen) in self.times.iter().zip(self.seen) {
             if let Some(recommender) = recommender.as_mut() {
                 recommender.observe(*t, *seen);
+                recommender.score(*t, fleet.ready(*t), *seen, self.config.metric_delay);
                 let rec = recommender.recommend(fleet.replicas(), *t);
                 policy.recommendation = Some(bounded(rec, &policy, *t));
             }
