@@ -25,6 +25,9 @@ pub struct Observed {
     pub policy: Result<Arc<Policy>, PolicyErrors>,
     /// `spec.replicas`.
     pub replicas: u32,
+    /// `status.readyReplicas`, when reported: what a stated risk is scored
+    /// against.
+    pub ready: Option<u32>,
     /// The field manager that last wrote `spec.replicas`, from
     /// `managedFields`, e.g. `scale-governor (scale)`.
     pub(crate) replicas_writer: Option<String>,

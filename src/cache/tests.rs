@@ -21,6 +21,7 @@ fn update<'a>(
         uid: Some("uid-1".into()),
         policy: Ok(policy()),
         replicas,
+        ready: None,
         history,
         written_at: None,
         generation: None,

@@ -87,6 +87,12 @@ async fn evaluate(
             .is_some_and(|w| w.starts_with(FIELD_MANAGER)),
         sample: Sample::NotRead,
         pool: None,
+        ready: observed.ready,
+        // The source's sample is read once a period, so the demand it shows
+        // arrived up to a period before: each sample is scored against the
+        // pods ready then, not against those started for it since.
+        metric_delay: chrono::Duration::from_std(state.deps.config.interval)
+            .unwrap_or_else(|_| chrono::Duration::zero()),
         deletion_costs_changed: false,
     };
     if let Some(config) = &policy.recommend {

@@ -27,6 +27,7 @@ fn observed(pairs: &[(&str, &str)], replicas: u32, state: Option<&str>) -> Obser
         uid: None,
         policy: Policy::from_annotations(pairs.iter().copied()).map(Arc::new),
         replicas,
+        ready: None,
         replicas_writer: None,
         state: state.map(str::to_owned),
     }
