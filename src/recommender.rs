@@ -148,6 +148,7 @@ pub(crate) async fn run(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clear();
+            state.deps.metrics.recommender.forget_all_risks();
             state.scan.lock().unwrap_or_else(|p| p.into_inner()).valid = false;
         }
         was_leading = leading;
@@ -224,7 +225,15 @@ fn plan(
     let mut memories = state.memories.lock().unwrap_or_else(|p| p.into_inner());
     // A deleted workload's memory goes with it.
     for (kind, remembered) in memories.iter_mut() {
-        remembered.retain(|key, _| cache.get(*kind, key).is_some());
+        remembered.retain(|key, _| {
+            let kept = cache.get(*kind, key).is_some();
+            if !kept {
+                let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+                let labels = evaluate::risk_labels(*kind, namespace, name);
+                state.deps.metrics.recommender.forget_risk(&labels);
+            }
+            kept
+        });
     }
     let (mut work, mut evaluated, mut wake) = (Vec::new(), 0u64, None);
     let mut sooner = |until: chrono::DateTime<chrono::Utc>| {

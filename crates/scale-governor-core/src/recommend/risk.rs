@@ -323,6 +323,25 @@ impl Calibration {
     }
 }
 
+impl RiskStatus {
+    /// How `status` shows it: `risk 1 %, achieved 0.8 % over 24 h,
+    /// headroom 38`.
+    pub fn describe(&self) -> String {
+        let achieved = match self.achieved {
+            Some(share) => format!(
+                "achieved {} over {}",
+                percent(share),
+                span(self.window_seconds as f64)
+            ),
+            None => "nothing scored yet".to_owned(),
+        };
+        let headroom = self
+            .headroom
+            .map_or(String::new(), |h| format!(", headroom {}", num(h)));
+        format!("risk {}, {achieved}{headroom}", percent(self.stated))
+    }
+}
+
 impl Recommender {
     /// Scores one loop period, with `risk`: `ready` pods × `targetPerPod`
     /// (as they were when the demand arrived, `delay` before the sample)

@@ -172,6 +172,12 @@ fn the_reason_says_the_risk_what_was_achieved_and_the_headroom() {
         (0.01, 86_400, Some(h))
     );
     assert!((status.achieved.unwrap() - 47.0 / 5760.0).abs() < 1e-9);
+    assert_eq!(
+        status.describe(),
+        format!("risk 1 %, achieved 0.8 % over 24 h, headroom {}", num(h))
+    );
+    let fresh = Calibration::new(0.005).status();
+    assert_eq!(fresh.describe(), "risk 0.5 %, nothing scored yet");
     assert_eq!(percent(0.0005), "0.05 %");
     assert_eq!(percent(0.2), "20 %");
 }
