@@ -212,6 +212,10 @@ impl Simulation {
                     actor: r.actor.clone(),
                     replicas: r.replicas[a..b].to_vec(),
                     ready: r.ready[a..b].to_vec(),
+                    recommended: r
+                        .recommended
+                        .get(a..b)
+                        .map_or_else(Vec::new, <[u32]>::to_vec),
                 };
                 summarize(&run, &self.demand[a..b], self.capacity, self.tick_seconds)
             })
@@ -331,6 +335,7 @@ impl Ctx<'_> {
             recommender.score(*t, fleet.ready(*t), *seen, self.config.metric_delay);
             let rec = bounded(recommender.recommend(fleet.replicas(), *t), &policy, *t);
             let requested = rec.replicas;
+            run.recommended.push(requested);
             policy.recommendation = Some(rec);
             guard.scale(&policy, &mut fleet, requested, "governor", *t);
             Self::record(&mut run, &fleet, *t);
@@ -354,8 +359,9 @@ impl Ctx<'_> {
             if let Some(recommender) = recommender.as_mut() {
                 recommender.observe(*t, *seen);
                 recommender.score(*t, fleet.ready(*t), *seen, self.config.metric_delay);
-                let rec = recommender.recommend(fleet.replicas(), *t);
-                policy.recommendation = Some(bounded(rec, &policy, *t));
+                let rec = bounded(recommender.recommend(fleet.replicas(), *t), &policy, *t);
+                run.recommended.push(rec.replicas);
+                policy.recommendation = Some(rec);
             }
             // Writing the recommendation is an update the webhook governs:
             // a floor above the current count raises it at once.
@@ -395,6 +401,7 @@ impl Ctx<'_> {
             actor: Actor::Oracle.as_str().to_owned(),
             replicas,
             ready: need,
+            recommended: Vec::new(),
         }
     }
 }
