@@ -76,9 +76,10 @@ pub(crate) struct LoopDeps {
 #[derive(Debug, Default)]
 struct Memory {
     plan: plan::Memory,
-    /// Whether the seasonal history was brought back this leadership.
+    /// Whether the seasonal history (and a stated risk's calibration) was
+    /// brought back this leadership.
     seasonal_ready: bool,
-    /// When the seasonal history was last stored (or brought back).
+    /// When they were last stored (or brought back).
     seasonal_saved: Option<chrono::DateTime<chrono::Utc>>,
     /// When to ask the source for the seasonal history again, after a
     /// backfill failed (`None`: done, or not needed).

@@ -264,6 +264,7 @@ fn persisted(ledger: &str) -> Persisted {
         uid: Some("uid-1".into()),
         ledger: Ledger::read_persisted(ledger, now()).0,
         seasonal: None,
+        risk: None,
     }
 }
 
