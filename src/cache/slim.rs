@@ -198,10 +198,7 @@ mod tests {
     use k8s_openapi::api::apps::v1::Deployment;
 
     use super::*;
-    use crate::{
-        cache::watch::Watched,
-        managed::{annotation_by_governor, replicas_writer, replicas_written_at},
-    };
+    use crate::managed::{annotation_by_governor, replicas_writer, replicas_written_at};
 
     /// A Deployment as the apiserver sends it, template and status included.
     const STORED: &str = r#"{
@@ -235,7 +232,8 @@ mod tests {
         let full: Deployment = serde_json::from_str(STORED).unwrap();
         let slim: Slim<Deployment> = serde_json::from_str(STORED).unwrap();
         assert_eq!((slim.replicas, slim.ready), (Some(7), Some(5)));
-        assert_eq!(full.ready(), slim.ready());
+        let status = full.status.as_ref().unwrap();
+        assert_eq!(status.ready_replicas, slim.ready);
         let (a, b) = (full.meta(), slim.meta());
         assert_eq!(
             (

@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 pub use self::summary::{RiskSummary, SUMMARY_VERSION, SummaryError};
 use super::{Recommender, num};
 
-/// How far one period of [`REFERENCE_SECONDS`] moves the fraction at most.
+/// How far one loop period of 15 s moves the fraction at most.
 pub const STEP: f64 = 0.01;
 /// The loop period a step is sized for; a longer one weighs more.
 const REFERENCE_SECONDS: f64 = 15.0;

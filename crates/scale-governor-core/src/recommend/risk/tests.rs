@@ -2,109 +2,10 @@ use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 
 use super::*;
-use crate::{
-    policy::{Policy, RecommendConfig, keys},
-    simulate::{self, Actor, Config, Interpolation, Trace, Workload},
-};
+use crate::policy::RecommendConfig;
 
 fn t0() -> DateTime<Utc> {
     "2026-01-05T00:00:00Z".parse().unwrap()
-}
-
-/// A small deterministic generator (SplitMix64), so the noise is the same
-/// on every run without a dependency.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// A standard normal, by Box-Muller.
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.next().max(1e-12), self.next());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
-
-/// `days` of stationary demand in 5-minute bins: 40 pods' worth, each bin
-/// off by a normal 15 %.
-fn stationary(days: i64, seed: u64) -> Trace {
-    let mut noise = Noise(seed);
-    let bins = days * 288;
-    let points = (0..bins)
-        .map(|i| {
-            let value = 40.0 * (1.0 + 0.15 * noise.normal());
-            (t0() + Duration::minutes(5 * i), value.max(0.0))
-        })
-        .collect();
-    Trace::from_points(points).unwrap()
-}
-
-fn governed(risk: &str, trend: &str) -> Vec<Workload> {
-    let recommend = format!(
-        r#"{{"targetPerPod":1,"leadSeconds":120,"trend":"{trend}","holdSeconds":0,"risk":"{risk}"}}"#
-    );
-    vec![Workload {
-        name: "web".into(),
-        policy: Policy::from_annotations([
-            (keys::MIN_REPLICAS, "1"),
-            (keys::RECOMMEND, recommend.as_str()),
-        ])
-        .unwrap(),
-    }]
-}
-
-fn cluster() -> Config {
-    Config {
-        capacity: 1.0,
-        startup: Duration::seconds(90),
-        tick: Duration::seconds(15),
-        hpa_target: 0.8,
-        tolerance: 0.1,
-        actors: vec![Actor::Governor],
-        metric_delay: Duration::seconds(30),
-        hpa: None,
-        interpolation: Interpolation::Linear,
-    }
-}
-
-#[test]
-fn at_one_percent_a_month_of_stationary_noise_is_short_one_percent_of_weeks_two_to_four() {
-    let trace = stationary(29, 7);
-    for trend in ["none", "velocity"] {
-        let sim = simulate::simulate(&trace, &governed("1%", trend), &cluster());
-        let scored = sim.summaries_between(Some(t0() + Duration::days(8)), None);
-        let achieved = scored[0].under_provisioned_time_pct;
-        assert!(
-            (0.7..=1.3).contains(&achieved),
-            "{trend}: {achieved:.3} % short over weeks 2-4, stated 1 %"
-        );
-    }
-}
-
-#[test]
-fn a_looser_risk_costs_fewer_pods() {
-    let trace = stationary(10, 11);
-    let score = |risk: &str| {
-        let sim = simulate::simulate(&trace, &governed(risk, "none"), &cluster());
-        sim.summaries_between(Some(t0() + Duration::days(3)), None)
-            .remove(0)
-    };
-    let (tight, loose) = (score("0.5%"), score("5%"));
-    assert!(
-        tight.pod_hours > loose.pod_hours
-            && tight.under_provisioned_time_pct < loose.under_provisioned_time_pct,
-        "0.5 %: {tight:?}\n5 %: {loose:?}"
-    );
-    assert!(
-        (2.5..=7.5).contains(&loose.under_provisioned_time_pct),
-        "{loose:?}"
-    );
 }
 
 #[test]
@@ -267,10 +168,14 @@ fn every_trend_adds_the_headroom_and_says_so() {
 #[test]
 fn a_calibration_survives_a_persisted_round_trip() {
     let mut c = Calibration::new(0.01);
-    let mut noise = Noise(3);
     for i in 0..7000 {
-        let demand = 100.0 * (1.0 + 0.2 * noise.normal());
-        c.observe(t0() + Duration::seconds(15 * i), 120.0, demand);
+        // A fixed wobble of ±20 %, short against 115 a few times an hour.
+        let wobble = ((i * 7919) % 41) as f64 / 20.0 - 1.0;
+        c.observe(
+            t0() + Duration::seconds(15 * i),
+            115.0,
+            100.0 * (1.0 + 0.2 * wobble),
+        );
     }
     let now = t0() + Duration::seconds(15 * 6999);
     let text = c.summary().to_text();
