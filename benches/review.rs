@@ -70,6 +70,7 @@ fn main() {
                 uid: Some(format!("0b5e0000-0000-4000-8000-{i:012}")),
                 policy: Policy::from_annotations(POLICY),
                 replicas: 40,
+                ready: None,
                 history: None,
                 written_at: None,
                 generation: None,

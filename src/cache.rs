@@ -47,6 +47,8 @@ pub struct Update<'a> {
     pub policy: Result<Policy, PolicyErrors>,
     /// `spec.replicas`.
     pub replicas: u32,
+    /// `status.readyReplicas`, when reported.
+    pub ready: Option<u32>,
     /// The `history` annotation an earlier version persisted, if any: read
     /// when the workload is first seen.
     pub history: Option<&'a str>,
@@ -177,6 +179,7 @@ impl Cache {
                 policy: Ok(Arc::new(policy.clone())),
                 replicas,
                 generation: None,
+                ready: None,
                 replicas_writer: None,
                 state: None,
             },
@@ -249,6 +252,7 @@ impl Cache {
             policy: update.policy.map(|p| self.policies.intern(p)),
             replicas: update.replicas,
             generation: update.generation,
+            ready: update.ready,
             replicas_writer: update.actor.map(str::to_owned),
             state: update.state.map(str::to_owned),
         };

@@ -1,10 +1,12 @@
 //! SVG charts on a shared time axis: panels of series over time, with spans
 //! shaded (a policy's time windows) and spans marked (under-provisioned
-//! time). `simulate` draws one panel per run ([`svg`]);
+//! time). `simulate` draws one panel per run ([`svg`]), or with several
+//! `--risk` values a cost/risk chart ([`cost_risk_svg`]);
 //! a recorded cluster run draws its timeline through the same [`Figure`],
 //! so a chart of the simulator and one of the cluster read alike. The time
 //! axis is labelled on the wall clock of a zone, with the date.
 
+mod cost;
 mod simulation;
 
 use chrono::{DateTime, Utc};
@@ -13,6 +15,7 @@ use plotters::prelude::*;
 
 pub use plotters::style::RGBColor;
 
+pub(crate) use self::cost::{Curve, cost_risk_svg};
 pub use self::simulation::{View, svg};
 
 /// Width of the chart in pixels.

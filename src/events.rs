@@ -459,6 +459,23 @@ mod tests {
     }
 
     #[test]
+    fn a_risk_missed_for_a_day_is_a_warning_event() {
+        let mut r = report(&[], 5, false);
+        r.decision = None;
+        let kind = crate::recommend::plan::NoticeKind::RiskMissed;
+        r.notices.push(crate::report::Notice {
+            kind: kind.into(),
+            message: "short of capacity 3 % of the last 24 h against a stated risk of 1 %".into(),
+        });
+        let note = note_for(&r).unwrap();
+        assert_eq!(
+            (note.reason.as_str(), note.type_, note.action.as_str()),
+            ("RecommendationRiskMissed", EventType::Warning, "Notice")
+        );
+        assert_eq!(r.notices[0].kind.as_str(), "risk-missed");
+    }
+
+    #[test]
     fn dry_runs_repeats_and_unchanged_decisions_are_not_folded() {
         let sink = EventSink::new(Limits::default(), Arc::new(Metrics::new()));
         sink.emit(&report(&[(keys::MAX_REPLICAS, "20")], 100, true));

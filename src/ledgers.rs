@@ -42,6 +42,9 @@ pub(crate) const FORMAT: &str = "1";
 /// ledger (written by the leader's loop, at most once per
 /// `serve --summary-interval`).
 pub const SEASONAL_KEY: &str = "seasonal";
+/// The key of a stated `risk`'s calibration (the headroom and the day's
+/// shortfalls), stored with the seasonal history and as rarely.
+pub(crate) const RISK_KEY: &str = "risk";
 /// How long shutdown waits for the last writes.
 const FINAL_PERSIST: Duration = Duration::from_secs(5);
 /// Writes in flight at once: enough to keep up with a busy cluster, few
@@ -61,15 +64,35 @@ pub fn object_name(kind: WorkloadKind, key: &str) -> String {
     format!("scale-governor-ledger-{:016x}", hash.finish())
 }
 
-/// The ConfigMap that stores `ledger` (and the `seasonal` history, when
-/// there is one) for a workload.
+/// What the leader's loop stores beside a ledger, as text: every writer of
+/// the object carries it on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Summaries<'a> {
+    /// The seasonal strategy's history.
+    pub(crate) seasonal: Option<&'a str>,
+    /// A stated risk's calibration.
+    pub(crate) risk: Option<&'a str>,
+}
+
+impl Persisted {
+    /// The summaries it holds, to write on unchanged.
+    pub(crate) fn summaries(&self) -> Summaries<'_> {
+        Summaries {
+            seasonal: self.seasonal.as_deref(),
+            risk: self.risk.as_deref(),
+        }
+    }
+}
+
+/// The ConfigMap that stores `ledger` (and the summaries, when there are
+/// any) for a workload.
 pub(crate) fn to_object(
     kind: WorkloadKind,
     key: &str,
     uid: Option<&str>,
     ledger: &Ledger,
     resource_version: Option<String>,
-    seasonal: Option<&str>,
+    summaries: Summaries<'_>,
 ) -> ConfigMap {
     let (namespace, name) = key.split_once('/').unwrap_or(("", key));
     let mut data = BTreeMap::from([
@@ -82,8 +105,13 @@ pub(crate) fn to_object(
     if let Some(uid) = uid {
         data.insert("uid".to_owned(), uid.to_owned());
     }
-    if let Some(seasonal) = seasonal {
-        data.insert(SEASONAL_KEY.to_owned(), seasonal.to_owned());
+    for (field, text) in [
+        (SEASONAL_KEY, summaries.seasonal),
+        (RISK_KEY, summaries.risk),
+    ] {
+        if let Some(text) = text {
+            data.insert(field.to_owned(), text.to_owned());
+        }
     }
     ConfigMap {
         metadata: ObjectMeta {
@@ -137,6 +165,7 @@ pub fn from_object(
             uid: data.get("uid").cloned(),
             ledger,
             seasonal: data.get(SEASONAL_KEY).map(|s| Arc::from(s.as_str())),
+            risk: data.get(RISK_KEY).map(|s| Arc::from(s.as_str())),
         },
     ))
 }
@@ -280,35 +309,46 @@ pub(crate) async fn write(
         observed.uid.as_deref(),
         &merged,
         stored.as_ref().and_then(|p| p.resource_version.clone()),
-        stored.as_ref().and_then(|p| p.seasonal.as_deref()),
+        stored
+            .as_deref()
+            .map(Persisted::summaries)
+            .unwrap_or_default(),
     );
     store(api, cache, kind, key, stored.is_some(), &object, now).await
 }
 
-/// Stores the seasonal strategy's history `text` beside the workload's
-/// ledger, keeping the ledger as this replica last saw it: conditional on
-/// that version, so a ledger another replica wrote since is never lost (the
-/// write conflicts, and is tried again on the loop's next pass).
-pub(crate) async fn write_seasonal(
+/// Stores the loop's summaries beside the workload's ledger (a summary
+/// not given stays as stored), keeping the ledger as this replica last saw
+/// it: conditional on that version, so a ledger another replica wrote since
+/// is never lost (the write conflicts, and is tried again on the loop's
+/// next pass).
+pub(crate) async fn write_summaries(
     api: &Api<ConfigMap>,
     cache: &Cache,
     kind: WorkloadKind,
     key: &str,
     uid: Option<&str>,
-    text: &str,
+    new: Summaries<'_>,
     now: DateTime<Utc>,
 ) -> Outcome {
     let stored = cache.persisted(kind, key);
     let object = match &stored {
-        Some(p) => to_object(
-            kind,
-            key,
-            p.uid.as_deref(),
-            &p.ledger,
-            p.resource_version.clone(),
-            Some(text),
-        ),
-        None => to_object(kind, key, uid, &Ledger::new(), None, Some(text)),
+        Some(p) => {
+            let kept = p.summaries();
+            let summaries = Summaries {
+                seasonal: new.seasonal.or(kept.seasonal),
+                risk: new.risk.or(kept.risk),
+            };
+            to_object(
+                kind,
+                key,
+                p.uid.as_deref(),
+                &p.ledger,
+                p.resource_version.clone(),
+                summaries,
+            )
+        }
+        None => to_object(kind, key, uid, &Ledger::new(), None, new),
     };
     store(api, cache, kind, key, stored.is_some(), &object, now).await
 }

@@ -18,6 +18,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use crate::recommend::risk::RiskStatus;
+
 /// Labels of `scale_governor_admission_reviews_total`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ReviewLabels {
@@ -77,6 +79,17 @@ pub(crate) struct WriteLabels {
     pub(crate) kind: &'static str,
     /// `ok` or `error`.
     pub(crate) result: &'static str,
+}
+
+/// Labels naming one workload: `scale_governor_recommender_risk_*`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct WorkloadLabels {
+    /// `deployments` or `statefulsets`.
+    pub(crate) kind: &'static str,
+    /// The workload's namespace.
+    pub(crate) namespace: String,
+    /// The workload's name.
+    pub(crate) name: String,
 }
 
 /// Labels of `scale_governor_build_info`.
@@ -219,6 +232,11 @@ pub(crate) struct Recommender {
     pub(crate) writes: Family<WriteLabels, Counter>,
     /// Recommendations that expired without a new one.
     pub(crate) expirations: Counter,
+    /// With `risk`: the stated share of time short, per workload.
+    pub(crate) risk_stated: Family<WorkloadLabels, Gauge<f64, AtomicU64>>,
+    /// With `risk`: the share of the trailing day the ready capacity was
+    /// below demand, per workload.
+    pub(crate) risk_achieved: Family<WorkloadLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl Recommender {
@@ -233,6 +251,8 @@ impl Recommender {
             }),
             writes: Family::default(),
             expirations: Counter::default(),
+            risk_stated: Family::default(),
+            risk_achieved: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("recommender");
         r.register(
@@ -270,7 +290,51 @@ impl Recommender {
             "Recommendations that expired without a new one",
             m.expirations.clone(),
         );
+        r.register(
+            "risk_stated_ratio",
+            "With risk: the share of time the workload may be short of capacity, as stated",
+            m.risk_stated.clone(),
+        );
+        r.register(
+            "risk_achieved_ratio",
+            "With risk: the share of the trailing day the ready capacity was below demand",
+            m.risk_achieved.clone(),
+        );
         m
+    }
+}
+
+impl Recommender {
+    /// Shows one workload's calibration (`Some` with `risk`), or drops its
+    /// series when it has none, so a workload that no longer states a risk
+    /// does not keep its last share.
+    pub(crate) fn show_risk(&self, workload: &WorkloadLabels, status: Option<RiskStatus>) {
+        let Some(status) = status else {
+            self.forget_risk(workload);
+            return;
+        };
+        self.risk_stated.get_or_create(workload).set(status.stated);
+        match status.achieved {
+            Some(share) => {
+                self.risk_achieved.get_or_create(workload).set(share);
+            }
+            None => {
+                self.risk_achieved.remove(workload);
+            }
+        }
+    }
+
+    /// Drops one workload's `risk` series (it is deleted).
+    pub(crate) fn forget_risk(&self, workload: &WorkloadLabels) {
+        self.risk_stated.remove(workload);
+        self.risk_achieved.remove(workload);
+    }
+
+    /// Drops every workload's `risk` series: another replica leads and
+    /// exports them now.
+    pub(crate) fn forget_all_risks(&self) {
+        self.risk_stated.clear();
+        self.risk_achieved.clear();
     }
 }
 
@@ -370,126 +434,4 @@ impl Metrics {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_follow_the_house_convention() {
-        let m = Metrics::new();
-        m.admission
-            .reviews
-            .get_or_create(&ReviewLabels {
-                endpoint: "mutate",
-                kind: "deployments",
-                operation: "SCALE",
-                outcome: "clamped",
-                rule: "max-replicas",
-            })
-            .inc();
-        m.admission
-            .duration
-            .get_or_create(&EndpointLabels { endpoint: "mutate" })
-            .observe(0.0002);
-        let text = m.encode();
-        assert!(text.contains(
-            "scale_governor_admission_reviews_total{endpoint=\"mutate\",kind=\"deployments\",operation=\"SCALE\",outcome=\"clamped\",rule=\"max-replicas\"} 1"
-        ), "{text}");
-        assert!(text.contains("scale_governor_admission_duration_seconds_bucket"));
-        assert!(text.contains("# TYPE scale_governor_tls_cert_expiry_seconds gauge"));
-        assert!(text.contains(&format!(
-            "scale_governor_build_info{{version=\"{}\",revision=\"",
-            env!("CARGO_PKG_VERSION")
-        )));
-        assert!(
-            text.contains("# TYPE process_resident_memory_bytes gauge"),
-            "{text}"
-        );
-        let plain = m.encode_text();
-        assert!(plain.contains("# TYPE scale_governor_admission_reviews_total counter"));
-        assert!(plain.contains("# TYPE process_cpu_seconds_total counter"));
-        assert!(!plain.contains("# EOF"));
-    }
-
-    /// Every series the shipped alerts and dashboard read exists, under
-    /// that name, once each family has a sample.
-    #[test]
-    fn the_monitoring_kit_reads_only_series_that_exist() {
-        let m = Metrics::new();
-        let result = ResultLabels { result: "ok" };
-        let endpoint = EndpointLabels { endpoint: "mutate" };
-        let source = "s".to_owned();
-        m.admission
-            .reviews
-            .get_or_create(&ReviewLabels {
-                endpoint: "mutate",
-                kind: "deployments",
-                operation: "SCALE",
-                outcome: "denied",
-                rule: "max-replicas",
-            })
-            .inc();
-        m.admission.bad_reviews.get_or_create(&endpoint).inc();
-        m.admission.duration.get_or_create(&endpoint).observe(0.001);
-        m.cache
-            .workloads
-            .get_or_create(&KindLabels {
-                kind: "deployments",
-            })
-            .set(1);
-        m.tls.cert_reloads.get_or_create(&result).inc();
-        m.admission.events.get_or_create(&result).inc();
-        m.cache.ledger_writes.get_or_create(&result).inc();
-        m.admission
-            .policy_edits
-            .get_or_create(&EditLabels { kind: "refused" })
-            .inc();
-        m.recommender
-            .samples
-            .get_or_create(&SampleLabels {
-                source: source.clone(),
-                result: "ok",
-            })
-            .inc();
-        m.recommender
-            .sample_duration
-            .get_or_create(&SourceLabels { source })
-            .observe(0.01);
-        m.recommender
-            .writes
-            .get_or_create(&WriteLabels {
-                kind: "scale",
-                result: "ok",
-            })
-            .inc();
-        let text = m.encode_text();
-        let exported: Vec<&str> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("# TYPE "))
-            .filter_map(|l| l.split(' ').next())
-            .collect();
-        let kit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/monitoring");
-        let dashboard = std::fs::read_to_string(kit.join("dashboard.json")).unwrap();
-        let dashboard: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
-        assert!(dashboard["panels"].as_array().is_some_and(|p| p.len() > 5));
-        for file in ["prometheusrule.yaml", "dashboard.json"] {
-            let used = std::fs::read_to_string(kit.join(file)).unwrap();
-            for (at, _) in used
-                .match_indices("scale_governor_")
-                .chain(used.match_indices("process_"))
-            {
-                let name: String = used[at..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                let family = ["_bucket", "_sum", "_count"]
-                    .iter()
-                    .find_map(|s| name.strip_suffix(s))
-                    .unwrap_or(&name);
-                assert!(
-                    exported.contains(&family),
-                    "{file} reads {name}, which is not exported: {exported:?}"
-                );
-            }
-        }
-    }
-}
+mod tests;

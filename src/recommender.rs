@@ -76,9 +76,10 @@ pub(crate) struct LoopDeps {
 #[derive(Debug, Default)]
 struct Memory {
     plan: plan::Memory,
-    /// Whether the seasonal history was brought back this leadership.
+    /// Whether the seasonal history (and a stated risk's calibration) was
+    /// brought back this leadership.
     seasonal_ready: bool,
-    /// When the seasonal history was last stored (or brought back).
+    /// When they were last stored (or brought back).
     seasonal_saved: Option<chrono::DateTime<chrono::Utc>>,
     /// When to ask the source for the seasonal history again, after a
     /// backfill failed (`None`: done, or not needed).
@@ -148,6 +149,7 @@ pub(crate) async fn run(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clear();
+            state.deps.metrics.recommender.forget_all_risks();
             state.scan.lock().unwrap_or_else(|p| p.into_inner()).valid = false;
         }
         was_leading = leading;
@@ -224,7 +226,15 @@ fn plan(
     let mut memories = state.memories.lock().unwrap_or_else(|p| p.into_inner());
     // A deleted workload's memory goes with it.
     for (kind, remembered) in memories.iter_mut() {
-        remembered.retain(|key, _| cache.get(*kind, key).is_some());
+        remembered.retain(|key, _| {
+            let kept = cache.get(*kind, key).is_some();
+            if !kept {
+                let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+                let labels = evaluate::risk_labels(*kind, namespace, name);
+                state.deps.metrics.recommender.forget_risk(&labels);
+            }
+            kept
+        });
     }
     let (mut work, mut evaluated, mut wake) = (Vec::new(), 0u64, None);
     let mut sooner = |until: chrono::DateTime<chrono::Utc>| {

@@ -108,6 +108,9 @@ pub(crate) enum NoticeKind {
     /// A written policy has warnings it did not have (an unknown key, a
     /// `state` the loop cannot read).
     PolicyWarning,
+    /// With `risk`: the share of time short has stayed above twice the
+    /// stated risk for a day.
+    RiskMissed,
 }
 
 impl From<crate::recommend::plan::NoticeKind> for NoticeKind {
@@ -118,6 +121,7 @@ impl From<crate::recommend::plan::NoticeKind> for NoticeKind {
             Loop::RecommendationExpired => NoticeKind::RecommendationExpired,
             Loop::SourceFailed => NoticeKind::SourceFailed,
             Loop::SourceRecovered => NoticeKind::SourceRecovered,
+            Loop::RiskMissed => NoticeKind::RiskMissed,
         }
     }
 }
@@ -135,6 +139,7 @@ impl NoticeKind {
             NoticeKind::SourceRecovered => "SourceRecovered",
             NoticeKind::ClockChange => "WindowsOnClockChange",
             NoticeKind::PolicyWarning => "PolicyWarning",
+            NoticeKind::RiskMissed => "RecommendationRiskMissed",
         }
     }
 
@@ -158,6 +163,7 @@ impl NoticeKind {
             NoticeKind::SourceRecovered => "source-recovered",
             NoticeKind::ClockChange => "clock-change",
             NoticeKind::PolicyWarning => "warning",
+            NoticeKind::RiskMissed => "risk-missed",
         }
     }
 }

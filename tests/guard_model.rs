@@ -174,6 +174,7 @@ impl Model {
                     pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                 ),
                 replicas: state.replicas,
+                ready: None,
                 history: None,
                 written_at: None,
                 generation: None,

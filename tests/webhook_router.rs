@@ -37,6 +37,7 @@ fn webhook(annotations: &[(&str, &str)]) -> Arc<Webhook> {
             uid: Some("2f3c0a4e-1d1b-4c57-9d3e-5a1f0e9b7c11".into()),
             policy: Policy::from_annotations(annotations.iter().copied()),
             replicas: 5,
+            ready: None,
             history: None,
             written_at: None,
             generation: None,

@@ -45,6 +45,21 @@ fn score(case: &Case, workloads: &[Workload], config: &Config) -> Summary {
     sim.summaries_between(case.scored_from, None).remove(0)
 }
 
+/// The HPA alone at `target`, with `bounds` as its `minReplicas` and
+/// `maxReplicas`, scored.
+pub fn hpa_at(case: &Case, bounds: &Policy, config: &Config, target: f64) -> Summary {
+    let workloads = [Workload {
+        name: "control".into(),
+        policy: bounds.clone(),
+    }];
+    let config = Config {
+        actors: vec![Actor::Hpa],
+        hpa_target: target,
+        ..config.clone()
+    };
+    score(case, &workloads, &config)
+}
+
 /// The setting in `[lo, hi]` whose run costs `pod_hours`, found by
 /// bisection; cost falls as the setting rises.
 fn matched(mut lo: f64, mut hi: f64, pod_hours: f64, run: impl Fn(f64) -> Summary) -> Control {
@@ -90,16 +105,7 @@ pub fn run(case: &Case, seasonal: &Workload, config: &Config, summaries: &[Summa
     let plain =
         Policy::from_annotations(bounds.iter().map(|(k, v)| (*k, v.as_str()))).expect("the bounds");
     let hpa = matched(0.2, 0.8, ours.pod_hours, |target| {
-        let workloads = [Workload {
-            name: "control".into(),
-            policy: plain.clone(),
-        }];
-        let config = Config {
-            actors: vec![Actor::Hpa],
-            hpa_target: target,
-            ..config.clone()
-        };
-        score(case, &workloads, &config)
+        hpa_at(case, &plain, config, target)
     });
     let max10 = matched(0.2, 2.0, ours.pod_hours, |per_pod| {
         let recommend = format!(

@@ -17,10 +17,12 @@
 //!   whole, and the seasonal strategy answers there as its velocity
 //!   fallback for the first day.
 //!
-//! The goals are reported, not asserted.
+//! The goals are reported, not asserted. The `calibrated` policy's stated
+//! risk is compared with what it achieved ([`risk`]).
 
 mod controls;
 mod report;
+mod risk;
 
 use std::{fs, path::Path, time::Instant};
 
@@ -58,6 +60,8 @@ pub struct Outcome {
     sim: Simulation,
     summaries: Vec<Summary>,
     controls: Option<controls::Controls>,
+    /// The calibrated policy's stated against achieved risk, when scored.
+    risk: Option<risk::RiskOutcome>,
     elapsed: std::time::Duration,
 }
 
@@ -97,6 +101,11 @@ fn main() {
                 .expect("seasonal");
             controls::run(&case, seasonal, &config, &summaries)
         });
+        let calibrated = workloads.iter().find(|w| w.name == risk::CALIBRATED);
+        let risk = case
+            .scored_from
+            .and(calibrated)
+            .map(|c| risk::run(&case, c, &config, &summaries));
         let shown = chart_runs(&sim);
         for shot in report::shots(&case, &sim) {
             let svg = chart::svg(&shown, &shot.view(&case)).expect("chart");
@@ -108,6 +117,7 @@ fn main() {
             sim,
             summaries,
             controls,
+            risk,
             elapsed,
         });
     }

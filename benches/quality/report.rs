@@ -242,6 +242,13 @@ fn overview(outcomes: &[Outcome]) -> String {
 pub fn document(outcomes: &[Outcome], workloads: &[Workload], config: &Config) -> String {
     let mut doc = header(workloads, config);
     doc.push_str(&overview(outcomes));
+    let risks: Vec<_> = outcomes
+        .iter()
+        .filter_map(|o| o.risk.as_ref().map(|r| (&o.case, r)))
+        .collect();
+    if !risks.is_empty() {
+        doc.push_str(&crate::risk::section(&risks));
+    }
     for o in outcomes {
         let case = &o.case;
         let span = case.trace.end() - case.trace.start();

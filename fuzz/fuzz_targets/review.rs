@@ -111,6 +111,7 @@ fn cache(now: DateTime<Utc>) -> Cache {
                 uid: Some(format!("uid-{key}")),
                 policy: Policy::from_annotations(annotations.iter().copied()),
                 replicas,
+                ready: None,
                 history: Some(HISTORY),
                 written_at: None,
                 generation: None,

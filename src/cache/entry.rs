@@ -27,6 +27,9 @@ pub struct Observed {
     pub replicas: u32,
     /// `metadata.generation`: which stored version this is.
     pub(crate) generation: Option<i64>,
+    /// `status.readyReplicas`, when reported: what a stated risk is scored
+    /// against.
+    pub ready: Option<u32>,
     /// The field manager that last wrote `spec.replicas`, from
     /// `managedFields`, e.g. `scale-governor (scale)`.
     pub(crate) replicas_writer: Option<String>,

@@ -25,6 +25,9 @@ pub struct Persisted {
     /// (its raw text, read defensively by the loop); every writer of the
     /// object carries it on.
     pub seasonal: Option<Arc<str>>,
+    /// A stated risk's calibration the leader stored beside the ledger
+    /// (raw text, read defensively by the loop), carried on likewise.
+    pub risk: Option<Arc<str>>,
 }
 
 impl Persisted {

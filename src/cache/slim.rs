@@ -1,6 +1,7 @@
 //! A Deployment or StatefulSet as the cache reads it off the watch: its
-//! metadata and `spec.replicas`, nothing else. The pod template and the
-//! status are skipped while the JSON is read instead of being built and
+//! metadata, `spec.replicas` and `status.readyReplicas` (what a stated
+//! risk is scored against), nothing else. The pod template and the rest of
+//! the status are skipped while the JSON is read instead of being built and
 //! dropped, and each `managedFields` entry keeps only what `managed` looks
 //! at (who wrote `spec.replicas`, which annotations a manager owns) instead
 //! of its whole field set as nested maps. On the initial list of a large
@@ -21,6 +22,9 @@ pub(crate) struct Slim<K> {
     metadata: ObjectMeta,
     /// `spec.replicas` as stored.
     pub(crate) replicas: Option<i32>,
+    /// `status.readyReplicas`: pods ready now, as the workload's controller
+    /// counts them.
+    pub(crate) ready: Option<i32>,
     kind: PhantomData<fn() -> K>,
 }
 
@@ -56,16 +60,25 @@ impl<'de, K> Deserialize<'de> for Slim<K> {
             metadata: Meta,
             #[serde(default)]
             spec: Option<Spec>,
+            #[serde(default)]
+            status: Option<Status>,
         }
         #[derive(Deserialize)]
         struct Spec {
             #[serde(default)]
             replicas: Option<i32>,
         }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Status {
+            #[serde(default)]
+            ready_replicas: Option<i32>,
+        }
         let o = Object::deserialize(d)?;
         Ok(Slim {
             metadata: o.metadata.into(),
             replicas: o.spec.and_then(|s| s.replicas),
+            ready: o.status.and_then(|s| s.ready_replicas),
             kind: PhantomData,
         })
     }
@@ -211,14 +224,16 @@ mod tests {
       "spec": {"replicas": 7, "selector": {"matchLabels": {"app": "web"}},
                "template": {"metadata": {"labels": {"app": "web"}},
                             "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}}},
-      "status": {"replicas": 7, "readyReplicas": 0, "conditions": [{"type": "Available", "status": "False"}]}
+      "status": {"replicas": 7, "readyReplicas": 5, "conditions": [{"type": "Available", "status": "False"}]}
     }"#;
 
     #[test]
     fn the_slim_read_says_what_the_full_one_does() {
         let full: Deployment = serde_json::from_str(STORED).unwrap();
         let slim: Slim<Deployment> = serde_json::from_str(STORED).unwrap();
-        assert_eq!(slim.replicas, Some(7));
+        assert_eq!((slim.replicas, slim.ready), (Some(7), Some(5)));
+        let status = full.status.as_ref().unwrap();
+        assert_eq!(status.ready_replicas, slim.ready);
         let (a, b) = (full.meta(), slim.meta());
         assert_eq!(
             (
@@ -270,7 +285,7 @@ mod tests {
             r#"{"metadata": {"name": "x", "managedFields": [{"manager": "m"}]}}"#,
         )
         .unwrap();
-        assert_eq!(slim.replicas, None);
+        assert_eq!((slim.replicas, slim.ready), (None, None));
         assert_eq!(replicas_writer(&slim), None);
         assert!(
             serde_json::from_str::<Slim<Deployment>>(r#"{"spec": {"replicas": "7"}}"#).is_err()

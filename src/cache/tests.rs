@@ -21,6 +21,7 @@ fn update<'a>(
         uid: Some("uid-1".into()),
         policy: Ok(policy()),
         replicas,
+        ready: None,
         history,
         written_at: None,
         generation: None,
@@ -263,6 +264,7 @@ fn persisted(ledger: &str) -> Persisted {
         uid: Some("uid-1".into()),
         ledger: Ledger::read_persisted(ledger, now()).0,
         seasonal: None,
+        risk: None,
     }
 }
 

@@ -30,6 +30,8 @@ pub(crate) trait Watched:
     const KIND: WorkloadKind;
     /// `spec.replicas`, defaulted to 1 as the apiserver does.
     fn replicas(&self) -> u32;
+    /// `status.readyReplicas`, when the controller has reported it.
+    fn ready(&self) -> Option<u32>;
 }
 
 impl Watched for Deployment {
@@ -40,6 +42,10 @@ impl Watched for Deployment {
             .and_then(|s| s.replicas)
             .unwrap_or(1)
             .max(0) as u32
+    }
+    fn ready(&self) -> Option<u32> {
+        let ready = self.status.as_ref()?.ready_replicas?;
+        Some(ready.max(0) as u32)
     }
 }
 
@@ -52,6 +58,10 @@ impl Watched for StatefulSet {
             .unwrap_or(1)
             .max(0) as u32
     }
+    fn ready(&self) -> Option<u32> {
+        let ready = self.status.as_ref()?.ready_replicas?;
+        Some(ready.max(0) as u32)
+    }
 }
 
 /// What the watches read: the kind, slim.
@@ -59,6 +69,9 @@ impl<K: Watched> Watched for Slim<K> {
     const KIND: WorkloadKind = K::KIND;
     fn replicas(&self) -> u32 {
         self.replicas.unwrap_or(1).max(0) as u32
+    }
+    fn ready(&self) -> Option<u32> {
+        self.ready.map(|r| r.max(0) as u32)
     }
 }
 
@@ -165,6 +178,7 @@ fn apply<K: Watched>(cache: &Cache, obj: &K) {
             uid: meta.uid.clone(),
             policy,
             replicas: obj.replicas(),
+            ready: obj.ready(),
             history: annotations
                 .and_then(|a| a.get(keys::HISTORY))
                 .map(String::as_str),

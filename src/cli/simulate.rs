@@ -1,8 +1,15 @@
 //! `scale-governor simulate`: what would these policies have done with this
 //! demand? Replays a trace through the HPA, the governor, both, and an
-//! oracle, and reports under-provisioning, cost and churn.
+//! oracle, and reports under-provisioning, cost and churn; with `--risk`,
+//! at the stated risks given ([`risks`]).
 
-use std::{fmt::Write as _, path::PathBuf, process::ExitCode};
+mod risks;
+
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Duration, NaiveDateTime, TimeZone as _, Utc};
@@ -76,6 +83,16 @@ pub struct Args {
     /// Draw the chart up to this instant.
     #[arg(long, value_name = "TIME")]
     pub to: Option<String>,
+    /// Stated risk, overriding each policy's (and its errorQuantile), e.g.
+    /// `1%`; several, comma-separated (`0.5%,1%,2%,5%`), run each beside
+    /// the HPA alone at each --hpa-targets, and --chart draws pod-hours
+    /// against the time under-provisioned.
+    #[arg(long, value_delimiter = ',', value_parser = risks::parse_risk)]
+    pub(crate) risk: Vec<String>,
+    /// With several --risk values: the HPA's targets, as fractions of
+    /// capacity, it runs at as the baseline.
+    #[arg(long, value_delimiter = ',', default_value = "0.5,0.6,0.7,0.8,0.9")]
+    pub(crate) hpa_targets: Vec<f64>,
     /// Actors to run, comma-separated: hpa, governor, hpa+governor, oracle.
     #[arg(
         long,
@@ -146,27 +163,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             trace.warnings().len() - 5
         );
     }
-    let mut workloads = Vec::new();
+    let mut manifests = Vec::new();
     for path in &args.filenames {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let manifest =
             Manifest::from_manifest(&text).with_context(|| format!("{}", path.display()))?;
-        let policy = match manifest.policy() {
-            Ok(policy) => policy,
-            Err(e) => {
-                eprintln!("error: invalid policy in {}: {e}", path.display());
-                return Ok(ExitCode::from(super::explain::EXIT_INVALID_POLICY));
-            }
-        };
-        workloads.push(Workload {
-            name: manifest
-                .metadata
-                .name
-                .clone()
-                .unwrap_or_else(|| path.display().to_string()),
-            policy,
-        });
+        manifests.push((path.clone(), manifest));
     }
     let config = Config {
         capacity: args.capacity,
@@ -182,6 +185,14 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             Interpolate::Step => Interpolation::Step,
         },
     };
+    let scored = (args.warm_up > Duration::zero()).then(|| trace.start() + args.warm_up);
+    if args.risk.len() > 1 {
+        return sweep(args, &trace, &manifests, &config, scored);
+    }
+    let workloads = match workloads(&manifests, args.risk.first().map(String::as_str))? {
+        Ok(workloads) => workloads,
+        Err(code) => return Ok(code),
+    };
     let zone = args.timezone.unwrap_or(Tz::UTC);
     let (from, to) = (
         args.from.as_deref().map(|t| instant(t, zone)).transpose()?,
@@ -193,14 +204,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.chart {
-        // The chart is SVG; a .png (or any other) name would hold SVG bytes
-        // that viewers refuse, so say so instead.
-        if path.extension().and_then(|e| e.to_str()) != Some("svg") {
-            bail!(
-                "--chart {}: the chart is SVG; name the file .svg (convert it with, e.g., rsvg-convert for PNG)",
-                path.display()
-            );
-        }
+        check_svg(path)?;
         let title = format!("{} over {}", names(&workloads), args.trace.display());
         let view = chart::View {
             title: &title,
@@ -211,7 +215,6 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         std::fs::write(path, chart::svg(&sim, &view)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    let scored = (args.warm_up > Duration::zero()).then(|| trace.start() + args.warm_up);
     print!(
         "{}",
         render(&sim, &sim.summaries_between(scored, None), args.output)
@@ -222,6 +225,83 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             at.with_timezone(&zone)
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The chart is SVG; a .png (or any other) name would hold SVG bytes that
+/// viewers refuse, so say so instead.
+fn check_svg(path: &Path) -> anyhow::Result<()> {
+    if path.extension().and_then(|e| e.to_str()) != Some("svg") {
+        bail!(
+            "--chart {}: the chart is SVG; name the file .svg (convert it with, e.g., rsvg-convert for PNG)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Each manifest's name and policy, with `risk` stated in it when given;
+/// the exit code of an invalid policy, after saying why.
+fn workloads(
+    manifests: &[(PathBuf, Manifest)],
+    risk: Option<&str>,
+) -> anyhow::Result<Result<Vec<Workload>, ExitCode>> {
+    let mut workloads = Vec::new();
+    for (path, manifest) in manifests {
+        let manifest = match risk {
+            Some(risk) => risks::with_risk(manifest, path, risk)?,
+            None => manifest.clone(),
+        };
+        let policy = match manifest.policy() {
+            Ok(policy) => policy,
+            Err(e) => {
+                eprintln!("error: invalid policy in {}: {e}", path.display());
+                return Ok(Err(ExitCode::from(super::explain::EXIT_INVALID_POLICY)));
+            }
+        };
+        workloads.push(Workload {
+            name: manifest
+                .metadata
+                .name
+                .clone()
+                .unwrap_or_else(|| path.display().to_string()),
+            policy,
+        });
+    }
+    Ok(Ok(workloads))
+}
+
+/// Several risks: each run, the HPA at each target, a table of them all
+/// and, with --chart, the cost/risk chart.
+fn sweep(
+    args: &Args,
+    trace: &Trace,
+    manifests: &[(PathBuf, Manifest)],
+    config: &Config,
+    scored: Option<DateTime<Utc>>,
+) -> anyhow::Result<ExitCode> {
+    if args.timeline.is_some() || args.from.is_some() || args.to.is_some() {
+        bail!("--timeline, --from and --to draw one run over time; give one --risk for them");
+    }
+    if let Some(bad) = args.hpa_targets.iter().find(|t| !(**t > 0.0 && **t <= 1.0)) {
+        bail!("--hpa-targets: {bad} is not in (0, 1]");
+    }
+    let mut by_risk = Vec::new();
+    for risk in &args.risk {
+        match workloads(manifests, Some(risk))? {
+            Ok(workloads) => by_risk.push((risk.clone(), workloads)),
+            Err(code) => return Ok(code),
+        }
+    }
+    let sweep = risks::sweep(trace, &by_risk, &args.hpa_targets, config, scored);
+    if let Some(path) = &args.chart {
+        check_svg(path)?;
+        let names = by_risk.first().map_or(String::new(), |(_, w)| names(w));
+        let title = format!("{names} over {}: cost against risk", args.trace.display());
+        std::fs::write(path, chart::cost_risk_svg(&title, &sweep.curves)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    print!("{}", render(&sweep.last, &sweep.summaries, args.output));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -254,9 +334,10 @@ pub(crate) fn render(sim: &Simulation, summaries: &[Summary], output: Output) ->
     );
     let _ = writeln!(
         out,
-        "{:<18} {:>9} {:>9} {:>10} {:>10} {:>8} {:>8} {:>8} {:>10}",
+        "{:<24} {:>9} {:>9} {:>9} {:>10} {:>10} {:>8} {:>8} {:>8} {:>10}",
         "actor",
         "under %t",
+        "rec %t",
         "under %d",
         "peak short",
         "pod-hours",
@@ -271,9 +352,11 @@ pub(crate) fn render(sim: &Simulation, summaries: &[Summary], output: Output) ->
             .map_or("-".to_owned(), |v| format!("{v:.2}"));
         let _ = writeln!(
             out,
-            "{:<18} {:>9.2} {:>9.2} {:>10.1} {:>10.1} {:>8} {:>8} {:>8} {:>10}",
+            "{:<24} {:>9.2} {:>9} {:>9.2} {:>10.1} {:>10.1} {:>8} {:>8} {:>8} {:>10}",
             s.actor,
             s.under_provisioned_time_pct,
+            s.recommendation_under_time_pct
+                .map_or("-".to_owned(), |p| format!("{p:.2}")),
             s.under_provisioned_demand_pct,
             s.peak_shortfall,
             s.pod_hours,

@@ -1,8 +1,9 @@
 //! `scale-governor status` (also `kubectl governor status` when the binary
 //! is installed as `kubectl-governor`): every governed workload with its
 //! mode, the bounds in force now, the active window, current and
-//! recommended replicas, the recommendation's age, the source's state, the
-//! warm pool's counts and the last changes in its ledger.
+//! recommended replicas, the recommendation's age, the source's state, with
+//! `risk` the stated and achieved shares short and the headroom, the warm
+//! pool's counts and the last changes in its ledger.
 
 use std::{fmt::Write as _, process::ExitCode};
 
@@ -23,7 +24,10 @@ use crate::{
     engine::{Bounds, Ledger},
     ledgers::{LEDGER_LABEL, from_object},
     policy::{GOVERNED_LABEL, MAX_REPLICA_COUNT, POOL_LABEL, Recommendation, keys},
-    recommend::state::{LoopState, SourceState},
+    recommend::{
+        risk::RiskStatus,
+        state::{LoopState, SourceState},
+    },
     workload::{WorkloadKind, policy_of},
 };
 
@@ -70,6 +74,9 @@ pub(crate) struct Row {
     pub(crate) recommendation: Option<RecommendationStatus>,
     /// The source's state, from the loop's state annotation.
     pub(crate) source: Option<String>,
+    /// With `risk`: the stated risk, the share of the trailing window short
+    /// and the headroom, as of the loop's last write.
+    pub(crate) risk: Option<RiskStatus>,
     /// Warm pool: reserved, idle, warming.
     pub(crate) pool: Option<[u32; 3]>,
     /// The HPAs that target it.
@@ -125,6 +132,7 @@ pub(crate) fn row(seen: &Seen<'_>, pods: &PodIndex, hpas: &HpaIndex, now: DateTi
         windows: Vec::new(),
         recommendation: None,
         source: None,
+        risk: None,
         pool: None,
         hpas: hpas
             .targeting(seen.kind, &namespace, &name)
@@ -162,7 +170,10 @@ pub(crate) fn row(seen: &Seen<'_>, pods: &PodIndex, hpas: &HpaIndex, now: DateTi
         .map(|rec| recommendation_status(rec, now));
     if let Some(state) = annotations.and_then(|a| a.get(keys::STATE)) {
         match LoopState::parse(state) {
-            Ok(state) => row.source = state.source.map(source_health),
+            Ok(state) => {
+                row.source = state.source.map(source_health);
+                row.risk = state.risk;
+            }
             Err(e) => row.warnings.push(format!("state annotation ignored: {e}")),
         }
     }
@@ -242,7 +253,7 @@ pub(crate) fn render(rows: &[Row], output: Output) -> String {
         return serde_json::to_string_pretty(rows).unwrap_or_default() + "\n";
     }
     let mut out = String::new();
-    let table: Vec<[String; 9]> = rows
+    let table: Vec<[String; 10]> = rows
         .iter()
         .map(|r| {
             let rec = r.recommendation.as_ref().map_or("-".to_owned(), |rec| {
@@ -264,6 +275,7 @@ pub(crate) fn render(rows: &[Row], output: Output) -> String {
                 },
                 rec,
                 r.source.clone().unwrap_or_else(|| "-".into()),
+                r.risk.map_or("-".into(), |risk| risk.describe()),
                 r.pool.map_or("-".into(), |[a, b, c]| {
                     format!("{a} reserved, {b} idle, {c} warming")
                 }),
@@ -282,6 +294,7 @@ pub(crate) fn render(rows: &[Row], output: Output) -> String {
         "WINDOW",
         "RECOMMENDED",
         "SOURCE",
+        "RISK",
         "POOL",
         "LAST CHANGE",
     ];
@@ -481,68 +494,4 @@ async fn read(client: &Client, args: &Args) -> anyhow::Result<Vec<Row>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_row_shows_bounds_windows_recommendation_source_and_ledger() {
-        let meta: kube::core::ObjectMeta = serde_json::from_value(serde_json::json!({
-            "name": "web", "namespace": "shop",
-            "annotations": {
-                "scale-governor.io/min-replicas": "2",
-                "scale-governor.io/windows": "Mon-Fri 08:00-20:00 UTC min=4",
-                "scale-governor.io/recommendation": r#"{"v":1,"replicas":6,"reason":"velocity: ...","computedAt":"2026-11-23T09:59:00Z","expiresAt":"2026-11-23T10:29:00Z","strategy":"velocity"}"#,
-                "scale-governor.io/state": r#"{"v":1,"source":{"ok":false,"error":"no answer within 5s","since":"2026-11-23T09:58:00Z"}}"#
-            }
-        }))
-        .unwrap();
-        let now: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
-        let ledger = Ledger::from_compact(
-            r#"[[1795427950,2,4,4,"system:kube-controller-manager"],[1795427960,4,6,6,"scale-governor (scale)"]]"#,
-        )
-        .unwrap();
-        let seen = Seen {
-            kind: WorkloadKind::Deployment,
-            meta: &meta,
-            replicas: 6,
-            ledger: Some(&ledger),
-        };
-        let hpas = HpaIndex::new();
-        hpas.apply(&serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "keda-hpa-web", "namespace": "shop"},
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 10}
-        })).unwrap());
-        let r = row(&seen, &PodIndex::new(), &hpas, now);
-        assert_eq!(
-            (r.mode.as_str(), r.bounds.as_str()),
-            ("enforce", "6..unbounded")
-        );
-        assert_eq!(r.windows, ["Mon-Fri 08:00-20:00 UTC min=4"]);
-        let rec = r.recommendation.clone().unwrap();
-        assert_eq!(
-            (
-                rec.replicas,
-                rec.strategy.as_str(),
-                rec.age_seconds,
-                rec.fresh
-            ),
-            (6, "velocity", 60, true)
-        );
-        assert_eq!(
-            r.source.as_deref(),
-            Some("failing since 09:58:00: no answer within 5s")
-        );
-        assert_eq!(
-            r.last_changes,
-            [
-                "09:59:20 scale-governor (scale) 4->6",
-                "09:59:10 hpa/keda-hpa-web (system:kube-controller-manager) 2->4"
-            ]
-        );
-        let table = render(std::slice::from_ref(&r), Output::Text);
-        assert!(table.starts_with("WORKLOAD"), "{table}");
-        assert!(table.contains("6 floor by velocity (60s ago)"), "{table}");
-        let json: serde_json::Value = serde_json::from_str(&render(&[r], Output::Json)).unwrap();
-        assert_eq!(json[0]["recommendation"]["replicas"], 6);
-    }
-}
+mod tests;

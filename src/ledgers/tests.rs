@@ -31,7 +31,10 @@ fn a_ledger_object_reads_back_what_was_written() {
         Some("uid-1"),
         &ledger,
         Some("42".into()),
-        Some("{\"v\":1}"),
+        Summaries {
+            seasonal: Some("{\"v\":1}"),
+            risk: Some("{\"v\":1,\"fraction\":0.1}"),
+        },
     );
     let name = object.metadata.name.clone().unwrap();
     assert_eq!(name, object_name(WorkloadKind::StatefulSet, key));
@@ -43,6 +46,12 @@ fn a_ledger_object_reads_back_what_was_written() {
     assert_eq!(persisted.resource_version.as_deref(), Some("42"));
     // The seasonal history rides along, as text, for every writer to carry.
     assert_eq!(persisted.seasonal.as_deref(), Some("{\"v\":1}"));
+    // So does a stated risk's calibration.
+    assert_eq!(
+        persisted.risk.as_deref(),
+        Some("{\"v\":1,\"fraction\":0.1}")
+    );
+    assert_eq!(persisted.summaries().risk, persisted.risk.as_deref());
 }
 
 #[test]
@@ -64,7 +73,7 @@ fn empty_object() -> ConfigMap {
         None,
         &Ledger::new(),
         None,
-        None,
+        Summaries::default(),
     )
 }
 

@@ -12,7 +12,7 @@ use super::{
 use crate::{
     cache::Entry,
     leader::FIELD_MANAGER,
-    metrics::{SampleLabels, SourceLabels},
+    metrics::{SampleLabels, SourceLabels, WorkloadLabels},
     policy::RecommendConfig,
     recommend::{
         plan::{self, Sample},
@@ -87,6 +87,12 @@ async fn evaluate(
             .is_some_and(|w| w.starts_with(FIELD_MANAGER)),
         sample: Sample::NotRead,
         pool: None,
+        ready: observed.ready,
+        // The source's sample is read once a period, so the demand it shows
+        // arrived up to a period before: each sample is scored against the
+        // pods ready then, not against those started for it since.
+        metric_delay: chrono::Duration::from_std(state.deps.config.interval)
+            .unwrap_or_else(|_| chrono::Duration::zero()),
         deletion_costs_changed: false,
     };
     if let Some(config) = &policy.recommend {
@@ -110,6 +116,15 @@ async fn evaluate(
     let plan = plan::plan(&mut memory.plan, &inputs, now);
 
     let deps = &state.deps;
+    deps.metrics.recommender.show_risk(
+        &risk_labels(kind, namespace, name),
+        memory
+            .plan
+            .recommender
+            .as_ref()
+            .and_then(|r| r.calibration())
+            .map(|c| c.status()),
+    );
     for notice in plan.notices {
         let reason = NoticeKind::from(notice.kind);
         if reason == NoticeKind::RecommendationExpired {
@@ -151,6 +166,15 @@ async fn evaluate(
         memory.plan.persisted = Some(text);
     }
     Ok(())
+}
+
+/// The labels of one workload's `risk` series.
+pub(super) fn risk_labels(kind: WorkloadKind, namespace: &str, name: &str) -> WorkloadLabels {
+    WorkloadLabels {
+        kind: kind.resource(),
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    }
 }
 
 /// One sample, unless the source is backing off after failures.

@@ -1,21 +1,27 @@
-//! The seasonal strategy's history in the loop: brought back once per
-//! leadership (from the summary the last leader stored beside the ledger,
-//! then from the source's own history where it keeps one), and stored again
-//! every `serve --summary-interval`.
+//! The seasonal strategy's history, and a stated risk's calibration, in the
+//! loop: brought back once per leadership (from the summaries the last
+//! leader stored beside the ledger, then, for the history, from the
+//! source's own history where it keeps one), and stored again every
+//! `serve --summary-interval`.
 //!
 //! Stored: one key, `seasonal`, in the workload's ledger ConfigMap, about
 //! 32 KB (two weeks of 5-minute bins), once an interval (1 h by default),
 //! by the leader alone. A leader change loses at most that interval of
 //! history, which the backfill fills again when the source is Prometheus.
+//! With `risk`, the key `risk` beside it (a few KB, a day of 5-minute
+//! bins) is stored with it: a new leader carries on with the headroom and
+//! the day's shortfalls, losing at most the interval's.
 
 use chrono::{DateTime, Duration, Utc};
 
 use super::{Loop, Memory, write};
 use crate::{
+    cache::Persisted,
     ledgers,
     policy::{RecommendConfig, Trend},
     recommend::{
         Recommender,
+        risk::RiskSummary,
         seasonal::{
             BIN_SECONDS, DAY_BINS, KEEP_BINS, Seasonal, WEEK_BINS, summary::SeasonalSummary,
         },
@@ -43,7 +49,8 @@ pub(super) async fn prepare(
     memory: &mut Memory,
     now: DateTime<Utc>,
 ) {
-    if config.trend != Trend::Seasonal || !state.deps.cache.is_synced() {
+    let seasonal = config.trend == Trend::Seasonal;
+    if !(seasonal || config.risk().is_some()) || !state.deps.cache.is_synced() {
         return;
     }
     if !memory.seasonal_ready {
@@ -57,11 +64,9 @@ pub(super) async fn prepare(
             .plan
             .recommender
             .get_or_insert_with(|| Recommender::new(config.clone()));
-        let stored = state
-            .deps
-            .cache
-            .persisted(kind, key)
-            .and_then(|p| p.seasonal.clone());
+        let stored = state.deps.cache.persisted(kind, key);
+        restore_risk(recommender, key, config, stored.as_deref(), now);
+        let stored = stored.and_then(|p| p.seasonal.clone()).filter(|_| seasonal);
         if let Some(text) = stored {
             match SeasonalSummary::parse(&text).and_then(|s| s.restore(now, config.lead_seconds)) {
                 Ok(history) => {
@@ -77,8 +82,32 @@ pub(super) async fn prepare(
     // A retry waits for the source's live samples to answer: while it is
     // down they already pay its timeouts, and a range query would add four.
     let answering = memory.plan.source.as_ref().is_none_or(|s| s.ok);
-    if answering && memory.backfill_due.is_some_and(|due| now >= due) {
+    if seasonal && answering && memory.backfill_due.is_some_and(|due| now >= due) {
         backfill(state, key, config, memory, now).await;
+    }
+}
+
+/// With `risk`, brings back the calibration the last leader stored, so the
+/// headroom and the day's shortfalls carry on; one that does not read is
+/// dropped with a warning, and the calibration starts afresh.
+fn restore_risk(
+    recommender: &mut Recommender,
+    key: &str,
+    config: &RecommendConfig,
+    stored: Option<&Persisted>,
+    now: DateTime<Utc>,
+) {
+    let (Some(stated), Some(text)) = (config.risk(), stored.and_then(|p| p.risk.as_deref())) else {
+        return;
+    };
+    match RiskSummary::parse(text).and_then(|s| s.restore(now, stated)) {
+        Ok(calibration) => {
+            tracing::info!(workload = %key, fraction = calibration.fraction(), "risk calibration restored");
+            recommender.restore_calibration(calibration);
+        }
+        Err(err) => {
+            tracing::warn!(workload = %key, error = %err, "dropping the stored risk calibration")
+        }
     }
 }
 
@@ -140,8 +169,8 @@ async fn backfill(
     }
 }
 
-/// Stores the history beside the ledger once an interval has passed since
-/// the last store.
+/// Stores the history and the calibration beside the ledger once an
+/// interval has passed since the last store.
 pub(super) async fn persist(
     state: &Loop,
     kind: WorkloadKind,
@@ -158,22 +187,28 @@ pub(super) async fn persist(
     if memory.seasonal_saved.is_some_and(|t| now - t < interval) {
         return;
     }
-    let Some(summary) = memory
-        .plan
-        .recommender
-        .as_ref()
-        .and_then(Recommender::seasonal)
-        .and_then(Seasonal::summary)
-    else {
+    let Some(recommender) = memory.plan.recommender.as_ref() else {
         return;
     };
-    let outcome = ledgers::write_seasonal(
+    let seasonal = recommender
+        .seasonal()
+        .and_then(Seasonal::summary)
+        .map(|s| s.to_text());
+    let risk = recommender.calibration().map(|c| c.summary().to_text());
+    if seasonal.is_none() && risk.is_none() {
+        return;
+    }
+    let summaries = ledgers::Summaries {
+        seasonal: seasonal.as_deref(),
+        risk: risk.as_deref(),
+    };
+    let outcome = ledgers::write_summaries(
         &state.deps.ledger_api,
         &state.deps.cache,
         kind,
         key,
         uid,
-        &summary.to_text(),
+        summaries,
         now,
     )
     .await;
@@ -181,5 +216,76 @@ pub(super) async fn persist(
     write::count(&state.deps.metrics, "seasonal", ok);
     if ok {
         memory.seasonal_saved = Some(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Ledger;
+
+    fn persisted(risk: Option<&str>) -> Persisted {
+        Persisted {
+            name: "ledger".into(),
+            resource_version: None,
+            uid: None,
+            ledger: Ledger::new(),
+            seasonal: None,
+            risk: risk.map(std::sync::Arc::from),
+        }
+    }
+
+    #[test]
+    fn a_stored_calibration_carries_on_under_the_risk_stated_now() {
+        let now: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        let at = |risk: &str| {
+            RecommendConfig::parse(&format!(r#"{{"targetPerPod":10,"risk":"{risk}"}}"#)).unwrap()
+        };
+        // The last leader's calibration, after a run of shortfalls.
+        let mut old = Recommender::new(at("1%"));
+        for i in 0..40 {
+            old.score(
+                now - Duration::seconds(600 - 15 * i),
+                1,
+                100.0,
+                Duration::zero(),
+            );
+        }
+        let fraction = old.calibration().unwrap().fraction();
+        assert!(fraction > crate::recommend::risk::START, "{fraction}");
+        let text = old.calibration().unwrap().summary().to_text();
+        // A new leader, the annotation now stating 2 %.
+        let mut new = Recommender::new(at("2%"));
+        restore_risk(
+            &mut new,
+            "shop/web",
+            &at("2%"),
+            Some(&persisted(Some(&text))),
+            now,
+        );
+        let c = new.calibration().unwrap();
+        assert_eq!((c.fraction(), c.stated()), (fraction, 0.02));
+        assert!(c.achieved().is_some_and(|(share, _)| share == 1.0));
+        // A summary that does not read is dropped: the calibration starts
+        // afresh, as it does with none stored.
+        let mut fresh = Recommender::new(at("1%"));
+        let garbled = persisted(Some("{\"v\":99}"));
+        restore_risk(&mut fresh, "shop/web", &at("1%"), Some(&garbled), now);
+        let c = fresh.calibration().unwrap();
+        assert_eq!(
+            (c.fraction(), c.achieved()),
+            (crate::recommend::risk::START, None)
+        );
+        // Without risk nothing is restored.
+        let plain = RecommendConfig::parse(r#"{"targetPerPod":10}"#).unwrap();
+        let mut none = Recommender::new(plain.clone());
+        restore_risk(
+            &mut none,
+            "shop/web",
+            &plain,
+            Some(&persisted(Some(&text))),
+            now,
+        );
+        assert!(none.calibration().is_none());
     }
 }

@@ -328,7 +328,9 @@ async fn a_source_that_is_not_allowed_or_a_url_is_refused_at_admission() {
 /// A real Prometheus scraping a test exporter: a demand ramp makes the
 /// velocity strategy recommend ahead of the proportional one (both series
 /// are printed), a flat high demand does not take the velocity path, and the
-/// recommendation reaches the Deployment through the webhook. Then
+/// recommendation reaches the Deployment through the webhook. A stated
+/// `risk` is scored against the pods kwok makes ready, and `status -o json`
+/// shows it with the share short and the headroom. Then
 /// Prometheus is killed: until the last recommendation expires nothing
 /// drops below it, after that only the static policy holds (an Event says
 /// so), and the loop never lowers replicas for want of data.
@@ -377,6 +379,14 @@ async fn prometheus_a_ramp_is_met_ahead_and_a_missing_metric_never_scales_down()
     create(
         &s,
         &workload("Deployment", "flat", 1, &[("recommend", &ahead)]),
+    )
+    .await;
+    // With a stated risk, each period is scored against the pods ready.
+    let stated = format!(r#"{{{base},"trend":"none","risk":"1%"}}"#);
+    g.set("test_demand{workload=\"stated\"}", 50.0);
+    create(
+        &s,
+        &workload("Deployment", "stated", 1, &[("recommend", &stated)]),
     )
     .await;
     let rec = |name: &'static str| {
@@ -429,6 +439,32 @@ async fn prometheus_a_ramp_is_met_ahead_and_a_missing_metric_never_scales_down()
         (u64::from(replicas(s.cluster, &s.ns, "deploy/ahead").await) >= ahead_now).then_some(())
     })
     .await;
+
+    // `status -o json` shows the stated risk and, once ready pods were
+    // scored, the share short and the headroom; the reason says the same.
+    let risk = eventually("status to show the achieved risk", LOOP_WAIT, || async {
+        let row = status_row(&s, "stated");
+        row["risk"]["achieved"]
+            .as_f64()
+            .map(|_| row["risk"].clone())
+    })
+    .await;
+    let achieved = risk["achieved"].as_f64().unwrap();
+    assert_eq!(risk["stated"].as_f64(), Some(0.01), "{risk}");
+    assert!((0.0..=1.0).contains(&achieved), "{risk}");
+    assert!(
+        risk["windowSeconds"].as_i64().is_some_and(|w| w > 0),
+        "{risk}"
+    );
+    // It starts at a tenth of demand on top and moves by at most a
+    // hundredth of it per 15 s: after half a minute it is still well above 0.
+    assert!(risk["headroom"].as_f64().is_some_and(|h| h > 2.0), "{risk}");
+    let reason = annotation(&s, "deploy/stated", "scale-governor.io/recommendation")
+        .await
+        .map(|r| r["reason"].as_str().unwrap_or("").to_owned())
+        .unwrap_or_default();
+    assert!(reason.contains("(risk 1 %, achieved "), "{reason}");
+    println!("risk in status: {risk}\nreason: {reason}");
 
     // The source goes away.
     prom.kill().await;

@@ -13,7 +13,10 @@ use crate::{quoting::quote, units};
 
 pub use behavior::{Direction, PolicyKind, RatePolicy, ScalingRules, SelectPolicy};
 pub use error::{MAX_REPORTED_ERRORS, PolicyError, PolicyErrors};
-pub use recommend::{DEFAULT_TTL_SECONDS, POD_SOURCE, RecommendConfig, Trend, WarmPool};
+pub use recommend::{
+    DEFAULT_ERROR_QUANTILE, DEFAULT_TTL_SECONDS, MAX_RISK, MIN_RISK, POD_SOURCE, RecommendConfig,
+    RiskText, Trend, WarmPool,
+};
 pub use recommendation::{RECOMMENDATION_VERSION, Recommendation, RecommendationKind};
 pub use windows::{DaySet, Span, TimeOfDay, Window, WindowBounds, Windows};
 

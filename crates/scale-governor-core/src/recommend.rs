@@ -27,6 +27,7 @@
 
 pub mod plan;
 pub mod pool;
+pub mod risk;
 pub mod schedule;
 pub mod seasonal;
 pub mod state;
@@ -38,7 +39,7 @@ use std::collections::{BTreeMap, VecDeque};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use self::seasonal::Seasonal;
+use self::{risk::Calibration, seasonal::Seasonal};
 use crate::{
     engine::Bounds,
     policy::{
@@ -188,6 +189,8 @@ pub struct Recommender {
     hold: Hold,
     /// With `trend: seasonal`: the history the forecast comes from.
     seasonal: Option<Seasonal>,
+    /// With `risk`: the headroom calibrated to it.
+    calibration: Option<Calibration>,
 }
 
 impl Recommender {
@@ -198,6 +201,7 @@ impl Recommender {
             seasonal.set_zone(config.zone());
             seasonal
         });
+        let calibration = config.risk().map(Calibration::new);
         Recommender {
             config,
             last: None,
@@ -205,6 +209,7 @@ impl Recommender {
             acceleration: 0.0,
             hold: Hold::default(),
             seasonal,
+            calibration,
         }
     }
 
@@ -269,6 +274,14 @@ impl Recommender {
             (false, Some(_)) => self.seasonal = None,
             (false, None) => {}
         }
+        self.calibration = match (config.risk(), self.calibration.take()) {
+            (Some(stated), Some(mut calibration)) => {
+                calibration.restate(stated);
+                Some(calibration)
+            }
+            (Some(stated), None) => Some(Calibration::new(stated)),
+            (None, _) => None,
+        };
         self.config = config;
     }
 
@@ -329,7 +342,9 @@ impl Recommender {
         if let Some(candidate) = self.seasonal_candidate(demand, current, now) {
             return Some(candidate);
         }
-        let (predicted, strategy) = self.predicted();
+        let (forecast, strategy) = self.predicted();
+        let headroom = self.calibrated(forecast);
+        let predicted = forecast + headroom.unwrap_or(0.0);
         let c = &self.config;
         let per_pod = c.target_per_pod();
         let ratio = if current == 0 {
@@ -343,26 +358,30 @@ impl Recommender {
         let within = current > 0 && (ratio - 1.0).abs() <= c.tolerance;
         let wanted = if within { current } else { raw };
         let replicas = self.hold.apply(wanted, c.hold_seconds, now);
+        let plus = match (&self.calibration, headroom) {
+            (Some(calibration), Some(h)) => format!(" + {}", calibration.describe(h)),
+            _ => String::new(),
+        };
         let mut reason = match strategy {
             "proportional" => format!(
-                "proportional: demand {}, {} per pod -> {wanted}",
+                "proportional: demand {}{plus}, {} per pod -> {wanted}",
                 num(demand),
                 num(per_pod)
             ),
             "acceleration" => format!(
-                "acceleration: demand {} rising {}/s (+{}/s²), projected {} in {}s, {} per pod -> {wanted}",
+                "acceleration: demand {} rising {}/s (+{}/s²), projected {} in {}s{plus}, {} per pod -> {wanted}",
                 num(demand),
                 num(self.velocity),
                 num(self.acceleration),
-                num(predicted),
+                num(forecast),
                 c.lead_seconds,
                 num(per_pod)
             ),
             _ => format!(
-                "velocity: demand {} rising {}/s, projected {} in {}s, {} per pod -> {wanted}",
+                "velocity: demand {} rising {}/s, projected {} in {}s{plus}, {} per pod -> {wanted}",
                 num(demand),
                 num(self.velocity),
-                num(predicted),
+                num(forecast),
                 c.lead_seconds,
                 num(per_pod)
             ),
@@ -376,11 +395,14 @@ impl Recommender {
         if replicas > wanted {
             reason.push_str(&format!(", held at {replicas} for {}s", c.hold_seconds));
         }
-        let inputs = BTreeMap::from([
+        let mut inputs = BTreeMap::from([
             ("demand".to_owned(), num(demand)),
             ("velocity".to_owned(), format!("{:.3}", self.velocity)),
-            ("predicted".to_owned(), num(predicted)),
+            ("predicted".to_owned(), num(forecast)),
         ]);
+        if let Some(h) = headroom {
+            inputs.insert("headroom".to_owned(), num(h));
+        }
         Some(Candidate {
             strategy,
             replicas,

@@ -212,6 +212,10 @@ impl Simulation {
                     actor: r.actor.clone(),
                     replicas: r.replicas[a..b].to_vec(),
                     ready: r.ready[a..b].to_vec(),
+                    recommended: r
+                        .recommended
+                        .get(a..b)
+                        .map_or_else(Vec::new, <[u32]>::to_vec),
                 };
                 summarize(&run, &self.demand[a..b], self.capacity, self.tick_seconds)
             })
@@ -283,7 +287,8 @@ impl Ctx<'_> {
             acceleration_threshold: 0.0,
             smoothing_seconds: 120,
             hold_seconds: 300,
-            error_quantile: 0.95,
+            error_quantile: None,
+            risk: None,
             time_zone: None,
             warm_pool: None,
             kind,
@@ -325,8 +330,12 @@ impl Ctx<'_> {
         let mut run = Run::default();
         for (t, seen) in self.times.iter().zip(self.seen) {
             recommender.observe(*t, *seen);
+            // With `risk`, the period is scored as the loop scores it: the
+            // demand the metric shows against the pods ready when it came.
+            recommender.score(*t, fleet.ready(*t), *seen, self.config.metric_delay);
             let rec = bounded(recommender.recommend(fleet.replicas(), *t), &policy, *t);
             let requested = rec.replicas;
+            run.recommended.push(requested);
             policy.recommendation = Some(rec);
             guard.scale(&policy, &mut fleet, requested, "governor", *t);
             Self::record(&mut run, &fleet, *t);
@@ -349,8 +358,10 @@ impl Ctx<'_> {
         for (t, seen) in self.times.iter().zip(self.seen) {
             if let Some(recommender) = recommender.as_mut() {
                 recommender.observe(*t, *seen);
-                let rec = recommender.recommend(fleet.replicas(), *t);
-                policy.recommendation = Some(bounded(rec, &policy, *t));
+                recommender.score(*t, fleet.ready(*t), *seen, self.config.metric_delay);
+                let rec = bounded(recommender.recommend(fleet.replicas(), *t), &policy, *t);
+                run.recommended.push(rec.replicas);
+                policy.recommendation = Some(rec);
             }
             // Writing the recommendation is an update the webhook governs:
             // a floor above the current count raises it at once.
@@ -390,6 +401,7 @@ impl Ctx<'_> {
             actor: Actor::Oracle.as_str().to_owned(),
             replicas,
             ready: need,
+            recommended: Vec::new(),
         }
     }
 }

@@ -34,6 +34,7 @@ fn listed(replicas: u32, generation: i64, written: Option<DateTime<Utc>>) -> Upd
         uid: Some("uid-1".into()),
         policy: Ok(policy()),
         replicas,
+        ready: None,
         history: None,
         written_at: written,
         generation: Some(generation),

@@ -28,6 +28,7 @@ fn observed(pairs: &[(&str, &str)], replicas: u32, state: Option<&str>) -> Obser
         policy: Policy::from_annotations(pairs.iter().copied()).map(Arc::new),
         replicas,
         generation: None,
+        ready: None,
         replicas_writer: None,
         state: state.map(str::to_owned),
     }

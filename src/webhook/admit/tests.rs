@@ -74,6 +74,7 @@ fn cache_with(annotations: &[(&str, &str)], replicas: u32) -> Cache {
             uid: Some("d-1".into()),
             policy: Policy::from_annotations(annotations.iter().copied()),
             replicas,
+            ready: None,
             history: None,
             written_at: None,
             generation: None,

@@ -99,9 +99,16 @@ pub struct RecommendConfig {
     #[serde(default = "default_hold")]
     pub hold_seconds: u32,
     /// With `trend: seasonal`: the quantile of past forecast errors added to
-    /// the forecast as headroom.
-    #[serde(default = "default_error_quantile")]
-    pub error_quantile: f64,
+    /// the forecast as headroom; absent, 0.95 ([`RecommendConfig::error_quantile`]).
+    /// Refused together with `risk`, which calibrates the headroom instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_quantile: Option<f64>,
+    /// The share of time the workload may be short of capacity, e.g.
+    /// `"1%"`: the headroom is then calibrated online to it
+    /// ([`crate::recommend::risk`]) for every trend. Read with
+    /// [`RecommendConfig::risk`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<RiskText>,
     /// With `trend: seasonal`: the IANA zone whose wall clock the daily and
     /// weekly seasons follow (UTC when absent), so a pattern set by local
     /// time is met on the day the clock changes too.
@@ -127,8 +134,46 @@ fn default_smoothing() -> u32 {
 fn default_hold() -> u32 {
     300
 }
-fn default_error_quantile() -> f64 {
-    0.95
+/// The seasonal strategy's error quantile when `errorQuantile` is absent.
+pub const DEFAULT_ERROR_QUANTILE: f64 = 0.95;
+
+/// The least `risk` accepted: below it, a day holds under a minute and a
+/// half of shortfall, too little to calibrate against.
+pub const MIN_RISK: f64 = 0.001;
+/// The most `risk` accepted: beyond it, the recommendation would be short
+/// more than one period in five, not a service level.
+pub const MAX_RISK: f64 = 0.20;
+
+/// `risk` as written: a percentage like `"1%"`. Kept as text so an error
+/// can quote it; a JSON number is read as its text (and refused, since it
+/// has no `%`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct RiskText(pub String);
+
+impl<'de> Deserialize<'de> for RiskText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RiskText, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(serde_json::Number),
+        }
+        Ok(RiskText(match Raw::deserialize(d)? {
+            Raw::Text(t) => t,
+            Raw::Number(n) => n.to_string(),
+        }))
+    }
+}
+
+impl RiskText {
+    /// The share it states, from 0 to 1: `"1%"` is 0.01. `None` unless it
+    /// is a number followed by `%` (spaces allowed around it).
+    pub fn share(&self) -> Option<f64> {
+        let number = self.0.trim().strip_suffix('%')?.trim_end();
+        let value: f64 = number.parse().ok()?;
+        value.is_finite().then_some(value / 100.0)
+    }
 }
 
 /// A recommendation's lifetime when the `recommend` annotation sets none:
@@ -301,12 +346,15 @@ impl RecommendConfig {
                 "tolerance must be at least 0 and below 1".to_owned(),
             );
         }
-        if !(self.error_quantile > 0.0 && self.error_quantile < 1.0) {
+        if let Some(q) = self.error_quantile
+            && !(q > 0.0 && q < 1.0)
+        {
             return bad(
                 "errorQuantile",
                 "errorQuantile must be above 0 and below 1, like 0.95".to_owned(),
             );
         }
+        self.check_risk()?;
         if let Some(zone) = &self.time_zone
             && zone.parse::<chrono_tz::Tz>().is_err()
         {
@@ -322,6 +370,63 @@ impl RecommendConfig {
             return bad("ttlSeconds", "ttlSeconds must be positive".to_owned());
         }
         Ok(())
+    }
+
+    /// `risk`: a percentage from 0.1 % to 20 %, of demand met by ready
+    /// pods (so not with a warm pool, whose demand is reservations), and
+    /// the one setting of the headroom (so not with `errorQuantile`).
+    fn check_risk(&self) -> Result<(), PolicyError> {
+        let Some(text) = &self.risk else {
+            return Ok(());
+        };
+        let Some(share) = text.share() else {
+            return bad(
+                "risk",
+                format!(
+                    "risk {} is not a percentage, expected one from 0.1% to 20% like \"1%\"",
+                    quote(&text.0)
+                ),
+            );
+        };
+        if !(MIN_RISK - 1e-12..=MAX_RISK + 1e-12).contains(&share) {
+            return bad(
+                "risk",
+                format!(
+                    "risk {} is out of range, expected a percentage from 0.1% to 20% like \"1%\"",
+                    quote(&text.0)
+                ),
+            );
+        }
+        if self.source.as_deref() == Some(POD_SOURCE) {
+            return bad(
+                "risk",
+                format!(
+                    "risk {} needs demand served by ready pods; with source pods, demand is reservations: keep targetReady idle pods instead",
+                    quote(&text.0)
+                ),
+            );
+        }
+        if self.error_quantile.is_some() {
+            return bad(
+                "risk",
+                format!(
+                    "risk {} and errorQuantile both set the headroom; give one: risk calibrates it to the share of time short, errorQuantile fixes a quantile of past errors",
+                    quote(&text.0)
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// The seasonal strategy's error quantile: `errorQuantile`, or 0.95.
+    pub fn error_quantile(&self) -> f64 {
+        self.error_quantile.unwrap_or(DEFAULT_ERROR_QUANTILE)
+    }
+
+    /// The stated `risk` as a share from 0.001 to 0.2, when set (parsing
+    /// refused any other).
+    pub fn risk(&self) -> Option<f64> {
+        self.risk.as_ref().and_then(RiskText::share)
     }
 
     /// `targetPerPod`, or 1 for a warm pool (where it is unused).
@@ -408,5 +513,74 @@ mod tests {
         )
         .unwrap();
         assert_eq!(pool.warm_pool.unwrap().target_ready, 3);
+    }
+
+    #[test]
+    fn risk_is_a_percentage_in_range_of_demand_on_ready_pods_and_the_only_headroom() {
+        let ok =
+            RecommendConfig::parse(r#"{"targetPerPod":5,"trend":"seasonal","risk":"1%"}"#).unwrap();
+        assert_eq!(ok.risk(), Some(0.01));
+        assert_eq!(ok.error_quantile(), DEFAULT_ERROR_QUANTILE);
+        for (text, share) in [("0.1%", 0.001), (" 20 %", 0.2), ("0.5 %", 0.005)] {
+            let value = format!(r#"{{"targetPerPod":5,"risk":"{text}"}}"#);
+            let got = RecommendConfig::parse(&value).unwrap().risk().unwrap();
+            assert!((got - share).abs() < 1e-12, "{text}: {got}");
+        }
+        assert_eq!(
+            RecommendConfig::parse(r#"{"targetPerPod":5}"#)
+                .unwrap()
+                .risk(),
+            None
+        );
+        for (value, column, expected) in [
+            (
+                r#"{"targetPerPod":5,"risk":"25%"}"#,
+                20,
+                r#"scale-governor.io/recommend: at "risk" (column 20): risk "25%" is out of range, expected a percentage from 0.1% to 20% like "1%""#,
+            ),
+            (
+                r#"{"targetPerPod":5,"risk":"0.05%"}"#,
+                20,
+                r#"risk "0.05%" is out of range"#,
+            ),
+            (
+                r#"{"targetPerPod":5,"risk":0.01}"#,
+                20,
+                r#"risk "0.01" is not a percentage, expected one from 0.1% to 20% like "1%""#,
+            ),
+            (
+                r#"{"targetPerPod":5,"risk":"1 percent"}"#,
+                20,
+                r#"risk "1 percent" is not a percentage"#,
+            ),
+            (
+                r#"{"targetPerPod":5,"risk":"nan%"}"#,
+                20,
+                r#"risk "nan%" is not a percentage"#,
+            ),
+            (
+                r#"{"targetPerPod":5,"trend":"seasonal","errorQuantile":0.9,"risk":"1%"}"#,
+                59,
+                r#"risk "1%" and errorQuantile both set the headroom; give one"#,
+            ),
+            (
+                r#"{"source":"pods","warmPool":{"reserved":"r","targetReady":2},"risk":"1%"}"#,
+                63,
+                r#"risk "1%" needs demand served by ready pods; with source pods, demand is reservations"#,
+            ),
+        ] {
+            let err = RecommendConfig::parse(value).unwrap_err();
+            assert_eq!(
+                (err.annotation.as_str(), err.token.as_str(), err.column),
+                (keys::RECOMMEND, "risk", column),
+                "{value}: {err}"
+            );
+            assert!(err.to_string().contains(expected), "{value}: {err}");
+        }
+        // A fixed quantile alone is still taken.
+        let fixed =
+            RecommendConfig::parse(r#"{"targetPerPod":5,"trend":"seasonal","errorQuantile":0.9}"#)
+                .unwrap();
+        assert_eq!((fixed.error_quantile(), fixed.risk()), (0.9, None));
     }
 }

@@ -7,7 +7,7 @@
 //! decides, so every rule of the loop is unit-tested here without a
 //! cluster.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use super::{
     Hold, Recommender, bounded, combine, pool,
@@ -69,6 +69,12 @@ pub struct Inputs<'a> {
     pub sample: Sample,
     /// The warm pool's pods, when the policy has a pool the loop can count.
     pub pool: Option<PoolCounts>,
+    /// Pods ready now (`status.readyReplicas`), when known: with `risk`,
+    /// each sample is scored against them.
+    pub ready: Option<u32>,
+    /// How late the source shows demand: a sample is scored against the
+    /// pods ready that long before.
+    pub metric_delay: Duration,
     /// Whether pods' deletion costs changed this cycle (a scale-down then
     /// waits a cycle, so the ReplicaSet controller sees them first).
     pub deletion_costs_changed: bool,
@@ -85,6 +91,9 @@ pub enum NoticeKind {
     SourceFailed,
     /// A failing source answers again.
     SourceRecovered,
+    /// The share of time short has stayed above twice the stated risk for
+    /// a day.
+    RiskMissed,
 }
 
 /// One notice, with its message.
@@ -241,8 +250,17 @@ fn recommend(
             }
             if let Some(demand) = demand {
                 recommender.observe(now, demand);
+                if let Some(ready) = inputs.ready {
+                    recommender.score(now, ready, demand, inputs.metric_delay);
+                }
             }
             candidates.extend(recommender.candidate(inputs.current, now));
+            if let Some(message) = recommender.calibration_mut().and_then(|c| c.missed(now)) {
+                notices.push(Notice {
+                    kind: NoticeKind::RiskMissed,
+                    message,
+                });
+            }
         }
         Sample::Failed(message) => {
             let changed = memory
@@ -369,6 +387,11 @@ fn state(memory: &Memory) -> LoopState {
         raise: memory.raise.clone(),
         counter: memory.counter,
         source: memory.source.clone(),
+        risk: memory
+            .recommender
+            .as_ref()
+            .and_then(Recommender::calibration)
+            .map(|c| c.status()),
     }
 }
 

@@ -2,12 +2,14 @@
 //! governor's own `scale-governor.io/state` annotation (versioned JSON,
 //! about 300 bytes, written with the recommendation or when a window's
 //! raise begins or ends): the demand trend, the raise a window made, the
-//! last counter sample, and the source's health.
+//! last counter sample, the source's health, and with `risk` what the
+//! calibration achieved (for `status`; the calibration itself is stored
+//! beside the seasonal history).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{TrendSummary, schedule::WindowRaise};
+use super::{TrendSummary, risk::RiskStatus, schedule::WindowRaise};
 
 /// Why a `state` annotation was not read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +51,10 @@ pub struct LoopState {
     /// How the source fared last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceState>,
+    /// With `risk`: the stated risk, the share short over the trailing
+    /// window and the headroom, as of the write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<RiskStatus>,
 }
 
 /// A counter's raw value and when it was read.
@@ -120,9 +126,15 @@ mod tests {
                 error: Some("no answer within 5s".into()),
                 since: "2026-11-23T10:00:00Z".parse().unwrap(),
             }),
+            risk: Some(RiskStatus {
+                stated: 0.01,
+                achieved: Some(0.008),
+                window_seconds: 86_400,
+                headroom: Some(38.0),
+            }),
         };
         let text = state.to_annotation();
-        assert!(text.len() < 400, "{} bytes: {text}", text.len());
+        assert!(text.len() < 500, "{} bytes: {text}", text.len());
         assert_eq!(LoopState::parse(&text).unwrap(), state);
         assert_eq!(
             LoopState::parse(r#"{"v":2}"#).unwrap_err().to_string(),

@@ -12,6 +12,9 @@ pub struct Run {
     pub replicas: Vec<u32>,
     /// Pods ready to serve on each tick.
     pub ready: Vec<u32>,
+    /// The governor's recommendation on each tick, when the run has one
+    /// (empty otherwise).
+    pub recommended: Vec<u32>,
 }
 
 /// The decision-quality figures of one run.
@@ -22,6 +25,13 @@ pub struct Summary {
     pub actor: String,
     /// Share of time with ready capacity below demand, in percent.
     pub under_provisioned_time_pct: f64,
+    /// Share of time the recommendation alone was short, in percent: the
+    /// ready pods it accounts for (no more than it asked for) below demand.
+    /// Beside the scored share it tells, under the HPA, the risk the floor
+    /// itself took from the one the HPA's extra pods covered. `None` for a
+    /// run with no recommendation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recommendation_under_time_pct: Option<f64>,
     /// Demand not served by ready capacity, as a percentage of all demand.
     pub under_provisioned_demand_pct: f64,
     /// Largest gap between demand and ready capacity, in demand units.
@@ -60,6 +70,19 @@ pub fn summarize(run: &Run, demand: &[f64], capacity: f64, tick_seconds: i64) ->
         }
     }
     let ticks = run.ready.len().max(1) as f64;
+    let recommendation_under_time_pct = (!run.recommended.is_empty()).then(|| {
+        let short = run
+            .ready
+            .iter()
+            .zip(&run.recommended)
+            .zip(demand)
+            .filter(|((ready, rec), demand)| {
+                let served = f64::from(**ready.min(rec)) * capacity;
+                **demand - served > 1e-9 * demand.max(1.0)
+            })
+            .count();
+        100.0 * short as f64 / ticks
+    });
     let steps = run.replicas.windows(2).map(|w| w[0].abs_diff(w[1]));
     let (changes, largest_step) = steps.fold((0, 0), |(n, big), step| {
         (n + u32::from(step > 0), big.max(step))
@@ -69,6 +92,7 @@ pub fn summarize(run: &Run, demand: &[f64], capacity: f64, tick_seconds: i64) ->
     Summary {
         actor: run.actor.clone(),
         under_provisioned_time_pct: 100.0 * under_ticks as f64 / ticks,
+        recommendation_under_time_pct,
         under_provisioned_demand_pct: if demand_sum > 0.0 {
             100.0 * shortfall_sum / demand_sum
         } else {
@@ -109,8 +133,20 @@ mod tests {
             actor: "hpa".into(),
             replicas: vec![1, 3, 3, 3, 1, 1],
             ready: vec![1, 1, 2, 3, 1, 1],
+            recommended: Vec::new(),
         };
         let s = summarize(&run, &demand, 10.0, 60);
+        assert_eq!(s.recommendation_under_time_pct, None);
+        // Under a floor of 2 the floor alone is short on ticks 1 to 3: on
+        // tick 3 only the third pod, which the floor did not ask for, served.
+        let floored = Run {
+            recommended: vec![1, 2, 2, 2, 1, 1],
+            ..run.clone()
+        };
+        let f = summarize(&floored, &demand, 10.0, 60);
+        assert_eq!(f.under_provisioned_time_pct, s.under_provisioned_time_pct);
+        let alone = f.recommendation_under_time_pct.unwrap();
+        assert!((alone - 100.0 * 3.0 / 6.0).abs() < 1e-9, "{alone}");
         // Short on ticks 1 (20) and 2 (10): 2 of 6 ticks, 30 of 110 demand.
         assert!((s.under_provisioned_time_pct - 100.0 * 2.0 / 6.0).abs() < 1e-9);
         assert!((s.under_provisioned_demand_pct - 100.0 * 30.0 / 110.0).abs() < 1e-9);

@@ -21,6 +21,8 @@ fn inputs(policy: &Policy, current: u32, sample: Sample) -> Inputs<'_> {
         replicas_by_governor: false,
         sample,
         pool: None,
+        ready: None,
+        metric_delay: Duration::zero(),
         deletion_costs_changed: false,
     }
 }
@@ -306,4 +308,62 @@ fn restore_brings_back_the_last_leaders_state_once() {
     let err = restore(&mut memory, Some("{not json"), &p).unwrap_err();
     assert!(matches!(err, StateError::Json(_)));
     assert!(memory.restored && memory.persisted.is_none());
+}
+
+#[test]
+fn with_risk_each_sample_is_scored_against_the_ready_pods_and_shown() {
+    let config = r#"{"source":"orders","pointer":"/n","targetPerPod":10,"tolerance":0,"trend":"none","holdSeconds":0,"risk":"1%"}"#;
+    let p = policy(&[(keys::RECOMMEND, config)]);
+    // Nothing ready is known: nothing is scored, the reason says so.
+    let mut memory = Memory::default();
+    let first = plan(&mut memory, &inputs(&p, 2, Sample::Value(100.0)), t0());
+    assert_eq!(
+        memory.written.as_ref().map(|r| r.reason.as_str()),
+        Some(
+            "proportional: demand 100 + headroom 10 (risk 1 %, nothing scored yet), 10 per pod -> 11"
+        )
+    );
+    let state = LoopState::parse(&first.annotations.unwrap()).unwrap();
+    assert_eq!(
+        state.risk.map(|r| (r.stated, r.achieved, r.headroom)),
+        Some((0.01, None, Some(10.0)))
+    );
+    // Two pods ready (20) against 100, every period for a day and more:
+    // the headroom rises in bounded steps, the share short is shown, and
+    // once it has stayed above twice the risk for a day, one notice says so.
+    let mut memory = Memory::default();
+    let (mut missed, mut last) = (Vec::new(), None);
+    for i in 0..6200 {
+        let mut short = inputs(&p, 2, Sample::Value(100.0));
+        short.ready = Some(2);
+        let plan = plan(&mut memory, &short, t0() + Duration::seconds(15 * i));
+        missed.extend(
+            plan.notices
+                .iter()
+                .filter(|n| n.kind == NoticeKind::RiskMissed)
+                .map(|n| (i, n.message.clone())),
+        );
+        last = plan.annotations.or(last);
+    }
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    assert_eq!(missed[0].0, 239 + 5760);
+    assert!(
+        missed[0]
+            .1
+            .starts_with("short of capacity 100 % of the last 24 h against a stated risk of 1 %"),
+        "{}",
+        missed[0].1
+    );
+    let state = LoopState::parse(&last.unwrap()).unwrap();
+    let risk = state.risk.unwrap();
+    assert_eq!((risk.stated, risk.achieved), (0.01, Some(1.0)));
+    // At its ceiling: three forecasts' worth on top.
+    assert_eq!(risk.headroom, Some(300.0));
+    assert!(
+        memory.written.as_ref().is_some_and(|r| r
+            .reason
+            .contains("headroom 300 (risk 1 %, achieved 100 % over 24 h)")),
+        "{:?}",
+        memory.written
+    );
 }

@@ -16,11 +16,33 @@ impl Recommender {
         current: u32,
         now: DateTime<Utc>,
     ) -> Option<Candidate> {
+        let calibrated = self.calibration.is_some();
+        let seasonal = self.seasonal.as_mut()?;
+        // With `risk`, the calibrated headroom replaces the quantile of past
+        // errors, on top of the forecast or of demand now when that is
+        // higher (a burst no season announced).
+        let (forecast, base) = if calibrated {
+            let forecast = seasonal.forecast_peak(now)?;
+            (forecast, forecast.peak.max(demand))
+        } else {
+            let forecast = seasonal.forecast(now, self.config.error_quantile())?;
+            (forecast, forecast.peak + forecast.headroom)
+        };
+        let headroom = self.calibrated(base);
+        let predicted = match headroom {
+            Some(h) => base + h,
+            None => base.max(demand),
+        };
         let c = &self.config;
-        let forecast = self.seasonal.as_mut()?.forecast(now, c.error_quantile)?;
         let per_pod = c.target_per_pod();
-        let expected = forecast.peak + forecast.headroom;
-        let predicted = expected.max(demand);
+        let plus = match (&self.calibration, headroom) {
+            (Some(calibration), Some(h)) => calibration.describe(h),
+            _ => format!(
+                "{} headroom (p{} of past errors)",
+                num(forecast.headroom),
+                num(c.error_quantile() * 100.0)
+            ),
+        };
         let raw = (predicted / per_pod)
             .ceil()
             .min(f64::from(crate::policy::MAX_REPLICA_COUNT)) as u32;
@@ -37,22 +59,19 @@ impl Recommender {
         };
         let mut reason = if forecast.outage {
             format!(
-                "seasonal: demand {} is an outage (under {}% of the season for {} min); keeping the season's {} + {} headroom, {} per pod -> {replicas}",
+                "seasonal: demand {} is an outage (under {}% of the season for {} min); keeping the season's {} + {plus}, {} per pod -> {replicas}",
                 num(demand),
                 num(OUTAGE_FRACTION * 100.0),
                 i64::from(OUTAGE_BINS) * BIN_SECONDS / 60,
                 num(forecast.peak),
-                num(forecast.headroom),
                 num(per_pod)
             )
         } else {
             format!(
-                "seasonal: highest demand within {}s expected {} ({basis}, level ×{:.2}) + {} headroom (p{} of past errors); demand now {}, {} per pod -> {replicas}",
+                "seasonal: highest demand within {}s expected {} ({basis}, level ×{:.2}) + {plus}; demand now {}, {} per pod -> {replicas}",
                 c.lead_seconds,
                 num(forecast.peak),
                 forecast.level,
-                num(forecast.headroom),
-                num(c.error_quantile * 100.0),
                 num(demand),
                 num(per_pod)
             )
@@ -66,7 +85,10 @@ impl Recommender {
         let inputs = std::collections::BTreeMap::from([
             ("demand".to_owned(), num(demand)),
             ("forecast".to_owned(), num(forecast.peak)),
-            ("headroom".to_owned(), num(forecast.headroom)),
+            (
+                "headroom".to_owned(),
+                num(headroom.unwrap_or(forecast.headroom)),
+            ),
             ("level".to_owned(), format!("{:.3}", forecast.level)),
         ]);
         Some(Candidate {
