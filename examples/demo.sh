@@ -14,7 +14,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 host=${DEMO_WEBHOOK_HOST:-127.0.0.1}
 ns=scale-governor-demo
 work=$root/target/demo
-governor=${GOVERNOR:-$root/target/debug/scale-governor}
+governor=${GOVERNOR:-${CARGO_TARGET_DIR:-$root/target}/debug/scale-governor}
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
