@@ -64,6 +64,12 @@ done
 echo "ready: https://$host:$https_port (logs: $work/serve.log)"
 
 step "Webhook configurations for namespace $ns"
+# The previous run deletes its namespace without waiting; a run started
+# while that is under way would apply into a namespace about to vanish.
+if [[ $(kubectl get namespace "$ns" -o jsonpath='{.status.phase}' 2>/dev/null) == Terminating ]]; then
+  echo "waiting for the previous run's namespace $ns to be deleted"
+  kubectl wait --for=delete "namespace/$ns" --timeout=180s >/dev/null
+fi
 kubectl get namespace "$ns" >/dev/null 2>&1 || run kubectl create namespace "$ns"
 # The configuration the project ships (deploy/local), pointed at this
 # governor and limited to the demo namespace.
