@@ -18,6 +18,10 @@ use crate::support::{
     timeline::{Recorder, Review, Timeline},
 };
 
+/// Longer than the recorder's window for pairing a mutating answer with
+/// the validating answer to the same request (300 ms).
+const PAIRING: Duration = Duration::from_millis(500);
+
 /// How long one scenario step may take.
 pub(super) const STEP: Duration = Duration::from_secs(30);
 
@@ -93,8 +97,9 @@ impl Scenario {
         .await;
     }
 
-    /// Waits for the first review that `matches`; on timeout, panics
-    /// with every review so far.
+    /// Waits for the first review that `matches` and returns it once the
+    /// recorder has paired it with the validating webhook's answer; on
+    /// timeout, panics with every review so far.
     pub(super) async fn review(
         &self,
         recorder: &Recorder,
@@ -103,8 +108,14 @@ impl Scenario {
     ) -> Review {
         let deadline = tokio::time::Instant::now() + STEP;
         loop {
-            if let Some(r) = recorder.reviews().into_iter().find(&matches) {
-                return r;
+            if recorder.reviews().iter().any(&matches) {
+                // The mutating webhook answers first; in deny mode its entry
+                // says allowed until the validating answer, up to the
+                // recorder's pairing window later, replaces it in place.
+                tokio::time::sleep(PAIRING).await;
+                if let Some(r) = recorder.reviews().into_iter().find(&matches) {
+                    return r;
+                }
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
