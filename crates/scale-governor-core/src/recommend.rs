@@ -25,6 +25,7 @@
 //! metrics, and the result is kept within the policy's bounds and never
 //! below 1 unless `min-replicas` is `"0"` ([`bounded`]).
 
+mod packed;
 pub mod plan;
 pub mod pool;
 pub mod risk;

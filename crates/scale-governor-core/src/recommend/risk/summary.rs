@@ -6,11 +6,11 @@
 //! for the seasonal summary: what a person could have edited is refused
 //! with the reason, and the calibration then starts afresh.
 
-use base64::{Engine as _, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{BIN_SECONDS, CEILING, Calibration, FLOOR, WINDOW_BINS, WindowBin};
+use crate::recommend::packed::{self, Refusal, pack, unpack};
 
 /// The format's version.
 pub const SUMMARY_VERSION: u32 = 1;
@@ -33,6 +33,21 @@ pub enum SummaryError {
     /// Values that cannot be right.
     #[error("the risk calibration is not consistent: {0}")]
     Inconsistent(String),
+}
+
+impl Refusal for SummaryError {
+    fn too_large(bytes: usize) -> Self {
+        Self::TooLarge(bytes)
+    }
+    fn malformed(why: String) -> Self {
+        Self::Malformed(why)
+    }
+    fn version(found: u32) -> Self {
+        Self::Version(found)
+    }
+    fn inconsistent(why: String) -> Self {
+        Self::Inconsistent(why)
+    }
 }
 
 /// The persisted form of a [`Calibration`].
@@ -66,27 +81,9 @@ pub struct RiskSummary {
 }
 
 fn encode(values: impl Iterator<Item = f32>) -> String {
-    let mut bytes = Vec::new();
-    for v in values {
-        let q = f64::from(v).round().clamp(0.0, f64::from(u16::MAX)) as u16;
-        bytes.extend_from_slice(&q.to_le_bytes());
-    }
-    STANDARD.encode(bytes)
-}
-
-fn decode(text: &str, field: &str) -> Result<Vec<u16>, SummaryError> {
-    let bytes = STANDARD
-        .decode(text)
-        .map_err(|e| SummaryError::Malformed(format!("{field}: {e}")))?;
-    if bytes.len() % 2 != 0 {
-        return Err(SummaryError::Inconsistent(format!(
-            "{field} has an odd number of bytes"
-        )));
-    }
-    Ok(bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect())
+    pack(
+        values.map(|v| (f64::from(v).round().clamp(0.0, f64::from(u16::MAX)) as u16).to_le_bytes()),
+    )
 }
 
 impl RiskSummary {
@@ -98,18 +95,12 @@ impl RiskSummary {
     /// Reads a summary, refusing anything this version would not have
     /// written.
     pub fn parse(text: &str) -> Result<RiskSummary, SummaryError> {
-        if text.len() > MAX_SUMMARY_BYTES {
-            return Err(SummaryError::TooLarge(text.len()));
-        }
-        if !text.trim_start().starts_with('{') {
-            return Err(SummaryError::Malformed("not a JSON object".to_owned()));
-        }
-        let summary: RiskSummary = serde_json::from_str(text)
-            .map_err(|e| SummaryError::Malformed(crate::quoting::foreign(&e.to_string())))?;
-        if summary.version != SUMMARY_VERSION {
-            return Err(SummaryError::Version(summary.version));
-        }
-        Ok(summary)
+        packed::read(
+            text,
+            MAX_SUMMARY_BYTES,
+            SUMMARY_VERSION,
+            |s: &RiskSummary| s.version,
+        )
     }
 
     /// The calibration this summary holds, as of `now`, for a workload
@@ -128,8 +119,8 @@ impl RiskSummary {
             return bad(format!("start {} is not on a bin", self.start.to_rfc3339()));
         }
         let (scored, short) = (
-            decode(&self.scored, "scored")?,
-            decode(&self.short, "short")?,
+            unpack(&self.scored, "scored")?,
+            unpack(&self.short, "short")?,
         );
         if scored.len() != short.len() || scored.len() > WINDOW_BINS {
             return bad(format!(

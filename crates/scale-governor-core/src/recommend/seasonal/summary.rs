@@ -7,11 +7,11 @@
 //! summary of another version, size or shape is refused with the reason,
 //! and the strategy then starts afresh.
 
-use base64::{Engine as _, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{BIN_SECONDS, Bin, KEEP_BINS, Seasonal};
+use crate::recommend::packed::{self, Refusal, pack, unpack};
 
 /// The format's version.
 pub const SUMMARY_VERSION: u32 = 1;
@@ -46,6 +46,21 @@ pub enum SummaryError {
     Inconsistent(String),
 }
 
+impl Refusal for SummaryError {
+    fn too_large(bytes: usize) -> Self {
+        Self::TooLarge(bytes)
+    }
+    fn malformed(why: String) -> Self {
+        Self::Malformed(why)
+    }
+    fn version(found: u32) -> Self {
+        Self::Version(found)
+    }
+    fn inconsistent(why: String) -> Self {
+        Self::Inconsistent(why)
+    }
+}
+
 /// The persisted form of a [`Seasonal`] history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -69,45 +84,26 @@ pub struct SeasonalSummary {
 }
 
 fn encode(values: impl Iterator<Item = Option<f64>>, scale: f64) -> String {
-    let mut bytes = Vec::new();
-    for v in values {
-        let q = match v {
+    pack(values.map(|v| {
+        match v {
             Some(v) => ((v / scale) * FULL).round().clamp(0.0, FULL) as u16,
             None => MISSING,
-        };
-        bytes.extend_from_slice(&q.to_le_bytes());
-    }
-    STANDARD.encode(bytes)
+        }
+        .to_le_bytes()
+    }))
 }
 
 fn encode_errors(values: impl Iterator<Item = f32>, scale: f64) -> String {
-    let mut bytes = Vec::new();
-    for e in values {
-        let q = if e.is_nan() {
+    pack(values.map(|e| {
+        if e.is_nan() {
             NO_ERROR
         } else {
             (f64::from(e) / scale * FULL_ERROR)
                 .round()
                 .clamp(-FULL_ERROR, FULL_ERROR) as i16
-        };
-        bytes.extend_from_slice(&q.to_le_bytes());
-    }
-    STANDARD.encode(bytes)
-}
-
-fn decode(text: &str, field: &str) -> Result<Vec<u16>, SummaryError> {
-    let bytes = STANDARD
-        .decode(text)
-        .map_err(|e| SummaryError::Malformed(format!("{field}: {e}")))?;
-    if bytes.len() % 2 != 0 {
-        return Err(SummaryError::Inconsistent(format!(
-            "{field} has an odd number of bytes"
-        )));
-    }
-    Ok(bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect())
+        }
+        .to_le_bytes()
+    }))
 }
 
 impl SeasonalSummary {
@@ -119,18 +115,12 @@ impl SeasonalSummary {
     /// Reads a summary, refusing anything this version would not have
     /// written.
     pub fn parse(text: &str) -> Result<SeasonalSummary, SummaryError> {
-        if text.len() > MAX_SUMMARY_BYTES {
-            return Err(SummaryError::TooLarge(text.len()));
-        }
-        if !text.trim_start().starts_with('{') {
-            return Err(SummaryError::Malformed("not a JSON object".to_owned()));
-        }
-        let summary: SeasonalSummary =
-            serde_json::from_str(text).map_err(|e| SummaryError::Malformed(e.to_string()))?;
-        if summary.version != SUMMARY_VERSION {
-            return Err(SummaryError::Version(summary.version));
-        }
-        Ok(summary)
+        packed::read(
+            text,
+            MAX_SUMMARY_BYTES,
+            SUMMARY_VERSION,
+            |s: &SeasonalSummary| s.version,
+        )
     }
 
     /// The history this summary holds, as of `now`: bins that end after
@@ -147,8 +137,8 @@ impl SeasonalSummary {
         if self.start.timestamp().rem_euclid(BIN_SECONDS) != 0 {
             return bad(format!("start {} is not on a bin", self.start.to_rfc3339()));
         }
-        let (max, mean) = (decode(&self.max, "max")?, decode(&self.mean, "mean")?);
-        let error = decode(&self.error, "error")?;
+        let (max, mean) = (unpack(&self.max, "max")?, unpack(&self.mean, "mean")?);
+        let error = unpack(&self.error, "error")?;
         if max.len() != mean.len()
             || max.len() != error.len()
             || max.is_empty()
