@@ -35,8 +35,8 @@ use crate::support::{
     self,
     e2e::{Setup, WAIT, apply, workload},
     eventually,
-    governor::{self, Governor},
-    spread::{Backend, Exchange, Spread},
+    governor::Governor,
+    spread::{Exchange, Spread},
 };
 
 const WORKLOADS: usize = 20;
@@ -70,23 +70,8 @@ async fn no_rate_rule_is_exceeded_and_no_stored_change_is_lost_when_replicas_die
         Governor::start(cluster, ns.name(), "a").await,
         Governor::start(cluster, ns.name(), "b").await,
     ];
-    let spread = Spread::start(
-        replicas
-            .iter()
-            .map(|g| Backend {
-                https_port: g.https_port,
-                admin_port: g.admin_port,
-            })
-            .collect(),
-    )
-    .await;
-    let _webhooks = governor::register_with_ca(
-        cluster,
-        &ns,
-        &spread.server.url,
-        &spread.server.tls.ca_bundle(),
-    )
-    .await;
+    let (spread, _webhooks) =
+        Spread::register_over(cluster, &ns, &replicas.iter().collect::<Vec<_>>()).await;
     let policy = [
         ("scale-up", "4 pods/10s"),
         ("scale-down", "4 pods/10s"),

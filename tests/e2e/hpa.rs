@@ -32,9 +32,9 @@ use crate::support::{
     e2e::{Setup, apply_ok, create, describe, scale, workload},
     eventually,
     external_metrics::{ExternalMetrics, Metric},
-    governor::{self, Governor},
+    governor::Governor,
     replay::{self, Model},
-    spread::{Backend, Spread},
+    spread::Spread,
     timeline::{Recorder, Timeline},
 };
 
@@ -97,18 +97,7 @@ impl Scenario {
         }
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         let governor = Governor::start_with(cluster, ns.name(), "a", &flags).await;
-        let spread = Spread::start(vec![Backend {
-            https_port: governor.https_port,
-            admin_port: governor.admin_port,
-        }])
-        .await;
-        let webhooks = governor::register_with_ca(
-            cluster,
-            &ns,
-            &spread.server.url,
-            &spread.server.tls.ca_bundle(),
-        )
-        .await;
+        let (spread, webhooks) = Spread::register_over(cluster, &ns, &[&governor]).await;
         let metric = metrics.metric_named(ns.name());
         let s = Setup::adopt(cluster, ns, governor);
         let pairs: Vec<(&str, &str)> = policy.iter().map(|(k, v)| (*k, v.as_str())).collect();

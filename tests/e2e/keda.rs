@@ -195,6 +195,40 @@ async fn at_zero_under_a_floor(mode: &str, prefix: &str) -> Option<(Scenario, Re
     Some((sc, recorder, source))
 }
 
+/// Turns the metric on and checks KEDA's activation: its operator asks
+/// for 1 from 0 and gets `granted`, with `why` in the answer. Once `web`
+/// has `granted` (and KEDA has settled), turns the metric off; returns the
+/// activation and KEDA's first request for 0.
+async fn activate_then_deactivate(
+    sc: &Scenario,
+    recorder: &Recorder,
+    source: &Source,
+    granted: u32,
+    why: &str,
+) -> (Review, Review) {
+    source.set(1);
+    let activation = sc
+        .review(recorder, "KEDA's activation", |r| {
+            r.actor == OPERATOR && r.current == 0
+        })
+        .await;
+    assert_eq!(
+        (activation.asked, activation.granted, activation.allowed),
+        (1, granted, true)
+    );
+    assert!(activation.message.contains(why), "{}", activation.message);
+    sc.until(recorder, granted, "web at what the activation got")
+        .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    source.set(0);
+    let deactivation = sc
+        .review(recorder, "KEDA's deactivation", |r| {
+            r.actor == OPERATOR && r.asked == 0
+        })
+        .await;
+    (activation, deactivation)
+}
+
 /// Activation and deactivation in `enforce` mode, as docs/policy.md says:
 /// the operator's `0 → 1` is raised to the floor at once (`0 → 2`), and
 /// its scale to 0 after the cooldown is clamped to the floor, which stores
@@ -207,31 +241,14 @@ async fn keda_activation_and_deactivation_land_on_the_floor_in_enforce_mode() {
     let Some((sc, recorder, source)) = at_zero_under_a_floor("enforce", "kedaenf").await else {
         return;
     };
-    source.set(1);
-    let activation = sc
-        .review(&recorder, "KEDA's activation", |r| {
-            r.actor == OPERATOR && r.current == 0
-        })
-        .await;
-    assert_eq!(
-        (activation.asked, activation.granted, activation.allowed),
-        (1, 2, true)
-    );
-    assert!(
-        activation
-            .message
-            .contains("min-replicas 2: asked 1, allowed 2"),
-        "{}",
-        activation.message
-    );
-    sc.until(&recorder, 2, "web at the floor").await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    source.set(0);
-    let deactivation = sc
-        .review(&recorder, "KEDA's deactivation", |r| {
-            r.actor == OPERATOR && r.asked == 0
-        })
-        .await;
+    let (activation, deactivation) = activate_then_deactivate(
+        &sc,
+        &recorder,
+        &source,
+        2,
+        "min-replicas 2: asked 1, allowed 2",
+    )
+    .await;
     assert_eq!((deactivation.granted, deactivation.allowed), (2, true));
     assert!(
         deactivation
@@ -301,31 +318,14 @@ async fn keda_activation_is_a_step_toward_the_floor_and_deactivation_is_refused_
     let Some((sc, recorder, source)) = at_zero_under_a_floor("deny", "kedadeny").await else {
         return;
     };
-    source.set(1);
-    let activation = sc
-        .review(&recorder, "KEDA's activation", |r| {
-            r.actor == OPERATOR && r.current == 0
-        })
-        .await;
-    assert_eq!(
-        (activation.asked, activation.granted, activation.allowed),
-        (1, 1, true)
-    );
-    assert!(
-        activation.message.contains(
-            "min-replicas 2: asked 1 (current 0), still below the floor 2; allowed as a step toward it"
-        ),
-        "{}",
-        activation.message
-    );
-    sc.until(&recorder, 1, "web at 1").await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    source.set(0);
-    let deactivation = sc
-        .review(&recorder, "KEDA's deactivation", |r| {
-            r.actor == OPERATOR && r.asked == 0
-        })
-        .await;
+    let (_, deactivation) = activate_then_deactivate(
+        &sc,
+        &recorder,
+        &source,
+        1,
+        "min-replicas 2: asked 1 (current 0), still below the floor 2; allowed as a step toward it",
+    )
+    .await;
     assert_eq!((deactivation.current, deactivation.allowed), (1, false));
     assert!(
         deactivation

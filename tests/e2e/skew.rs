@@ -35,7 +35,7 @@ use crate::support::{
     e2e::{WAIT, apply, scale, workload},
     eventually,
     governor::{self, Governor, libfaketime},
-    spread::{Backend, Spread},
+    spread::Spread,
 };
 
 /// The rule under test, and what it allows in one period from 2 replicas.
@@ -84,23 +84,7 @@ async fn skewed(offset: &str, ahead_seconds: i64) {
     .await;
     let mut skewed = Governor::start_skewed(cluster, ns.name(), "skewed", offset, &preload).await;
 
-    let spread = Spread::start(
-        [&honest, &skewed]
-            .iter()
-            .map(|g| Backend {
-                https_port: g.https_port,
-                admin_port: g.admin_port,
-            })
-            .collect(),
-    )
-    .await;
-    let webhooks = governor::register_with_ca(
-        cluster,
-        &ns,
-        &spread.server.url,
-        &spread.server.tls.ca_bundle(),
-    )
-    .await;
+    let (_spread, webhooks) = Spread::register_over(cluster, &ns, &[&honest, &skewed]).await;
     let yaml = workload("Deployment", "web", START, &[("scale-up", RULE)]);
     eventually("web to be created through both replicas", WAIT, || async {
         apply(cluster, &ns, &yaml)

@@ -11,10 +11,10 @@ use serde_json::Value;
 use crate::support::{
     DeleteOnDrop,
     e2e::{Setup, create},
-    eventually, governor,
+    eventually,
     governor::Governor,
     keda::{self, ScaledObject},
-    spread::{Backend, Spread},
+    spread::Spread,
     timeline::{Recorder, Review, Timeline},
 };
 
@@ -46,18 +46,7 @@ impl Scenario {
         let cluster = keda::cluster()?;
         let ns = cluster.namespace(prefix).await;
         let governor = Governor::start_with(cluster, ns.name(), "a", flags).await;
-        let spread = Spread::start(vec![Backend {
-            https_port: governor.https_port,
-            admin_port: governor.admin_port,
-        }])
-        .await;
-        let webhooks = governor::register_with_ca(
-            cluster,
-            &ns,
-            &spread.server.url,
-            &spread.server.tls.ca_bundle(),
-        )
-        .await;
+        let (spread, webhooks) = Spread::register_over(cluster, &ns, &[&governor]).await;
         let s = Setup::adopt(cluster, ns, governor);
         let workload = crate::support::e2e::workload("Deployment", "web", replicas, policy);
         create(&s, &workload).await;

@@ -198,12 +198,33 @@ impl Governor {
         extra: &[&str],
         certs_dir: &std::path::Path,
     ) -> Governor {
+        let extra = extra.iter().map(|s| (*s).to_owned()).collect();
+        Governor::launch(
+            cluster,
+            lease_namespace,
+            identity,
+            extra,
+            Vec::new(),
+            certs_dir,
+        )
+        .await
+    }
+
+    /// Starts `serve` with `extra` flags and `env` for a new identity.
+    async fn launch(
+        cluster: &Cluster,
+        lease_namespace: &str,
+        identity: &str,
+        extra: Vec<String>,
+        env: Vec<(String, String)>,
+        certs_dir: &std::path::Path,
+    ) -> Governor {
         let account = governor_identity(cluster, lease_namespace, identity).await;
         let ports = [reserve_port(), reserve_port()];
         let mut g = Governor {
             child: None,
-            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
-            env: Vec::new(),
+            extra,
+            env,
             certs_dir: certs_dir.to_owned(),
             https_port: ports[0].port,
             admin_port: ports[1].port,
@@ -284,31 +305,21 @@ impl Governor {
         offset: &str,
         libfaketime: &std::path::Path,
     ) -> Governor {
-        let account = governor_identity(cluster, lease_namespace, identity).await;
-        let ports = [reserve_port(), reserve_port()];
-        let mut g = Governor {
-            child: None,
-            extra: Vec::new(),
-            env: vec![
-                ("LD_PRELOAD".into(), libfaketime.display().to_string()),
-                ("FAKETIME".into(), offset.to_owned()),
-                // Every call reads the fake clock afresh.
-                ("FAKETIME_NO_CACHE".into(), "1".into()),
-            ],
-            certs_dir: certs().dir.clone(),
-            https_port: ports[0].port,
-            admin_port: ports[1].port,
-            _ports: ports,
-            identity: identity.to_owned(),
-            lease_namespace: lease_namespace.to_owned(),
-            kubeconfig: account.kubeconfig.clone(),
-            log: cluster
-                .dir()
-                .join(format!("governor-{lease_namespace}-{identity}.log")),
-            _identity: account,
-        };
-        g.spawn().await;
-        g
+        let env = vec![
+            ("LD_PRELOAD".into(), libfaketime.display().to_string()),
+            ("FAKETIME".into(), offset.to_owned()),
+            // Every call reads the fake clock afresh.
+            ("FAKETIME_NO_CACHE".into(), "1".into()),
+        ];
+        Governor::launch(
+            cluster,
+            lease_namespace,
+            identity,
+            Vec::new(),
+            env,
+            &certs().dir,
+        )
+        .await
     }
 
     /// SIGTERM and wait: a graceful stop, which releases the Lease.

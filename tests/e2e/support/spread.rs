@@ -160,6 +160,31 @@ impl Spread {
         }
     }
 
+    /// A proxy over `governors`, with `ns`'s webhook configurations
+    /// pointing at it: every review the apiserver sends is recorded.
+    pub async fn register_over(
+        cluster: &super::Cluster,
+        ns: &super::TestNamespace,
+        governors: &[&governor::Governor],
+    ) -> (Spread, [super::DeleteOnDrop; 2]) {
+        let backends = governors
+            .iter()
+            .map(|g| Backend {
+                https_port: g.https_port,
+                admin_port: g.admin_port,
+            })
+            .collect();
+        let spread = Spread::start(backends).await;
+        let webhooks = governor::register_with_ca(
+            cluster,
+            ns,
+            &spread.server.url,
+            &spread.server.tls.ca_bundle(),
+        )
+        .await;
+        (spread, webhooks)
+    }
+
     /// Which backend answered each review from now on.
     pub fn answered(&self) -> broadcast::Receiver<usize> {
         self.shared.answered.subscribe()
