@@ -11,7 +11,7 @@ CLUSTER_KUBECONFIG := $(CURDIR)/target/cluster/kubeconfig
 PROPTEST_SEED ?= 20261201
 TOOLS = $(shell .ci/tools.sh cargo-deny shellcheck)
 
-.PHONY: help check lint test soak faults-repeat props demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load bench-review soak-memory bench-recommender bench-ledger quality image helm-lint
+.PHONY: help check lint test replay soak faults-repeat props demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load bench-review soak-memory bench-recommender bench-ledger quality image helm-lint
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -51,15 +51,23 @@ lint: ## Structure and hygiene: core purity, module cycles, function length, doc
 	cargo check --locked --quiet --manifest-path fuzz/Cargo.toml --features app --bins
 
 # The tests that need the control plane are #[ignore]d (a plain `cargo test`
-# lists and counts them); --include-ignored runs them here.
+# lists and counts them); --include-ignored runs them here, all but the
+# replay against simulate, which takes 9 minutes (`make replay`).
 test: ## What CI runs: check, lint, every test against the local control plane, and the image
 	$(MAKE) check lint
 	@started=; \
 	if ! $(CLUSTER) status >/dev/null 2>&1; then $(CLUSTER) up && started=1; fi; \
-	PATH="$$(.ci/tools.sh prometheus helm faketime):$$PATH" SCALE_GOVERNOR_REQUIRE_CLUSTER=1 PROPTEST_RNG_SEED=$(PROPTEST_SEED) cargo test --locked --workspace -- --include-ignored; status=$$?; \
+	PATH="$$(.ci/tools.sh prometheus helm faketime):$$PATH" SCALE_GOVERNOR_REQUIRE_CLUSTER=1 PROPTEST_RNG_SEED=$(PROPTEST_SEED) cargo test --locked --workspace -- --include-ignored --skip replay_trace::; status=$$?; \
 	if [[ -n $$started ]]; then $(CLUSTER) down; fi; \
 	exit $$status
 	$(MAKE) image
+
+replay: ## Two hours of a real trace through the local control plane at 15x against simulate (about 9 minutes, not in make test); writes target/replay/report.md
+	@started=; \
+	if ! $(CLUSTER) status >/dev/null 2>&1; then $(CLUSTER) up && started=1; fi; \
+	SCALE_GOVERNOR_REQUIRE_CLUSTER=1 cargo test --locked --test e2e -- --include-ignored --nocapture --exact replay_trace::two_hours_of_a_real_trace_agree_with_simulate; status=$$?; \
+	if [[ -n $$started ]]; then $(CLUSTER) down; fi; \
+	exit $$status
 
 image: ## Build the image (FROM scratch, static musl binary) with buildah and no daemon, and run its binary
 	deploy/image/build.sh

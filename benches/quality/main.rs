@@ -121,8 +121,12 @@ fn main() {
             elapsed,
         });
     }
-    let doc = report::document(&outcomes, &workloads, &config);
-    fs::write(root.join("docs/quality.md"), doc).expect("writing docs/quality.md");
+    let path = root.join("docs/quality.md");
+    let replayed = fs::read_to_string(&path)
+        .ok()
+        .and_then(|old| report::replayed(&old).map(str::to_owned));
+    let doc = report::document(&outcomes, &workloads, &config, replayed.as_deref());
+    fs::write(path, doc).expect("writing docs/quality.md");
     println!("wrote docs/quality.md");
 }
 

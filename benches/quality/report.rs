@@ -238,8 +238,26 @@ fn overview(outcomes: &[Outcome]) -> String {
     out
 }
 
-/// The whole document.
-pub fn document(outcomes: &[Outcome], workloads: &[Workload], config: &Config) -> String {
+/// Where `make replay` (`tests/e2e/replay_trace.rs`) puts its section:
+/// measured on the cluster, so this generator carries it over unchanged.
+const REPLAY_BEGIN: &str = "<!-- make replay: begin -->";
+const REPLAY_END: &str = "<!-- make replay: end -->";
+
+/// The section `make replay` wrote into `doc`, markers included.
+pub fn replayed(doc: &str) -> Option<&str> {
+    let begin = doc.find(REPLAY_BEGIN)?;
+    let end = doc[begin..].find(REPLAY_END)? + begin + REPLAY_END.len();
+    Some(&doc[begin..end])
+}
+
+/// The whole document, with the section `make replay` wrote
+/// ([`replayed`]) after the overview and the risk section.
+pub fn document(
+    outcomes: &[Outcome],
+    workloads: &[Workload],
+    config: &Config,
+    replayed: Option<&str>,
+) -> String {
     let mut doc = header(workloads, config);
     doc.push_str(&overview(outcomes));
     let risks: Vec<_> = outcomes
@@ -248,6 +266,10 @@ pub fn document(outcomes: &[Outcome], workloads: &[Workload], config: &Config) -
         .collect();
     if !risks.is_empty() {
         doc.push_str(&crate::risk::section(&risks));
+    }
+    if let Some(section) = replayed {
+        doc.push_str(section);
+        doc.push_str("\n\n");
     }
     for o in outcomes {
         let case = &o.case;

@@ -58,8 +58,9 @@ pub struct Args {
     #[arg(long, default_value_t = simulate::hpa::DEFAULT_TOLERANCE)]
     pub tolerance: f64,
     /// How late the HPA and the recommender see demand (scrape interval,
-    /// rate window, adapter cache); the oracle and the scoring see it at
-    /// once.
+    /// rate window, adapter cache, and half the HPA's sync period, since a
+    /// change waits for its next sync); the oracle and the scoring see it
+    /// at once.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub metric_delay: Duration,
     /// The IANA zone of the trace's timestamps that carry no offset (UTC

@@ -115,21 +115,7 @@ impl Scenario {
     /// Creates the HPA on `web` (1..=20 replicas) and waits for its first
     /// metric read.
     async fn hpa(&self, down: &'static str) {
-        let rules = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
-        let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
-            "metadata": {"name": "web"},
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-                "minReplicas": 1,
-                "maxReplicas": 20,
-                "metrics": [{"type": "External", "external": {
-                    "metric": {"name": self.metric.name()},
-                    "target": {"type": "AverageValue", "averageValue": TARGET.to_string()}
-                }}],
-                "behavior": {"scaleUp": rules(UP), "scaleDown": rules(down)}
-            }
-        }))
-        .unwrap();
+        let hpa = self.metric.hpa("web", 20, TARGET, UP, down);
         let hpas: Api<HorizontalPodAutoscaler> = self.s.ns.api(self.s.cluster.client());
         hpas.create(&PostParams::default(), &hpa).await.unwrap();
         eventually("the HPA's first metric read", STEP, || async {

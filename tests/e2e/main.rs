@@ -35,6 +35,7 @@ mod keda;
 mod ledger;
 mod monitoring;
 mod recommender;
+mod replay_trace;
 mod reports;
 mod scoping;
 mod seasonal;

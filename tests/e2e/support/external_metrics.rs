@@ -210,9 +210,32 @@ pub struct Metric {
 }
 
 impl Metric {
-    /// The metric's name, for the HPA's `metric.name`.
-    pub fn name(&self) -> &str {
-        &self.name
+    /// An autoscaling/v2 HPA named after and scaling the Deployment
+    /// `deployment` (from 1 to `max` replicas) on this metric with an
+    /// `AverageValue` of `target`, and `up`/`down` as its `behavior` (JSON).
+    pub fn hpa(
+        &self,
+        deployment: &str,
+        max: u32,
+        target: u64,
+        up: &str,
+        down: &str,
+    ) -> k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler {
+        let rules = |s: &str| serde_json::from_str::<Value>(s).expect("a behavior in JSON");
+        serde_json::from_value(json!({
+            "metadata": {"name": deployment},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+                "minReplicas": 1,
+                "maxReplicas": max,
+                "metrics": [{"type": "External", "external": {
+                    "metric": {"name": self.name},
+                    "target": {"type": "AverageValue", "averageValue": target.to_string()}
+                }}],
+                "behavior": {"scaleUp": rules(up), "scaleDown": rules(down)}
+            }
+        }))
+        .expect("a valid HPA")
     }
 
     /// Sets the value every later query returns, in whole units.

@@ -300,25 +300,10 @@ impl Timeline {
         }
     }
 
-    /// How late the HPA read each new metric value, on average: from the
-    /// moment it was set to the first query that returned it (values set
-    /// before the HPA's first read do not count).
+    /// How late the HPA read each new metric value, on average
+    /// ([`read_delay`]).
     pub fn metric_delay(&self) -> chrono::Duration {
-        let first = self.queries.first().map(|q| q.0);
-        let lags: Vec<i64> = self
-            .sets
-            .iter()
-            .filter(|(set, _)| first.is_some_and(|f| *set > f))
-            .filter_map(|(set, value)| {
-                let read = self
-                    .queries
-                    .iter()
-                    .find(|(at, v)| at >= set && v == value)?;
-                Some((read.0 - *set).num_milliseconds())
-            })
-            .collect();
-        let mean = lags.iter().sum::<i64>() / (lags.len().max(1) as i64);
-        chrono::Duration::milliseconds(mean)
+        read_delay(&self.sets, &self.queries)
     }
 
     /// The HPA's writes, in order.
@@ -584,4 +569,24 @@ fn parse(
         },
         message,
     })
+}
+
+/// How late a metric's reader took up each value set, on average: from the
+/// moment it was set to the first query that returned it (values set
+/// before the first query do not count).
+pub fn read_delay(
+    sets: &[(DateTime<Utc>, u64)],
+    queries: &[(DateTime<Utc>, u64)],
+) -> chrono::Duration {
+    let first = queries.first().map(|q| q.0);
+    let lags: Vec<i64> = sets
+        .iter()
+        .filter(|(set, _)| first.is_some_and(|f| *set > f))
+        .filter_map(|(set, value)| {
+            let read = queries.iter().find(|(at, v)| at >= set && v == value)?;
+            Some((read.0 - *set).num_milliseconds())
+        })
+        .collect();
+    let mean = lags.iter().sum::<i64>() / (lags.len().max(1) as i64);
+    chrono::Duration::milliseconds(mean)
 }
