@@ -2,7 +2,8 @@
 # dedicated local control plane (benches/load.sh, recommender.sh, ledger.sh,
 # soak.sh) and the exit trap they share.
 # Callers set: bench (their name, for messages), governor (the binary), out
-# (the output directory), KUBECONFIG.
+# (the output directory), KUBECONFIG; certs (default $out/certs) is where
+# serve finds tls.crt and tls.key.
 # shellcheck shell=bash disable=SC2154
 
 say() { echo "${bench:-bench}: $*" >&2; }
@@ -57,7 +58,7 @@ start_serve() {
   (($#)) && shift && wrapper=("$@")
   https_port=$(free_port) admin_port=$(free_port)
   "${wrapper[@]}" "$governor" serve --addr "127.0.0.1:$https_port" --admin-addr "127.0.0.1:$admin_port" \
-    --tls-cert "$out/certs/tls.crt" --tls-key "$out/certs/tls.key" \
+    --tls-cert "${certs:-$out/certs}/tls.crt" --tls-key "${certs:-$out/certs}/tls.key" \
     --kubeconfig "$KUBECONFIG" --lease-namespace default --identity "bench-$label" \
     --log-format json "${flags[@]}" >>"$out/serve-$label.log" 2>&1 &
   serve_pid=$!
