@@ -61,10 +61,11 @@ const NO_CLUSTER: &[&str] = &[
 fn every_test_is_serial_or_parallel() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
     let mut seen = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let module = path.file_stem().unwrap().to_str().unwrap().to_owned();
-        if path.extension() != Some("rs".as_ref()) || module == "support" {
+    for path in sources(&dir) {
+        // `recommender/leader.rs` holds `recommender::leader::*`.
+        let relative = path.strip_prefix(&dir).unwrap().with_extension("");
+        let module = relative.to_str().unwrap().replace('/', "::");
+        if module == "support" || module.starts_with("support::") {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
@@ -108,4 +109,18 @@ fn every_test_is_serial_or_parallel() {
         }
     }
     assert!(seen > 60, "found only {seen} tests under {}", dir.display());
+}
+
+/// The `.rs` files under `dir`, submodules' directories included.
+fn sources(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(sources(&path));
+        } else if path.extension() == Some("rs".as_ref()) {
+            out.push(path);
+        }
+    }
+    out
 }

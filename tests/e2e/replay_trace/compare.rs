@@ -285,7 +285,7 @@ pub fn splice(doc: &str, section: &str) -> String {
     let after = doc.find("## Stated risk").unwrap_or(0);
     match doc[after..].find("\n## ") {
         Some(i) => format!(
-            "{}\n{block}\n{}",
+            "{}{block}\n\n{}",
             &doc[..after + i + 1],
             &doc[after + i + 1..]
         ),
