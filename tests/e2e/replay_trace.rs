@@ -218,7 +218,7 @@ async fn two_hours_of_a_real_trace_agree_with_simulate() {
             read_delay.num_milliseconds()
         ),
         format!(
-            "The cluster sampled every 200 ms: {} times (hpa), {} (hpa+governor); the governor answered {} reviews.",
+            "The cluster was sampled {} times (hpa) and {} times (hpa+governor), 200 ms apart plus the requests' time; the governor answered {} reviews.",
             samples["hpa"].len(),
             samples["hpa+governor"].len(),
             governor.reviews().await

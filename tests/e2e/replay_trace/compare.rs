@@ -197,8 +197,8 @@ pub fn report(agreements: &[Agreement], notes: &[String]) -> String {
          [simulate.md](simulate.md#inputs)) says to count half the HPA's sync \
          period in it. (The first run of all also showed a governor's floor far above \
          `simulate`'s for the first minutes: the test's source answered 0 until the trace began, \
-         and the `velocity` trend read 0 → 540 as a surge. The source now answers the trace's \
-         first value from the start.)\n",
+         and the `velocity` trend read the jump from 0 to the trace's first value as a surge. \
+         The source now answers the trace's first value from the start.)\n",
     );
     out
 }
