@@ -88,6 +88,19 @@ fn the_monitoring_kit_reads_only_series_that_exist() {
             result: "ok",
         })
         .inc();
+    m.recommender.show_risk(
+        &WorkloadLabels {
+            kind: "deployments",
+            namespace: "shop".into(),
+            name: "web".into(),
+        },
+        Some(RiskStatus {
+            stated: 0.01,
+            achieved: Some(0.02),
+            window_seconds: 86_400,
+            headroom: Some(1.0),
+        }),
+    );
     let text = m.encode_text();
     let exported: Vec<&str> = text
         .lines()
