@@ -6,7 +6,19 @@
 pub(crate) mod fold;
 pub(crate) mod logs;
 
-use crate::{engine::Decision, workload::WorkloadKind};
+use crate::{engine::Decision, quoting, workload::WorkloadKind};
+
+/// The most of a username an Event, a log line or a refusal shows: longer
+/// than any a cluster issues (a service account's is at most about 330).
+const MAX_ACTOR: usize = 400;
+
+/// A username as the governor writes it into what people read: a name
+/// from an OIDC claim or a certificate's CN may hold controls or bidi
+/// characters, which are escaped (`\u{202e}`) so it cannot hide or
+/// reorder the text around it, and bounded.
+pub(crate) fn shown_actor(username: &str) -> String {
+    quoting::escape(username, MAX_ACTOR)
+}
 
 /// A governed review, for Events, metrics and logs.
 #[derive(Debug, Clone)]
@@ -19,7 +31,7 @@ pub struct Report {
     pub name: String,
     /// `metadata.uid`, when known.
     pub uid: Option<String>,
-    /// Who asked.
+    /// Who asked, as shown ([`shown_actor`]).
     pub actor: String,
     /// `--dry-run=server`: report nothing outside the response.
     pub dry_run: bool,

@@ -290,7 +290,7 @@ impl Context<'_, '_> {
             namespace: subject.namespace.clone().into_owned(),
             name: subject.name.clone().into_owned(),
             uid,
-            actor: self.actor().to_owned(),
+            actor: crate::report::shown_actor(self.actor()),
             dry_run: self.req.dry_run.unwrap_or(false),
             repeat: false,
             decision,

@@ -192,6 +192,7 @@ pub(crate) fn check_edit(
         return EditCheck::Fine;
     }
     let what = found.join("; ");
+    let actor = crate::report::shown_actor(actor);
     if config.policy_admins.admits(user) {
         EditCheck::Loosened(format!("{actor} loosened the policy: {what}"))
     } else {

@@ -277,3 +277,46 @@ fn a_kept_broken_policy_is_warned_about_as_safely() {
     let notice = &s.report.as_ref().unwrap().notices[0].message;
     s.assert_reports(notice);
 }
+
+/// A username (from an OIDC claim or a certificate's CN) holding each
+/// hostile character: the Event and the log line of a clamp, and the
+/// notice of a loosening edit, show it escaped.
+#[test]
+fn a_hostile_username_is_escaped_in_events_and_logs() {
+    for &h in HOSTILE {
+        let as_user = |b: Vec<u8>| {
+            let mut review: Value = serde_json::from_slice(&b).unwrap();
+            review["request"]["userInfo"]["username"] = json!(format!("mallory{h}"));
+            serde_json::to_vec(&review).unwrap()
+        };
+        let escaped = format!("mallory\\u{{{:x}}}", u32::from(h));
+        let scale = as_user(body(
+            "UPDATE",
+            Some("scale"),
+            super::scale(100),
+            Some(super::scale(5)),
+            false,
+        ));
+        let clamped = said(
+            Endpoint::Mutate,
+            &scale,
+            cache_with(&[(keys::MAX_REPLICAS, "20")], 5),
+            now(),
+        );
+        clamped.assert_safe(1000);
+        let asked = format!("{escaped} asked 100 replicas");
+        assert!(clamped.notes().contains(&asked), "{}", clamped.notes());
+        assert!(clamped.logs.contains(&escaped), "{}", clamped.logs);
+
+        let loosen = as_user(body(
+            "UPDATE",
+            None,
+            deployment(5, json!({ keys::MAX_REPLICAS: "50" }), true),
+            Some(deployment(5, json!({ keys::MAX_REPLICAS: "20" }), true)),
+            false,
+        ));
+        let loosened = said(Endpoint::Validate, &loosen, Cache::new(), now());
+        loosened.assert_safe(1000);
+        loosened.assert_reports(&format!("{escaped} loosened the policy"));
+    }
+}
