@@ -11,7 +11,7 @@ CLUSTER_KUBECONFIG := $(CURDIR)/target/cluster/kubeconfig
 PROPTEST_SEED ?= 20261201
 TOOLS = $(shell .ci/tools.sh cargo-deny shellcheck)
 
-.PHONY: help check lint test replay soak faults-repeat props demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load bench-review soak-memory bench-recommender bench-ledger quality image helm-lint
+.PHONY: help check lint test replay soak faults-repeat props demo bench controlplane cluster-up cluster-down cluster-status fuzz bench-load bench-review soak-memory soak-memory-musl bench-recommender bench-ledger quality image helm-lint
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -137,6 +137,14 @@ bench-ledger: ## What the ledger costs the apiserver: one change in each candida
 
 soak-memory: ## serve's RSS with 10,000 governed Deployments under SOAK_SECONDS (3600) of reviews and apiserver churn; writes target/bench/soak-report.md
 	benches/soak.sh
+
+# The image's static musl binary, built as deploy/image/build.sh builds it
+# (same target directory, so it compiles once per machine).
+IMAGE_TARGET = $${SCALE_GOVERNOR_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/scale-governor}/image-target
+soak-memory-musl: ## The same hour for the image's static musl binary; writes target/bench/musl-report.md (beside soak-memory, start it once that serve is ready)
+	.ci/tools.sh musl >/dev/null
+	CARGO_TARGET_DIR="$(IMAGE_TARGET)" cargo build --locked --profile dist --target x86_64-unknown-linux-musl --bin scale-governor
+	SOAK_NAME=musl SOAK_BINARY="$(IMAGE_TARGET)/x86_64-unknown-linux-musl/dist/scale-governor" benches/soak.sh
 
 bench-review: ## Instructions and allocations per review in the handler, under valgrind; writes target/bench/review-report.md
 	benches/review.sh
